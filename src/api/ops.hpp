@@ -1,0 +1,24 @@
+// Operational routes: GET /health, /health/ready, /metrics, /openapi.json, /docs (+ its assets).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <string>
+
+#include "core/error.hpp"
+#include "http/metrics.hpp"
+#include "http/router.hpp"
+
+namespace parley::api {
+
+struct OpsDeps {
+  std::string version;
+  http::Metrics& metrics;
+  // Readiness probe: resolves to an error naming the failing check (database, draining, ...).
+  std::function<boost::asio::awaitable<Status>()> ready;
+};
+
+void register_ops_routes(http::Router& router, OpsDeps deps);
+
+}  // namespace parley::api

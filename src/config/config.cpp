@@ -1,0 +1,359 @@
+#include "config/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+#include <toml++/toml.h>
+
+#include "log/log.hpp"
+#include "log/redact.hpp"
+
+namespace parley::config {
+namespace {
+
+using Setter = std::function<Status(Config&, std::string_view)>;
+
+struct KeyDef {
+  KeyInfo info;
+  Setter set;
+  std::function<std::string(const Config&)> get;
+};
+
+Result<std::uint64_t> parse_uint(std::string_view key, std::string_view text, std::uint64_t min,
+                                 std::uint64_t max) {
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return validation(std::string(key), fmt::format("must be a whole number, got \"{}\"", text));
+  }
+  if (value < min || value > max) {
+    return validation(std::string(key), fmt::format("must be between {} and {}, got {}", min, max, value));
+  }
+  return value;
+}
+
+Result<bool> parse_bool(std::string_view key, std::string_view text) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  return validation(std::string(key), fmt::format("must be true or false, got \"{}\"", text));
+}
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(',', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view item = text.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ",";
+    out += item;
+  }
+  return out;
+}
+
+KeyDef string_key(std::string_view key, std::string_view env, std::string Config::*field, bool secret,
+                  std::string_view help) {
+  return {{key, env, secret, help},
+          [field](Config& c, std::string_view v) -> Status {
+            c.*field = std::string(v);
+            return {};
+          },
+          [field](const Config& c) { return c.*field; }};
+}
+
+KeyDef choice_key(std::string_view key, std::string_view env, std::string Config::*field,
+                  std::vector<std::string_view> choices, std::string_view help) {
+  return {{key, env, false, help},
+          [field, choices, key](Config& c, std::string_view v) -> Status {
+            if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+              std::string all;
+              for (auto ch : choices) all += (all.empty() ? "" : ", ") + std::string(ch);
+              return validation(std::string(key), fmt::format("must be one of {}, got \"{}\"", all, v));
+            }
+            c.*field = std::string(v);
+            return {};
+          },
+          [field](const Config& c) { return c.*field; }};
+}
+
+template <class T, class Owner>
+KeyDef uint_key(std::string_view key, std::string_view env, Owner* (*owner)(Config&),
+                T Owner::*field, std::uint64_t min, std::uint64_t max, std::string_view help) {
+  return {{key, env, false, help},
+          [=](Config& c, std::string_view v) -> Status {
+            auto parsed = parse_uint(key, v, min, max);
+            if (!parsed) return std::unexpected(parsed.error());
+            owner(c)->*field = static_cast<T>(*parsed);
+            return {};
+          },
+          [=](const Config& c) { return std::to_string(owner(const_cast<Config&>(c))->*field); }};
+}
+
+KeyDef millis_key(std::string_view key, std::string_view env, Millis HttpLimits::*field, std::uint64_t min,
+                  std::uint64_t max, std::string_view help) {
+  return {{key, env, false, help},
+          [=](Config& c, std::string_view v) -> Status {
+            auto parsed = parse_uint(key, v, min, max);
+            if (!parsed) return std::unexpected(parsed.error());
+            c.http.*field = Millis(*parsed);
+            return {};
+          },
+          [=](const Config& c) { return std::to_string((c.http.*field).count()); }};
+}
+
+KeyDef list_key(std::string_view key, std::string_view env, std::vector<std::string> Config::*field,
+                std::string_view help) {
+  return {{key, env, false, help},
+          [field](Config& c, std::string_view v) -> Status {
+            c.*field = split_list(v);
+            return {};
+          },
+          [field](const Config& c) { return join(c.*field); }};
+}
+
+Config* self(Config& c) { return &c; }
+HttpLimits* http_of(Config& c) { return &c.http; }
+
+const std::vector<KeyDef>& key_defs() {
+  static const std::vector<KeyDef> defs = [] {
+    std::vector<KeyDef> d;
+    d.push_back(string_key("listen", "PARLEY_LISTEN", &Config::listen, false,
+                           "address:port to serve on; port 0 picks a free port"));
+    d.push_back(string_key("data_dir", "PARLEY_DATA_DIR", &Config::data_dir, false,
+                           "directory for the SQLite database and generated secrets"));
+    d.push_back(string_key("database.url", "PARLEY_DATABASE_URL", &Config::database_url, true,
+                           "sqlite:///path.db or postgresql://user:pass@host:port/db; default sqlite in data_dir"));
+    d.push_back(uint_key("database.pool_size", "PARLEY_DATABASE_POOL_SIZE", &self, &Config::database_pool_size,
+                         1, 256, "database connections kept open"));
+    d.push_back(choice_key("database.sqlite_synchronous", "PARLEY_DATABASE_SQLITE_SYNCHRONOUS",
+                           &Config::sqlite_synchronous, {"full", "normal"},
+                           "SQLite durability: full survives power loss, normal survives process crashes"));
+    d.push_back(choice_key("log.format", "PARLEY_LOG_FORMAT", &Config::log_format, {"text", "json"},
+                           "log line format"));
+    d.push_back(choice_key("log.level", "PARLEY_LOG_LEVEL", &Config::log_level,
+                           {"trace", "debug", "info", "warn", "error", "off"}, "lowest level logged"));
+    d.push_back({{"log.access", "PARLEY_LOG_ACCESS", false, "one access-log line per request"},
+                 [](Config& c, std::string_view v) -> Status {
+                   auto b = parse_bool("log.access", v);
+                   if (!b) return std::unexpected(b.error());
+                   c.access_log = *b;
+                   return {};
+                 },
+                 [](const Config& c) { return std::string(c.access_log ? "true" : "false"); }});
+    d.push_back(uint_key("workers", "PARLEY_WORKERS", &self, &Config::workers, 0, 256,
+                         "event-loop threads; 0 means one per core"));
+    d.push_back(uint_key("blocking_threads", "PARLEY_BLOCKING_THREADS", &self, &Config::blocking_threads, 0, 256,
+                         "threads for database work and password hashing; 0 means max(2, cores)"));
+    d.push_back(uint_key("http.max_header_bytes", "PARLEY_HTTP_MAX_HEADER_BYTES", &http_of,
+                         &HttpLimits::max_header_bytes, 1024, 1024 * 1024, "request head limit (431 above)"));
+    d.push_back(uint_key("http.max_body_bytes", "PARLEY_HTTP_MAX_BODY_BYTES", &http_of,
+                         &HttpLimits::max_body_bytes, 1024, 1024ULL * 1024 * 1024, "request body limit (413 above)"));
+    d.push_back(millis_key("http.header_timeout_ms", "PARLEY_HTTP_HEADER_TIMEOUT_MS", &HttpLimits::header_timeout,
+                           100, 3'600'000, "time to receive a request head once it started (408)"));
+    d.push_back(millis_key("http.body_timeout_ms", "PARLEY_HTTP_BODY_TIMEOUT_MS", &HttpLimits::body_timeout, 100,
+                           3'600'000, "time to receive a request body (408)"));
+    d.push_back(millis_key("http.idle_timeout_ms", "PARLEY_HTTP_IDLE_TIMEOUT_MS", &HttpLimits::idle_timeout, 100,
+                           86'400'000, "keep-alive connection closed after this long without a request"));
+    d.push_back(millis_key("http.write_timeout_ms", "PARLEY_HTTP_WRITE_TIMEOUT_MS", &HttpLimits::write_timeout,
+                           100, 3'600'000, "a response not taken by the client within this is abandoned"));
+    d.push_back(uint_key("http.max_connections", "PARLEY_HTTP_MAX_CONNECTIONS", &http_of,
+                         &HttpLimits::max_connections, 1, 1'000'000, "open client connections (503 above)"));
+    d.push_back(millis_key("http.drain_timeout_ms", "PARLEY_HTTP_DRAIN_TIMEOUT_MS", &HttpLimits::drain_timeout, 0,
+                           3'600'000, "graceful shutdown: time in-flight requests get to finish"));
+    d.push_back(list_key("http.cors_origins", "PARLEY_HTTP_CORS_ORIGINS", &Config::cors_origins,
+                         "origins allowed by CORS (comma list; \"*\" for any); empty disables CORS"));
+    d.push_back(list_key("http.trusted_hosts", "PARLEY_HTTP_TRUSTED_HOSTS", &Config::trusted_hosts,
+                         "Host header values accepted (comma list; \"*\" for any)"));
+    d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys, true,
+                           "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
+    d.push_back(string_key("secrets.jwt_secret", "PARLEY_JWT_SECRET", &Config::jwt_secret, true,
+                           "HS256 secret for access tokens; generated in data_dir when unset"));
+    return d;
+  }();
+  return defs;
+}
+
+const KeyDef* find_key(std::string_view key) {
+  for (const auto& def : key_defs()) {
+    if (def.info.key == key) return &def;
+  }
+  return nullptr;
+}
+
+// Flattens a TOML table to dotted keys with string values; arrays become comma lists.
+Status flatten(const toml::table& table, const std::string& prefix,
+               std::vector<std::pair<std::string, std::string>>& out) {
+  for (const auto& [k, node] : table) {
+    std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = node.as_table()) {
+      if (auto s = flatten(*sub, key, out); !s) return s;
+      continue;
+    }
+    if (const auto* arr = node.as_array()) {
+      std::vector<std::string> items;
+      for (const auto& el : *arr) {
+        if (auto s = el.value<std::string>()) {
+          items.push_back(*s);
+        } else {
+          return validation(key, "must be an array of strings");
+        }
+      }
+      out.emplace_back(key, join(items));
+      continue;
+    }
+    if (auto s = node.value_exact<std::string>()) {
+      out.emplace_back(key, *s);
+    } else if (auto i = node.value_exact<std::int64_t>()) {
+      if (*i < 0) return validation(key, "must not be negative");
+      out.emplace_back(key, std::to_string(*i));
+    } else if (auto b = node.value_exact<bool>()) {
+      out.emplace_back(key, *b ? "true" : "false");
+    } else {
+      return validation(key, "unsupported value type");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string Config::effective_database_url() const {
+  if (!database_url.empty()) return database_url;
+  return "sqlite://" + (std::filesystem::path(data_dir) / "parley.db").string();
+}
+
+const std::vector<KeyInfo>& keys() {
+  static const std::vector<KeyInfo> infos = [] {
+    std::vector<KeyInfo> v;
+    for (const auto& d : key_defs()) v.push_back(d.info);
+    return v;
+  }();
+  return infos;
+}
+
+Status set_key(Config& config, std::string_view key, std::string_view value) {
+  const KeyDef* def = find_key(key);
+  if (def == nullptr) return validation(std::string(key), "unknown configuration key");
+  return def->set(config, value);
+}
+
+Status validate(Config& config) {
+  std::string_view listen = config.listen;
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) return validation("listen", "must be host:port, e.g. 127.0.0.1:8080");
+  std::string_view host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) return validation("listen", "host part is empty");
+  auto port = parse_uint("listen", listen.substr(colon + 1), 0, 65535);
+  if (!port) return validation("listen", "port must be a number between 0 and 65535");
+  config.listen_host = std::string(host);
+  config.listen_port = static_cast<std::uint16_t>(*port);
+  if (config.data_dir.empty()) return validation("data_dir", "must not be empty");
+  const std::string url = config.effective_database_url();
+  if (!(url.starts_with("sqlite:") || url.starts_with("postgresql://") || url.starts_with("postgres://"))) {
+    return validation("database.url", "must start with sqlite://, postgresql:// or postgres://");
+  }
+  if (config.workers == 0) config.workers = std::max(1U, std::thread::hardware_concurrency());
+  if (config.blocking_threads == 0) config.blocking_threads = std::max(2U, std::thread::hardware_concurrency());
+  for (const auto& origin : config.cors_origins) {
+    if (origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))) {
+      return validation("http.cors_origins", fmt::format("\"{}\" is not an origin (http[s]://host[:port])", origin));
+    }
+  }
+  return {};
+}
+
+Result<LoadResult> load(const LoadInput& input) {
+  auto getenv = input.getenv ? input.getenv : [](const char* name) -> const char* { return std::getenv(name); };
+  LoadResult out;
+  for (const auto& def : key_defs()) out.sources[std::string(def.info.key)] = Source::kDefault;
+
+  std::optional<std::string> path = input.config_path;
+  if (!path) {
+    if (const char* env = getenv("PARLEY_CONFIG"); env != nullptr && *env != '\0') path = env;
+  }
+  if (path) {
+    toml::table parsed;
+    try {
+      parsed = toml::parse_file(*path);
+    } catch (const toml::parse_error& err) {
+      return fail(ErrorKind::kValidation,
+                  fmt::format("{}:{}:{}: {}", *path, err.source().begin.line, err.source().begin.column,
+                              err.description()),
+                  std::string("config"));
+    }
+    std::vector<std::pair<std::string, std::string>> flat;
+    if (auto s = flatten(parsed, "", flat); !s) return std::unexpected(s.error());
+    for (const auto& [key, value] : flat) {
+      if (auto s = set_key(out.config, key, value); !s) return std::unexpected(s.error());
+      out.sources[key] = Source::kFile;
+    }
+  }
+  for (const auto& def : key_defs()) {
+    const char* env = getenv(std::string(def.info.env).c_str());
+    if (env == nullptr) continue;
+    if (auto s = def.set(out.config, env); !s) {
+      return fail(ErrorKind::kValidation, fmt::format("{} ({}): {}", def.info.env, def.info.key, s.error().message),
+                  std::string(def.info.key));
+    }
+    out.sources[std::string(def.info.key)] = Source::kEnv;
+  }
+  for (const auto& [key, value] : input.flags) {
+    if (auto s = set_key(out.config, key, value); !s) return std::unexpected(s.error());
+    out.sources[key] = Source::kFlag;
+  }
+  if (auto s = validate(out.config); !s) return std::unexpected(s.error());
+  return out;
+}
+
+std::string describe(const LoadResult& loaded) {
+  std::string out;
+  for (const auto& def : key_defs()) {
+    std::string value = def.get(loaded.config);
+    if (def.info.secret && !value.empty()) {
+      // Database URLs are useful to see; only their password is secret.
+      if (def.info.key == "database.url") {
+        value = log::redact(value);
+      } else {
+        value = "[set, " + std::to_string(value.size()) + " chars]";
+      }
+    }
+    if (def.info.key == "database.url" && value.empty()) value = loaded.config.effective_database_url();
+    const char* source = "default";
+    auto it = loaded.sources.find(std::string(def.info.key));
+    if (it != loaded.sources.end()) {
+      switch (it->second) {
+        case Source::kFile:
+          source = "file";
+          break;
+        case Source::kEnv:
+          source = "env";
+          break;
+        case Source::kFlag:
+          source = "flag";
+          break;
+        case Source::kDefault:
+          break;
+      }
+    }
+    out += fmt::format("{} = \"{}\"  # {} ({})\n", def.info.key, value, source, def.info.env);
+  }
+  return out;
+}
+
+}  // namespace parley::config

@@ -1,0 +1,91 @@
+// The effective configuration: built-in defaults, then a TOML file (--config / PARLEY_CONFIG), then
+// PARLEY_* environment variables, then command-line flags. Loaded and validated once at start; an
+// invalid value names its key and the reason, and parley exits before it binds a port.
+// Every key is listed in docs/CONFIGURATION.md with its default.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace parley::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct HttpLimits {
+  std::size_t max_header_bytes = 16 * 1024;  // whole request head; larger → 431
+  std::size_t max_body_bytes = 1024 * 1024;   // request body; larger → 413
+  Millis header_timeout{10'000};              // from first byte to end of head; slower → 408
+  Millis body_timeout{30'000};                // to read the whole body; slower → 408
+  Millis idle_timeout{60'000};                // keep-alive connection with no request in progress
+  Millis write_timeout{30'000};               // a client that does not read its response
+  std::size_t max_connections = 10'000;       // more → 503 and close
+  Millis drain_timeout{10'000};               // graceful shutdown: in-flight requests get this long
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string database_url;  // empty → sqlite under data_dir
+  std::size_t database_pool_size = 8;
+  std::string sqlite_synchronous = "full";  // full | normal
+  std::string log_format = "text";
+  std::string log_level = "info";
+  bool access_log = true;
+  unsigned workers = 0;           // event-loop threads; 0 → number of cores
+  unsigned blocking_threads = 0;  // database / hashing pool; 0 → max(2, cores)
+  HttpLimits http;
+  std::vector<std::string> cors_origins;  // exact origins, or "*"
+  std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
+  std::string encryption_keys;  // comma-separated Fernet keys; empty → generated in data_dir
+  std::string jwt_secret;       // empty → generated in data_dir
+
+  // Derived after validation.
+  std::string listen_host;
+  std::uint16_t listen_port = 0;
+  [[nodiscard]] std::string effective_database_url() const;
+};
+
+// Where a value came from, for `parley config check`.
+enum class Source { kDefault, kFile, kEnv, kFlag };
+
+struct LoadResult {
+  Config config;
+  std::map<std::string, Source> sources;  // key → where its value came from
+};
+
+struct LoadInput {
+  std::optional<std::string> config_path;          // --config, else PARLEY_CONFIG
+  std::map<std::string, std::string> flags;        // key → value from the command line
+  std::function<const char*(const char*)> getenv;  // injectable for tests; defaults to ::getenv
+};
+
+Result<LoadResult> load(const LoadInput& input);
+
+// Sets `key` (dotted name, e.g. "http.max_body_bytes") from text, with validation.
+Status set_key(Config& config, std::string_view key, std::string_view value);
+
+// Checks cross-field rules and derives listen_host/listen_port.
+Status validate(Config& config);
+
+// Every key with its environment variable name and whether it is secret (for docs and config check).
+struct KeyInfo {
+  std::string_view key;
+  std::string_view env;
+  bool secret;
+  std::string_view help;
+};
+const std::vector<KeyInfo>& keys();
+
+// The effective configuration as TOML-like "key = value" lines, secrets masked.
+std::string describe(const LoadResult& loaded);
+
+}  // namespace parley::config

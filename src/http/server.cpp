@@ -1,0 +1,520 @@
+#include "http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <list>
+#include <random>
+#include <thread>
+
+#include "log/log.hpp"
+
+namespace parley::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' || c == ':';
+  });
+}
+
+// Request ids need to be unique, not secret: a per-thread random prefix and a counter.
+std::string new_request_id() {
+  thread_local std::uint64_t prefix = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  thread_local std::uint64_t counter = 0;
+  return fmt::format("req_{:012x}{:08x}", prefix & 0xffffffffffffULL, ++counter);
+}
+
+std::string_view host_without_port(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    std::size_t end = host.find(']');
+    return end == std::string_view::npos ? host : host.substr(1, end - 1);
+  }
+  std::size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(':') == colon) return host.substr(0, colon);
+  return host;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+// One connection's bookkeeping, touched only on its worker's thread.
+struct SessionSlot {
+  beast::tcp_stream* stream = nullptr;
+  bool idle = true;  // waiting for the next request: may be closed at once when draining
+};
+
+struct Worker {
+  asio::io_context io{1};
+  std::list<SessionSlot*> sessions;
+  std::size_t index = 0;
+};
+
+struct Server::Impl {
+  Impl(Server& owner, ServerOptions opts, const Router& r, Metrics& m)
+      : self(owner), options(std::move(opts)), router(r), metrics(m) {
+    for (unsigned i = 0; i < std::max(1U, options.workers); ++i) {
+      workers.push_back(std::make_unique<Worker>());
+      workers.back()->index = i;
+    }
+    acceptor.emplace(workers[0]->io);
+  }
+
+  Server& self;
+  ServerOptions options;
+  const Router& router;
+  Metrics& metrics;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::optional<tcp::acceptor> acceptor;
+  std::atomic<std::size_t> open_sessions{0};
+  std::size_t next_worker = 0;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(tcp::socket socket, Worker& worker);
+  asio::awaitable<void> reject_overloaded(tcp::socket socket);
+  asio::awaitable<void> drain_watch();
+
+  asio::awaitable<Response> dispatch(Request& req, RequestContext& ctx, std::string_view& route);
+  void finish_headers(Response& res, const RequestContext& ctx, std::string_view origin) const;
+  [[nodiscard]] bool host_allowed(std::string_view host) const;
+  [[nodiscard]] bool origin_allowed(std::string_view origin) const;
+  void record(const RequestContext& ctx, std::string_view route, std::string_view method, unsigned status,
+              std::size_t bytes, Worker& worker) const;
+};
+
+// Chunked streaming for handlers (SSE). Lives for one request on the session's coroutine frame.
+class SessionStream final : public StreamWriter {
+ public:
+  SessionStream(beast::tcp_stream& stream, Server::Impl& impl, const RequestContext& ctx, std::string_view origin,
+                bool keep_alive)
+      : stream_(stream), impl_(impl), ctx_(ctx), origin_(origin), keep_alive_(keep_alive) {}
+
+  asio::awaitable<bool> begin(Response head) override {
+    if (started_) co_return false;
+    started_ = true;
+    impl_.finish_headers(head, ctx_, origin_);
+    head.keep_alive(keep_alive_);
+    head.chunked(true);
+    status_ = head.result_int();
+    beast_http::response<beast_http::empty_body> header{head.result(), 11};
+    header.base() = head.base();
+    header.chunked(true);
+    beast_http::response_serializer<beast_http::empty_body> sr{header};
+    stream_.expires_after(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await beast_http::async_write_header(stream_, sr, kTuple);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  asio::awaitable<bool> write(std::string_view data) override {
+    if (!started_ || !ok_) co_return false;
+    if (data.empty()) co_return true;
+    stream_.expires_after(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, beast_http::make_chunk(asio::buffer(data)), kTuple);
+    if (ec) ok_ = false;
+    bytes_ += data.size();
+    co_return ok_;
+  }
+
+  [[nodiscard]] bool started() const override { return started_; }
+
+  asio::awaitable<bool> finish() {
+    if (!ok_) co_return false;
+    stream_.expires_after(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, beast_http::make_chunk_last(), kTuple);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] unsigned status() const { return status_; }
+  [[nodiscard]] std::size_t bytes() const { return bytes_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  Server::Impl& impl_;
+  const RequestContext& ctx_;
+  std::string_view origin_;
+  bool keep_alive_;
+  bool started_ = false;
+  bool ok_ = true;
+  unsigned status_ = 200;
+  std::size_t bytes_ = 0;
+};
+
+Server::Server(ServerOptions options, const Router& router, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(*this, std::move(options), router, metrics)) {}
+
+Server::~Server() = default;
+
+Status Server::bind(const std::string& host, std::uint16_t port) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) return validation("listen", fmt::format("\"{}\" is not an IP address", host));
+  tcp::endpoint endpoint(address, port);
+  auto& acc = *impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return fail(ErrorKind::kUnavailable, fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()),
+                std::string("listen"));
+  }
+  return {};
+}
+
+std::uint16_t Server::port() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor->local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+asio::any_io_executor Server::main_executor() const { return impl_->workers[0]->io.get_executor(); }
+
+void Server::run() {
+  asio::co_spawn(impl_->workers[0]->io, impl_->accept_loop(), asio::detached);
+  std::vector<std::thread> threads;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (auto& w : impl_->workers) guards.emplace_back(w->io.get_executor());
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
+    threads.emplace_back([w = impl_->workers[i].get()] { w->io.run(); });
+  }
+  impl_->workers[0]->io.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::shutdown() {
+  if (draining_.exchange(true)) return;
+  asio::post(impl_->workers[0]->io, [impl = impl_.get()] {
+    boost::system::error_code ec;
+    impl->acceptor->close(ec);
+    asio::co_spawn(impl->workers[0]->io, impl->drain_watch(), asio::detached);
+  });
+  for (auto& w : impl_->workers) {
+    asio::post(w->io, [w = w.get()] {
+      for (SessionSlot* s : w->sessions) {
+        if (s->idle && s->stream != nullptr) s->stream->socket().close();
+      }
+    });
+  }
+}
+
+asio::awaitable<void> Server::Impl::drain_watch() {
+  asio::steady_timer timer(workers[0]->io);
+  auto deadline = std::chrono::steady_clock::now() + options.limits.drain_timeout;
+  while (open_sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(10ms);
+    co_await timer.async_wait(kTuple);
+  }
+  if (open_sessions.load() > 0) {
+    spdlog::warn("drain deadline passed; closing {} connection(s)", open_sessions.load());
+    for (auto& w : workers) {
+      asio::post(w->io, [w = w.get()] {
+        for (SessionSlot* s : w->sessions) {
+          if (s->stream != nullptr) s->stream->socket().close();
+        }
+      });
+    }
+    // Give the closed sessions a moment to unwind before the loops stop.
+    for (int i = 0; i < 100 && open_sessions.load() > 0; ++i) {
+      timer.expires_after(10ms);
+      co_await timer.async_wait(kTuple);
+    }
+  }
+  for (auto& w : workers) w->io.stop();
+}
+
+asio::awaitable<void> Server::Impl::accept_loop() {
+  while (acceptor->is_open()) {
+    Worker& target = *workers[next_worker];
+    next_worker = (next_worker + 1) % workers.size();
+    auto [ec, socket] = co_await acceptor->async_accept(target.io, kTuple);
+    if (ec) {
+      if (!acceptor->is_open() || ec == asio::error::operation_aborted) break;
+      // EMFILE and friends: back off briefly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer t(workers[0]->io, 50ms);
+      co_await t.async_wait(kTuple);
+      continue;
+    }
+    if (open_sessions.load() >= options.limits.max_connections) {
+      asio::co_spawn(target.io, reject_overloaded(std::move(socket)), asio::detached);
+      continue;
+    }
+    open_sessions.fetch_add(1);
+    asio::co_spawn(target.io, session(std::move(socket), target), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::Impl::reject_overloaded(tcp::socket socket) {
+  Error err(ErrorKind::kUnavailable, "Too many connections; try again shortly");
+  Response res = error_response(err, new_request_id());
+  res.set(beast_http::field::retry_after, "1");
+  res.keep_alive(false);
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_after(1s);
+  co_await beast_http::async_write(stream, res, kTuple);
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+bool Server::Impl::host_allowed(std::string_view host) const {
+  std::string_view name = host_without_port(host);
+  for (const auto& h : options.trusted_hosts) {
+    if (h == "*" || iequals(h, name)) return true;
+  }
+  return false;
+}
+
+bool Server::Impl::origin_allowed(std::string_view origin) const {
+  if (origin.empty()) return false;
+  for (const auto& o : options.cors_origins) {
+    if (o == "*" || iequals(o, origin)) return true;
+  }
+  return false;
+}
+
+void Server::Impl::finish_headers(Response& res, const RequestContext& ctx, std::string_view origin) const {
+  res.set("X-Request-ID", ctx.request_id);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  if (res.find("Content-Security-Policy") == res.end()) {
+    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  }
+  if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
+  if (origin_allowed(origin)) {
+    res.set(beast_http::field::access_control_allow_origin, origin);
+    res.set(beast_http::field::vary, "Origin");
+    res.set(beast_http::field::access_control_expose_headers,
+            "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+  }
+}
+
+void Server::Impl::record(const RequestContext& ctx, std::string_view route, std::string_view method,
+                          unsigned status, std::size_t bytes, Worker& worker) const {
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+  metrics.request_finished(worker.index, route, method, status, seconds);
+  if (options.access_log) {
+    spdlog::info("access method={} route={} status={} duration_ms={:.3f} bytes={} client={} request_id={}", method,
+                 route, status, seconds * 1000.0, bytes, ctx.client_address, ctx.request_id);
+  }
+}
+
+asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& ctx, std::string_view& route) {
+  auto host = req.find(beast_http::field::host);
+  if (host == req.end()) co_return error_response(Error(ErrorKind::kBadRequest, "Missing Host header"), ctx.request_id);
+  if (!host_allowed(host->value())) {
+    co_return error_response(Error(ErrorKind::kBadRequest, "Host not allowed"), ctx.request_id);
+  }
+  std::string_view origin = ctx.header("Origin");
+  std::string_view path = ctx.path();
+
+  if (req.method() == Method::options && !ctx.header("Access-Control-Request-Method").empty()) {
+    route = "CORS preflight";
+    auto match = router.match(Method::get, path);
+    if (!origin_allowed(origin) || !match) {
+      co_return error_response(Error(ErrorKind::kForbidden, "CORS origin not allowed"), ctx.request_id);
+    }
+    Response res{StatusCode::no_content, 11};
+    res.set(beast_http::field::access_control_allow_methods, allow_header(match->allowed));
+    std::string_view requested = ctx.header("Access-Control-Request-Headers");
+    res.set(beast_http::field::access_control_allow_headers,
+            requested.empty() ? std::string_view("Authorization, Content-Type, X-API-Key, X-Request-ID") : requested);
+    res.set(beast_http::field::access_control_max_age, "600");
+    co_return res;
+  }
+
+  auto match = router.match(req.method(), path);
+  if (!match) {
+    route = "unmatched";
+    co_return error_response(Error(ErrorKind::kNotFound, fmt::format("No route for {}", path)), ctx.request_id);
+  }
+  route = match->route;
+  ctx.route = match->route;
+  if (match->handler == nullptr) {
+    Response res = error_response(
+        Error(ErrorKind::kMethodNotAllowed, fmt::format("Method {} not allowed here", req.method_string())),
+        ctx.request_id);
+    res.set(beast_http::field::allow, allow_header(match->allowed));
+    co_return res;
+  }
+  ctx.params = std::move(match->params);
+  try {
+    co_return co_await (*match->handler)(ctx);
+  } catch (const std::exception& e) {
+    spdlog::error("unhandled exception in {} {} request_id={}: {}", req.method_string(), route, ctx.request_id,
+                  e.what());
+  } catch (...) {
+    spdlog::error("unhandled exception in {} {} request_id={}", req.method_string(), route, ctx.request_id);
+  }
+  co_return error_response(Error(ErrorKind::kInternal, "An unexpected error occurred"), ctx.request_id);
+}
+
+asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) {
+  metrics.connection_opened();
+  boost::system::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  std::string client = socket.remote_endpoint(ignored).address().to_string();
+  beast::tcp_stream stream(std::move(socket));
+  SessionSlot slot;
+  slot.stream = &stream;
+  worker.sessions.push_front(&slot);
+  auto slot_it = worker.sessions.begin();
+  beast::flat_buffer buffer;
+  const auto& limits = options.limits;
+
+  try {
+    for (;;) {
+      if (buffer.size() == 0) {
+        slot.idle = true;
+        if (self.draining()) break;
+        stream.expires_after(limits.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(8192), kTuple);
+        slot.idle = false;
+        if (ec) break;
+        buffer.commit(n);
+      }
+      slot.idle = false;
+
+      beast_http::request_parser<beast_http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      parser.body_limit(limits.max_body_bytes);
+      auto started = std::chrono::steady_clock::now();
+
+      std::optional<Error> early;
+      stream.expires_after(limits.header_timeout);
+      auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, kTuple);
+      if (hec) {
+        if (hec == beast_http::error::header_limit) {
+          early = Error(ErrorKind::kHeaderTooLarge, "Request header block is too large");
+        } else if (hec == beast_http::error::body_limit) {
+          early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
+        } else if (hec == beast::error::timeout) {
+          early = Error(ErrorKind::kRequestTimeout, "Request header not received in time");
+        } else if (hec == beast_http::error::end_of_stream || hec == asio::error::eof ||
+                   hec == asio::error::connection_reset || hec == asio::error::operation_aborted) {
+          break;
+        } else {
+          early = Error(ErrorKind::kBadRequest, "Malformed HTTP request");
+        }
+      }
+      Request& head = parser.get();
+      if (!early && head.count(beast_http::field::content_length) > 0 &&
+          head.count(beast_http::field::transfer_encoding) > 0) {
+        early = Error(ErrorKind::kBadRequest, "Content-Length and Transfer-Encoding must not both be present");
+      }
+      if (!early && !parser.is_done()) {
+        if (iequals(head[beast_http::field::expect], "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          stream.expires_after(limits.write_timeout);
+          co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
+        }
+        stream.expires_after(limits.body_timeout);
+        auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, kTuple);
+        if (bec) {
+          if (bec == beast_http::error::body_limit) {
+            early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
+          } else if (bec == beast::error::timeout) {
+            early = Error(ErrorKind::kRequestTimeout, "Request body not received in time");
+          } else if (bec == beast_http::error::partial_message || bec == asio::error::eof ||
+                     bec == asio::error::connection_reset) {
+            break;
+          } else {
+            early = Error(ErrorKind::kBadRequest, "Malformed HTTP request body");
+          }
+        }
+      }
+
+      Request req = parser.release();
+      metrics.request_started();
+      RequestContext ctx{req, {}, {}, {}, client, started, stream.get_executor(), nullptr};
+      std::string_view incoming_id = req["X-Request-ID"];
+      ctx.request_id = valid_request_id(incoming_id) ? std::string(incoming_id) : new_request_id();
+      std::string_view origin = ctx.header("Origin");
+      std::string method(early ? std::string_view("-") : std::string_view(req.method_string()));
+
+      if (early) {
+        Response res = error_response(*early, ctx.request_id);
+        finish_headers(res, ctx, {});
+        res.keep_alive(false);
+        stream.expires_after(limits.write_timeout);
+        co_await beast_http::async_write(stream, res, kTuple);
+        record(ctx, "-", method, res.result_int(), res.body().size(), worker);
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        break;
+      }
+
+      bool keep_alive = req.keep_alive();
+      SessionStream streamer(stream, *this, ctx, origin, keep_alive && !self.draining());
+      ctx.stream = &streamer;
+      std::string_view route = "-";
+      Response res = co_await dispatch(req, ctx, route);
+
+      if (streamer.started()) {
+        bool ok = co_await streamer.finish();
+        record(ctx, route, method, streamer.status(), streamer.bytes(), worker);
+        if (!ok || !keep_alive || self.draining()) break;
+        continue;
+      }
+
+      finish_headers(res, ctx, origin);
+      bool keep = keep_alive && !self.draining() && !res.need_eof();
+      res.keep_alive(keep);
+      std::size_t bytes = res.body().size();
+      stream.expires_after(limits.write_timeout);
+      boost::system::error_code wec;
+      if (req.method() == Method::head) {
+        beast_http::response_serializer<beast_http::string_body> sr{res};
+        auto [ec, n] = co_await beast_http::async_write_header(stream, sr, kTuple);
+        wec = ec;
+        bytes = 0;
+      } else {
+        auto [ec, n] = co_await beast_http::async_write(stream, res, kTuple);
+        wec = ec;
+      }
+      record(ctx, route, method, res.result_int(), bytes, worker);
+      if (wec || !keep) {
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        break;
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("connection from {} failed: {}", client, e.what());
+  }
+  worker.sessions.erase(slot_it);
+  stream.socket().close(ignored);
+  metrics.connection_closed();
+  open_sessions.fetch_sub(1);
+}
+
+}  // namespace parley::http

@@ -1,0 +1,86 @@
+// The request/response vocabulary shared by the server, the router and every handler.
+// Thread contract: a RequestContext lives on one event-loop thread for the whole request; handlers
+// must not block it (use BlockingPool::run for database work and hashing).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace parley::http {
+
+namespace beast_http = boost::beast::http;
+using Request = beast_http::request<beast_http::string_body>;
+using Response = beast_http::response<beast_http::string_body>;
+using StatusCode = beast_http::status;
+using Method = beast_http::verb;
+
+// Lets a handler send a streamed (chunked) response, e.g. Server-Sent Events. The handler calls
+// begin() once with the head, then write() per chunk; each chunk is flushed to the socket before
+// write() completes. write() returns false once the client is gone: stop producing then. When the
+// handler returns, the server ends the chunked body; the Response it returns is ignored.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  virtual boost::asio::awaitable<bool> begin(Response head) = 0;
+  virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
+  [[nodiscard]] virtual bool started() const = 0;
+};
+
+struct PathParam {
+  std::string_view name;
+  std::string value;  // percent-decoded
+};
+
+struct RequestContext {
+  Request& request;
+  std::string request_id;
+  std::string_view route;  // the matched template, e.g. "/api/v1/users/{user_id}"
+  std::vector<PathParam> params;
+  std::string client_address;
+  std::chrono::steady_clock::time_point started;
+  boost::asio::any_io_executor executor;  // this request's event loop
+  StreamWriter* stream = nullptr;         // set by the server; lets a handler stream (SSE)
+
+  [[nodiscard]] std::string_view param(std::string_view name) const {
+    for (const auto& p : params) {
+      if (p.name == name) return p.value;
+    }
+    return {};
+  }
+  [[nodiscard]] std::string_view path() const;
+  [[nodiscard]] std::string_view query_string() const;
+  // First value of a query parameter, percent-decoded; nullopt when absent.
+  [[nodiscard]] std::optional<std::string> query(std::string_view name) const;
+  [[nodiscard]] std::string_view header(std::string_view name) const;
+};
+
+using Handler = std::function<boost::asio::awaitable<Response>(RequestContext&)>;
+
+// Response builders. Each sets Content-Type and Content-Length.
+Response json_response(StatusCode status, const boost::json::value& body);
+Response text_response(StatusCode status, std::string body, std::string_view content_type);
+// The error envelope of PRODUCT.md: {"error":{"code","message","type","param","request_id"}}.
+Response error_response(const Error& error, std::string_view request_id);
+std::string error_body(const Error& error, std::string_view request_id);
+
+// Parses the request body as JSON (400 INVALID_JSON when it is not, 415 when the Content-Type says
+// it is something else).
+Result<boost::json::value> parse_json_body(const RequestContext& ctx);
+
+// Decodes %XX escapes; in query strings `+` also means a space.
+std::string percent_decode(std::string_view text, bool plus_as_space = false);
+
+}  // namespace parley::http

@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "config/config.hpp"
+
+namespace parley::config {
+namespace {
+
+struct FakeEnv {
+  std::map<std::string, std::string> vars;
+  std::function<const char*(const char*)> fn() {
+    return [this](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  }
+};
+
+std::string write_temp(const std::string& content) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("parley_config_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml");
+  std::ofstream(path) << content;
+  return path.string();
+}
+
+TEST(ConfigLoad, DefaultsAreDocumentedValues) {
+  FakeEnv env;
+  auto r = load({std::nullopt, {}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.listen, "127.0.0.1:8080");
+  EXPECT_EQ(r->config.listen_host, "127.0.0.1");
+  EXPECT_EQ(r->config.listen_port, 8080);
+  EXPECT_EQ(r->config.data_dir, "./data");
+  EXPECT_EQ(r->config.effective_database_url(), "sqlite://./data/parley.db");
+  EXPECT_EQ(r->config.http.max_header_bytes, 16U * 1024);
+  EXPECT_EQ(r->config.http.max_body_bytes, 1024U * 1024);
+  EXPECT_GE(r->config.workers, 1U);
+  EXPECT_EQ(r->sources.at("listen"), Source::kDefault);
+}
+
+TEST(ConfigLoad, FileThenEnvThenFlagsPrecedence) {
+  std::string path = write_temp(R"(
+listen = "127.0.0.1:9000"
+data_dir = "/tmp/from-file"
+[log]
+level = "debug"
+format = "json"
+[http]
+max_body_bytes = 2048
+cors_origins = ["https://app.example"]
+)");
+  FakeEnv env;
+  env.vars["PARLEY_LISTEN"] = "127.0.0.1:9001";
+  env.vars["PARLEY_LOG_LEVEL"] = "warn";
+  auto r = load({path, {{"listen", "127.0.0.1:9002"}}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.listen, "127.0.0.1:9002");
+  EXPECT_EQ(r->sources.at("listen"), Source::kFlag);
+  EXPECT_EQ(r->config.log_level, "warn");
+  EXPECT_EQ(r->sources.at("log.level"), Source::kEnv);
+  EXPECT_EQ(r->config.log_format, "json");
+  EXPECT_EQ(r->sources.at("log.format"), Source::kFile);
+  EXPECT_EQ(r->config.data_dir, "/tmp/from-file");
+  EXPECT_EQ(r->config.http.max_body_bytes, 2048U);
+  ASSERT_EQ(r->config.cors_origins.size(), 1U);
+  EXPECT_EQ(r->config.cors_origins[0], "https://app.example");
+  std::remove(path.c_str());
+}
+
+TEST(ConfigLoad, ConfigPathFromEnvironment) {
+  std::string path = write_temp("workers = 3\n");
+  FakeEnv env;
+  env.vars["PARLEY_CONFIG"] = path;
+  auto r = load({std::nullopt, {}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.workers, 3U);
+  std::remove(path.c_str());
+}
+
+TEST(ConfigLoad, InvalidValuesNameTheKey) {
+  FakeEnv env;
+  auto bad_port = load({std::nullopt, {{"listen", "127.0.0.1:99999"}}, env.fn()});
+  ASSERT_FALSE(bad_port);
+  EXPECT_EQ(bad_port.error().param.value_or(""), "listen");
+
+  env.vars["PARLEY_HTTP_MAX_BODY_BYTES"] = "lots";
+  auto bad_env = load({std::nullopt, {}, env.fn()});
+  ASSERT_FALSE(bad_env);
+  EXPECT_EQ(bad_env.error().param.value_or(""), "http.max_body_bytes");
+  EXPECT_NE(bad_env.error().message.find("PARLEY_HTTP_MAX_BODY_BYTES"), std::string::npos);
+
+  FakeEnv env2;
+  auto bad_level = load({std::nullopt, {{"log.level", "loud"}}, env2.fn()});
+  ASSERT_FALSE(bad_level);
+  EXPECT_EQ(bad_level.error().param.value_or(""), "log.level");
+
+  auto bad_db = load({std::nullopt, {{"database.url", "mysql://x"}}, env2.fn()});
+  ASSERT_FALSE(bad_db);
+  EXPECT_EQ(bad_db.error().param.value_or(""), "database.url");
+
+  auto bad_origin = load({std::nullopt, {{"http.cors_origins", "example.com"}}, env2.fn()});
+  ASSERT_FALSE(bad_origin);
+  EXPECT_EQ(bad_origin.error().param.value_or(""), "http.cors_origins");
+}
+
+TEST(ConfigLoad, UnknownFileKeyIsRejected) {
+  std::string path = write_temp("[http]\nmax_bodyy_bytes = 1\n");
+  FakeEnv env;
+  auto r = load({path, {}, env.fn()});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().param.value_or(""), "http.max_bodyy_bytes");
+  std::remove(path.c_str());
+}
+
+TEST(ConfigLoad, MalformedTomlReportsPosition) {
+  std::string path = write_temp("listen = \n");
+  FakeEnv env;
+  auto r = load({path, {}, env.fn()});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(":1:"), std::string::npos) << r.error().message;
+  std::remove(path.c_str());
+}
+
+TEST(ConfigDescribe, MasksSecrets) {
+  FakeEnv env;
+  env.vars["PARLEY_JWT_SECRET"] = "super-secret-value-123";
+  env.vars["PARLEY_DATABASE_URL"] = "postgresql://parley:pa55word@127.0.0.1:5432/parley";
+  auto r = load({std::nullopt, {}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  std::string text = describe(*r);
+  EXPECT_EQ(text.find("super-secret-value-123"), std::string::npos);
+  EXPECT_EQ(text.find("pa55word"), std::string::npos);
+  EXPECT_NE(text.find("secrets.jwt_secret"), std::string::npos);
+  EXPECT_NE(text.find("127.0.0.1:5432"), std::string::npos);
+}
+
+TEST(ConfigKeys, EveryKeyHasAnEnvironmentVariable) {
+  for (const auto& k : keys()) {
+    EXPECT_TRUE(k.env.starts_with("PARLEY_")) << k.key;
+    EXPECT_FALSE(k.help.empty()) << k.key;
+  }
+}
+
+}  // namespace
+}  // namespace parley::config
