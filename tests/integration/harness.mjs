@@ -1,0 +1,130 @@
+// Test harness: starts the real parley binary (and helpers) on ephemeral loopback ports with
+// temporary data dirs, and gives tests raw-socket and HTTP helpers.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const PARLEY_BIN = process.env.PARLEY_BIN ?? path.join(ROOT, 'build/debug/bin/parley');
+export const MOCK_BIN = process.env.PARLEY_MOCK_BIN ?? path.join(ROOT, 'build/debug/bin/parley-mock');
+
+// Which database the integration run uses: SQLite in the temp data dir, or the PostgreSQL server the
+// test runner started (PARLEY_TEST_POSTGRES_URL). Each parley instance gets a fresh PG schema-less
+// database name so runs do not see each other's rows.
+export const BACKEND = process.env.PARLEY_TEST_POSTGRES_URL ? 'postgres' : 'sqlite';
+
+export function tempDir(prefix = 'parley-test-') {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+let pgCounter = 0;
+async function freshPostgresUrl() {
+  const base = process.env.PARLEY_TEST_POSTGRES_URL;
+  const name = `parley_it_${process.pid}_${Date.now()}_${pgCounter++}`;
+  const { execFileSync } = await import('node:child_process');
+  const u = new URL(base);
+  execFileSync('psql', [base, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`], { stdio: 'pipe' });
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+// Starts `parley serve`. Options: env (extra environment), args (extra flags), dataDir (reuse one),
+// databaseUrl (reuse one), expectExit (resolve when it exits instead of waiting for the URL).
+export async function startParley(options = {}) {
+  const dataDir = options.dataDir ?? tempDir();
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl && BACKEND === 'postgres') databaseUrl = await freshPostgresUrl();
+  const env = {
+    PATH: process.env.PATH,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=1:abort_on_error=1',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
+    PARLEY_WORKERS: '2',
+    ...(databaseUrl ? { PARLEY_DATABASE_URL: databaseUrl } : {}),
+    ...options.env,
+  };
+  const args = ['serve', '--listen', options.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])];
+  const proc = spawn(options.bin ?? PARLEY_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const instance = {
+    proc, dataDir, databaseUrl, stdout: '', stderr: '', url: null, port: null,
+    exited: new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal }))),
+  };
+  proc.stdout.on('data', (d) => { instance.stdout += d; });
+  proc.stderr.on('data', (d) => { instance.stderr += d; });
+  collectedLogs.push(instance);
+  if (options.expectExit) {
+    const r = await instance.exited;
+    return { ...instance, ...r };
+  }
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`parley did not start in time:\n${instance.stderr}`)), 30000);
+    const check = () => {
+      const m = instance.stdout.match(/listening on (http:\/\/[^\s]+)/);
+      if (m) {
+        clearTimeout(timer);
+        instance.url = m[1];
+        instance.port = Number(new URL(m[1]).port);
+        resolve();
+      }
+    };
+    proc.stdout.on('data', check);
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`parley exited (${code}) before listening:\n${instance.stderr}`)); });
+  });
+  instance.stop = async (signal = 'SIGTERM') => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return instance.exited;
+  };
+  instance.cleanup = async () => {
+    await instance.stop();
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  return instance;
+}
+
+// Every instance started in this process, so a test can scan all logs for secrets.
+export const collectedLogs = [];
+
+// Sends raw bytes and resolves with everything the server sent until it closed the connection or
+// `timeoutMs` passed ({data, closed}).
+export function rawRequest(port, payload, { timeoutMs = 5000, keepOpenAfterWrite = true } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let data = '';
+    const timer = setTimeout(() => { socket.destroy(); resolve({ data, closed: false }); }, timeoutMs);
+    socket.on('connect', () => {
+      for (const part of Array.isArray(payload) ? payload : [payload]) socket.write(part);
+      if (!keepOpenAfterWrite) socket.end();
+    });
+    socket.on('data', (d) => { data += d.toString('latin1'); });
+    socket.on('error', (e) => { clearTimeout(timer); if (e.code === 'ECONNRESET') resolve({ data, closed: true }); else reject(e); });
+    socket.on('close', () => { clearTimeout(timer); resolve({ data, closed: true }); });
+  });
+}
+
+export function statusOf(raw) {
+  const m = raw.match(/^HTTP\/1\.1 (\d{3})/);
+  return m ? Number(m[1]) : null;
+}
+
+export function bodyOf(raw) {
+  const i = raw.indexOf('\r\n\r\n');
+  return i < 0 ? '' : raw.slice(i + 4);
+}
+
+export async function json(res) {
+  const text = await res.text();
+  try { return JSON.parse(text); } catch { throw new Error(`not JSON (${res.status}): ${text}`); }
+}
+
+export function expectErrorEnvelope(assert, body, code) {
+  assert.ok(body.error, `no error envelope in ${JSON.stringify(body)}`);
+  assert.equal(body.error.code, code);
+  assert.equal(typeof body.error.message, 'string');
+  assert.equal(typeof body.error.type, 'string');
+  assert.ok('param' in body.error);
+  assert.equal(typeof body.error.request_id, 'string');
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
