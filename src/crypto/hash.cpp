@@ -1,0 +1,64 @@
+#include "crypto/hash.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace parley::crypto {
+namespace {
+
+constexpr std::size_t kSha256BlockSize = 64;
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "parley: fatal: OpenSSL %s failed\n", what);
+  std::abort();
+}
+
+// OpenSSL wants a non-null pointer even for zero-length input.
+const unsigned char* bytes_of(std::string_view s) {
+  static const unsigned char kEmpty = 0;
+  return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
+}
+
+}  // namespace
+
+std::string sha256(std::string_view data) {
+  std::string out(kSha256Size, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(bytes_of(data), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                 EVP_sha256(), nullptr) != 1 ||
+      len != kSha256Size) {
+    die("SHA-256");
+  }
+  return out;
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  // RFC 2104 replaces a key longer than the hash block (64 bytes) by its digest; doing it here
+  // gives the same MAC and keeps the length within OpenSSL's int parameter.
+  std::string hashed_key;
+  if (key.size() > kSha256BlockSize) {
+    hashed_key = sha256(key);
+    key = hashed_key;
+  }
+  std::string out(kSha256Size, '\0');
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), bytes_of(key), static_cast<int>(key.size()), bytes_of(data), data.size(),
+           reinterpret_cast<unsigned char*>(out.data()), &len) == nullptr ||
+      len != kSha256Size) {
+    die("HMAC-SHA256");
+  }
+  if (!hashed_key.empty()) OPENSSL_cleanse(hashed_key.data(), hashed_key.size());
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace parley::crypto
