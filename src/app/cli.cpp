@@ -69,7 +69,7 @@ int migrate_command(const ConfigFlags& flags) {
     std::fprintf(stderr, "parley: migration failed: %s\n", report.error().message.c_str());
     return 1;
   }
-  std::printf("schema version %d (%zu migration(s) applied)\n", report->version, report->applied.size());
+  std::printf("schema version %d (%zu migration(s) applied)\n", report->to_version, report->applied.size());
   return 0;
 }
 

@@ -128,6 +128,28 @@ KeyDef list_key(std::string_view key, std::string_view env, std::vector<std::str
 
 Config* self(Config& c) { return &c; }
 HttpLimits* http_of(Config& c) { return &c.http; }
+AuthConfig* auth_of(Config& c) { return &c.auth; }
+
+KeyDef bool_key(std::string_view key, std::string_view env, bool AuthConfig::*field, std::string_view help) {
+  return {{key, env, false, help},
+          [=](Config& c, std::string_view v) -> Status {
+            auto b = parse_bool(key, v);
+            if (!b) return std::unexpected(b.error());
+            c.auth.*field = *b;
+            return {};
+          },
+          [=](const Config& c) { return std::string(c.auth.*field ? "true" : "false"); }};
+}
+
+KeyDef auth_string_key(std::string_view key, std::string_view env, std::string AuthConfig::*field,
+                       std::string_view help) {
+  return {{key, env, false, help},
+          [=](Config& c, std::string_view v) -> Status {
+            c.auth.*field = std::string(v);
+            return {};
+          },
+          [=](const Config& c) { return c.auth.*field; }};
+}
 
 const std::vector<KeyDef>& key_defs() {
   static const std::vector<KeyDef> defs = [] {
@@ -179,6 +201,32 @@ const std::vector<KeyDef>& key_defs() {
                          "origins allowed by CORS (comma list; \"*\" for any); empty disables CORS"));
     d.push_back(list_key("http.trusted_hosts", "PARLEY_HTTP_TRUSTED_HOSTS", &Config::trusted_hosts,
                          "Host header values accepted (comma list; \"*\" for any)"));
+    d.push_back(auth_string_key("auth.jwt_issuer", "PARLEY_AUTH_JWT_ISSUER", &AuthConfig::jwt_issuer,
+                                "iss claim of access tokens, checked on verification (empty: not checked)"));
+    d.push_back(auth_string_key("auth.jwt_audience", "PARLEY_AUTH_JWT_AUDIENCE", &AuthConfig::jwt_audience,
+                                "aud claim of access tokens, checked on verification (empty: not checked)"));
+    d.push_back(uint_key("auth.access_token_ttl_s", "PARLEY_AUTH_ACCESS_TOKEN_TTL_S", &auth_of,
+                         &AuthConfig::access_token_ttl_s, 60, 86400, "access token lifetime"));
+    d.push_back(uint_key("auth.refresh_token_ttl_s", "PARLEY_AUTH_REFRESH_TOKEN_TTL_S", &auth_of,
+                         &AuthConfig::refresh_token_ttl_s, 300, 365 * 86400, "refresh token lifetime"));
+    d.push_back(uint_key("auth.jwt_leeway_s", "PARLEY_AUTH_JWT_LEEWAY_S", &auth_of, &AuthConfig::jwt_leeway_s, 0,
+                         300, "clock skew allowed when checking exp/nbf/iat"));
+    d.push_back(bool_key("auth.open_registration", "PARLEY_AUTH_OPEN_REGISTRATION", &AuthConfig::open_registration,
+                         "anyone may register (role user) once the first admin exists"));
+    d.push_back(uint_key("auth.principal_cache_ttl_ms", "PARLEY_AUTH_PRINCIPAL_CACHE_TTL_MS", &auth_of,
+                         &AuthConfig::principal_cache_ttl_ms, 0, 300'000,
+                         "longest time another instance's role/deactivation/revocation change takes to apply here"));
+    d.push_back(uint_key("auth.login_max_failures_per_user", "PARLEY_AUTH_LOGIN_MAX_FAILURES_PER_USER", &auth_of,
+                         &AuthConfig::login_max_failures_per_user, 1, 1000, "failed logins per username per window"));
+    d.push_back(uint_key("auth.login_max_failures_per_address", "PARLEY_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                         &auth_of, &AuthConfig::login_max_failures_per_address, 1, 100000,
+                         "failed logins per client address per window"));
+    d.push_back(uint_key("auth.login_window_s", "PARLEY_AUTH_LOGIN_WINDOW_S", &auth_of, &AuthConfig::login_window_s, 1,
+                         86400, "sliding window for the failed-login limits"));
+    d.push_back(uint_key("auth.password_memory_kib", "PARLEY_AUTH_PASSWORD_MEMORY_KIB", &auth_of,
+                         &AuthConfig::password_memory_kib, 19 * 1024, 4 * 1024 * 1024, "argon2id memory per hash"));
+    d.push_back(uint_key("auth.password_passes", "PARLEY_AUTH_PASSWORD_PASSES", &auth_of,
+                         &AuthConfig::password_passes, 2, 20, "argon2id passes per hash"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys, true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
     d.push_back(string_key("secrets.jwt_secret", "PARLEY_JWT_SECRET", &Config::jwt_secret, true,

@@ -31,6 +31,21 @@ struct HttpLimits {
   Millis drain_timeout{10'000};               // graceful shutdown: in-flight requests get this long
 };
 
+struct AuthConfig {
+  std::string jwt_issuer = "parley";
+  std::string jwt_audience = "parley";
+  std::uint64_t access_token_ttl_s = 900;          // 15 minutes
+  std::uint64_t refresh_token_ttl_s = 30 * 86400;  // 30 days
+  std::uint64_t jwt_leeway_s = 30;
+  bool open_registration = false;
+  std::uint64_t principal_cache_ttl_ms = 5000;  // how stale a user's role/active flag may be
+  std::uint64_t login_max_failures_per_user = 5;
+  std::uint64_t login_max_failures_per_address = 20;
+  std::uint64_t login_window_s = 900;
+  std::uint64_t password_memory_kib = 19 * 1024;
+  std::uint64_t password_passes = 2;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
@@ -43,6 +58,7 @@ struct Config {
   unsigned workers = 0;           // event-loop threads; 0 → number of cores
   unsigned blocking_threads = 0;  // database / hashing pool; 0 → max(2, cores)
   HttpLimits http;
+  AuthConfig auth;
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   std::string encryption_keys;  // comma-separated Fernet keys; empty → generated in data_dir

@@ -1,0 +1,71 @@
+// What the identity handlers share: the services, the authenticator and the blocking pool. Built
+// in app/serve.cpp; handlers hold a reference.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "auth/principal.hpp"
+#include "http/blocking_pool.hpp"
+#include "http/router.hpp"
+#include "http/types.hpp"
+#include "services/api_key_service.hpp"
+#include "services/audit_log.hpp"
+#include "services/context.hpp"
+#include "services/preference_service.hpp"
+#include "services/principal_cache.hpp"
+#include "services/token_service.hpp"
+#include "services/user_service.hpp"
+
+namespace parley::api {
+
+// Resolves the caller of a request: a service key (Authorization: Bearer ai_… or X-API-Key) or an
+// access token (Authorization: Bearer <JWT>). Warm lookups touch no database; misses run on the
+// blocking pool. A deactivated or deleted user is refused (within auth.principal_cache_ttl_ms when
+// the change was made on another instance; at once on this one).
+class Authenticator {
+ public:
+  Authenticator(services::TokenService& tokens, services::UserService& users, services::ApiKeyService& keys,
+                services::PrincipalCache& principals, http::BlockingPool& pool)
+      : tokens_(tokens), users_(users), keys_(keys), principals_(principals), pool_(pool) {}
+
+  boost::asio::awaitable<Result<auth::Principal>> authenticate(const http::RequestContext& ctx);
+
+ private:
+  boost::asio::awaitable<Result<services::CachedUser>> active_user(const std::string& user_id);
+
+  services::TokenService& tokens_;
+  services::UserService& users_;
+  services::ApiKeyService& keys_;
+  services::PrincipalCache& principals_;
+  http::BlockingPool& pool_;
+};
+
+struct IdentityDeps {
+  services::UserService& users;
+  services::TokenService& tokens;
+  services::ApiKeyService& keys;
+  services::PreferenceService& preferences;
+  services::AuditLog& audit;
+  Authenticator& authenticator;
+  http::BlockingPool& pool;
+  const Clock& clock;
+};
+
+services::RequestMeta meta_of(const http::RequestContext& ctx);
+
+// ISO 8601 UTC with milliseconds: "2026-11-23T19:32:00.123Z".
+std::string iso8601(std::int64_t unix_ms);
+// Parses ISO 8601 / RFC 3339 timestamps ("2026-01-02T03:04:05Z", with optional fraction and
+// offset) to unix ms.
+std::optional<std::int64_t> parse_iso8601(std::string_view text);
+
+// Renders a 401 with WWW-Authenticate, or any other error, in the envelope.
+http::Response error_of(const Error& error, const http::RequestContext& ctx);
+
+void register_identity_routes(http::Router& router, IdentityDeps& deps);
+
+}  // namespace parley::api

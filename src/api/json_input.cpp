@@ -1,0 +1,139 @@
+#include "api/json_input.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+
+namespace parley::api {
+
+Result<bj::object> read_object(const http::RequestContext& ctx) {
+  auto value = http::parse_json_body(ctx);
+  if (!value) return std::unexpected(value.error());
+  if (!value->is_object()) return validation("body", "Request body must be a JSON object");
+  return std::move(value->as_object());
+}
+
+Status only_fields(const bj::object& object, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, value] : object) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || a == std::string_view(key);
+    if (!ok) return validation(std::string(key), fmt::format("Unknown or read-only field \"{}\"", std::string_view(key)));
+  }
+  return {};
+}
+
+std::optional<std::size_t> utf8_length(std::string_view text) {
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return std::nullopt;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return std::nullopt;
+    }
+    i += n;
+    ++count;
+  }
+  return count;
+}
+
+namespace {
+const bj::value* find(const bj::object& o, std::string_view name) {
+  auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) return nullptr;
+  return &it->value();
+}
+std::unexpected<Error> missing(std::string_view name) {
+  return validation(std::string(name), fmt::format("{} is required", name));
+}
+}  // namespace
+
+Result<std::optional<std::string>> get_string(const bj::object& o, std::string_view name, bool required,
+                                              StringRule rule) {
+  const bj::value* v = find(o, name);
+  if (v == nullptr) {
+    if (required) return missing(name);
+    return std::optional<std::string>{};
+  }
+  if (!v->is_string()) return validation(std::string(name), fmt::format("{} must be a string", name));
+  std::string s(v->as_string());
+  if (rule.trim) {
+    auto b = s.find_first_not_of(" \t\r\n");
+    auto e = s.find_last_not_of(" \t\r\n");
+    s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  }
+  auto len = utf8_length(s);
+  if (!len) return validation(std::string(name), fmt::format("{} must be valid UTF-8", name));
+  if (*len < rule.min || *len > rule.max) {
+    if (rule.min > 0 && *len == 0) return validation(std::string(name), fmt::format("{} must not be empty", name));
+    return validation(std::string(name),
+                      fmt::format("{} must be between {} and {} characters long", name, rule.min, rule.max));
+  }
+  return std::optional<std::string>(std::move(s));
+}
+
+Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_view name, bool required,
+                                            std::int64_t min, std::int64_t max) {
+  const bj::value* v = find(o, name);
+  if (v == nullptr) {
+    if (required) return missing(name);
+    return std::optional<std::int64_t>{};
+  }
+  std::int64_t n = 0;
+  if (v->is_int64()) {
+    n = v->as_int64();
+  } else if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+    n = static_cast<std::int64_t>(v->as_uint64());
+  } else if (v->is_double() && std::trunc(v->as_double()) == v->as_double() && std::abs(v->as_double()) < 9e15) {
+    n = static_cast<std::int64_t>(v->as_double());
+  } else {
+    return validation(std::string(name), fmt::format("{} must be an integer", name));
+  }
+  if (n < min || n > max) return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
+  return std::optional<std::int64_t>(n);
+}
+
+Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required, double min,
+                                         double max) {
+  const bj::value* v = find(o, name);
+  if (v == nullptr) {
+    if (required) return missing(name);
+    return std::optional<double>{};
+  }
+  if (!v->is_number()) return validation(std::string(name), fmt::format("{} must be a number", name));
+  double d = v->to_number<double>();
+  if (!(d >= min && d <= max)) return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
+  return std::optional<double>(d);
+}
+
+Result<std::optional<bool>> get_bool(const bj::object& o, std::string_view name, bool required) {
+  const bj::value* v = find(o, name);
+  if (v == nullptr) {
+    if (required) return missing(name);
+    return std::optional<bool>{};
+  }
+  if (!v->is_bool()) return validation(std::string(name), fmt::format("{} must be true or false", name));
+  return std::optional<bool>(v->as_bool());
+}
+
+Result<Page> read_page(const http::RequestContext& ctx, std::int64_t default_limit, std::int64_t max_limit) {
+  Page page{default_limit, 0};
+  auto parse = [](const std::string& text, std::int64_t& out) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && p == text.data() + text.size() && !text.empty();
+  };
+  if (auto l = ctx.query("limit")) {
+    if (!parse(*l, page.limit) || page.limit < 1 || page.limit > max_limit) {
+      return validation("limit", fmt::format("limit must be between 1 and {}", max_limit));
+    }
+  }
+  if (auto o = ctx.query("offset")) {
+    if (!parse(*o, page.offset) || page.offset < 0 || page.offset > 1'000'000'000) {
+      return validation("offset", "offset must be a non-negative integer");
+    }
+  }
+  return page;
+}
+
+}  // namespace parley::api

@@ -1,0 +1,73 @@
+#include "api/render.hpp"
+
+#include <boost/json/parse.hpp>
+
+#include "api/deps.hpp"
+
+namespace parley::api {
+
+namespace bj = boost::json;
+
+namespace {
+bj::value opt(const std::optional<std::string>& v) { return v ? bj::value(*v) : bj::value(nullptr); }
+bj::value opt_time(const std::optional<std::int64_t>& v) { return v ? bj::value(iso8601(*v)) : bj::value(nullptr); }
+}  // namespace
+
+bj::object render_user(const store::UserRecord& u) {
+  return bj::object{{"id", u.id},
+                    {"username", u.username},
+                    {"email", u.email},
+                    {"phone_number", opt(u.phone_number)},
+                    {"role", u.role},
+                    {"is_active", u.is_active},
+                    {"created_at", iso8601(u.created_at)},
+                    {"updated_at", iso8601(u.updated_at)}};
+}
+
+bj::object render_api_key(const store::ApiKeyRecord& k, std::int64_t now_ms) {
+  bool expired = k.expires_at && *k.expires_at <= now_ms;
+  return bj::object{
+      {"id", k.id},
+      {"user_id", k.user_id},
+      {"name", k.name},
+      {"key_prefix", k.key_prefix},
+      {"rate_limit_per_minute", k.rate_limit_per_minute ? bj::value(*k.rate_limit_per_minute) : bj::value(nullptr)},
+      {"is_active", k.is_active && !k.revoked_at},
+      {"status", k.revoked_at ? "revoked" : expired ? "expired" : k.is_active ? "active" : "inactive"},
+      {"expires_at", opt_time(k.expires_at)},
+      {"last_used_at", opt_time(k.last_used_at)},
+      {"created_at", iso8601(k.created_at)},
+      {"revoked_at", opt_time(k.revoked_at)}};
+}
+
+bj::object render_preferences(const store::PreferencesRecord& p) {
+  return bj::object{{"user_id", p.user_id},
+                    {"language", p.language},
+                    {"tts_voice", p.tts_voice},
+                    {"auto_reply_enabled", p.auto_reply_enabled},
+                    {"conversation_timeout", p.conversation_timeout},
+                    {"notifications", p.notifications},
+                    {"default_model", opt(p.default_model)},
+                    {"system_prompt", opt(p.system_prompt)},
+                    {"updated_at", p.updated_at > 0 ? bj::value(iso8601(p.updated_at)) : bj::value(nullptr)}};
+}
+
+bj::object render_audit_event(const store::AuditEvent& e) {
+  bj::value detail = nullptr;
+  if (e.detail) {
+    boost::system::error_code ec;
+    detail = bj::parse(*e.detail, ec);
+    if (ec) detail = *e.detail;
+  }
+  return bj::object{{"id", e.id},
+                    {"actor_user_id", opt(e.actor_user_id)},
+                    {"action", e.action},
+                    {"target_type", opt(e.target_type)},
+                    {"target_id", opt(e.target_id)},
+                    {"ip", opt(e.ip)},
+                    {"request_id", opt(e.request_id)},
+                    {"detail", detail},
+                    {"created_at", iso8601(e.created_at)}};
+}
+
+}  // namespace parley::api

@@ -1,0 +1,26 @@
+// JSON renderings of records shared by several handlers.
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include "store/api_key_store.hpp"
+#include "store/audit_store.hpp"
+#include "store/page.hpp"
+#include "store/preference_store.hpp"
+#include "store/user_store.hpp"
+
+namespace parley::api {
+
+boost::json::object render_user(const store::UserRecord& user);
+boost::json::object render_api_key(const store::ApiKeyRecord& key, std::int64_t now_ms);
+boost::json::object render_preferences(const store::PreferencesRecord& prefs);
+boost::json::object render_audit_event(const store::AuditEvent& event);
+
+template <class T, class F>
+boost::json::object render_page(const store::Page<T>& page, std::int64_t limit, std::int64_t offset, F&& render_one) {
+  boost::json::array items;
+  for (const auto& item : page.items) items.push_back(render_one(item));
+  return boost::json::object{{"items", std::move(items)}, {"total", page.total}, {"limit", limit}, {"offset", offset}};
+}
+
+}  // namespace parley::api

@@ -1,0 +1,26 @@
+// Who is calling: the user a request acts as, their role, and how they proved it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace parley::auth {
+
+enum class Role { kUser, kManager, kAdmin };
+
+std::string_view role_name(Role role) noexcept;
+std::optional<Role> parse_role(std::string_view text) noexcept;
+
+enum class Via { kAccessToken, kServiceKey };
+
+struct Principal {
+  std::string user_id;
+  std::string username;
+  Role role = Role::kUser;
+  Via via = Via::kAccessToken;
+  std::optional<std::string> api_key_id;  // set when via == kServiceKey
+  std::optional<int> key_rate_limit_per_minute;
+};
+
+}  // namespace parley::auth

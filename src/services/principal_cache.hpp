@@ -1,0 +1,45 @@
+// Recently seen users (role, active flag, username) keyed by id, so authenticating a request
+// needs no database read once warm. Entries expire after `ttl`: that bounds how long a change made
+// on another instance (deactivation, deletion, role change) takes to apply here. Changes made on
+// this instance invalidate the entry at once. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "auth/principal.hpp"
+
+namespace parley::services {
+
+struct CachedUser {
+  std::string username;
+  auth::Role role = auth::Role::kUser;
+  bool active = false;  // false also for a deleted user (negative entry)
+};
+
+class PrincipalCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit PrincipalCache(std::chrono::milliseconds ttl, std::size_t max_entries = 100'000)
+      : ttl_(ttl), max_entries_(max_entries) {}
+
+  std::optional<CachedUser> get(std::string_view user_id, Clock::time_point now = Clock::now());
+  void put(std::string_view user_id, CachedUser user, Clock::time_point now = Clock::now());
+  void invalidate(std::string_view user_id);
+
+ private:
+  struct Entry {
+    CachedUser user;
+    Clock::time_point loaded;
+  };
+  std::chrono::milliseconds ttl_;
+  std::size_t max_entries_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace parley::services
