@@ -1,0 +1,134 @@
+#pragma once
+// parley-mock: a fake OpenAI-compatible provider for tests and benchmarks.
+//
+// This header is the contract between the socket-free logic (logic.cpp: request parsing, reply
+// rendering, faults, recorded requests) and the HTTP server (server.cpp). Nothing here throws on
+// outside input: bad requests come back as a Reply carrying an OpenAI-shaped error.
+//
+// Reply rules (other tests rely on them; README.md repeats them):
+//   words(s)        = the runs of non-ASCII-whitespace characters of s
+//   text(message)   = content if it is a string; the "text" of every {"type":"text"} part joined
+//                     with one space if it is an array; "" if null or absent
+//   reply words     = ["mock", "reply:"] + words(text(last message whose role is "user")),
+//                     cut to the first max_completion_tokens (else max_tokens) words when given
+//   content         = reply words joined by single spaces; identical for each of the n choices
+//   finish_reason   = "length" when the cut removed words, else "stop"
+//   prompt_tokens   = sum over all messages of |words(text(message))|
+//   completion_tokens = n * |reply words|; total_tokens = prompt_tokens + completion_tokens
+//   stream deltas   = one per word ("mock", " reply:", " next", ...) or, with --chunks N, N runs
+//                     of consecutive words (at most one per word); their concatenation == content
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parley::mock {
+
+// A complete HTTP answer held in memory; the body is JSON unless a fault says otherwise.
+struct Reply {
+  unsigned status = 200;
+  std::string body;
+  std::string retry_after;  // empty: no Retry-After header
+};
+
+// {"error":{"message","type","param","code"}}; an empty param or code renders as null.
+Reply api_error(unsigned status, std::string_view message, std::string_view type, std::string_view param = {},
+                std::string_view code = {});
+// The error body OpenAI would send for `status` (429 → rate_limit_exceeded, 5xx → server_error, …).
+Reply default_error(unsigned status);
+
+std::size_t count_words(std::string_view text);
+
+// A validated chat completion request, reduced to what the reply needs.
+struct ChatPlan {
+  std::string model;
+  std::string content;              // the reply text of every choice
+  std::vector<std::string> deltas;  // content split for streaming; concatenated they equal content
+  std::string finish_reason;        // "stop" or "length"
+  std::uint32_t n = 1;
+  bool stream = false;
+  bool include_usage = false;
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t completion_tokens = 0;  // over all choices
+};
+
+// `chunks` 0 means one delta per word.
+std::expected<ChatPlan, Reply> plan_chat(std::string_view body, std::uint32_t chunks);
+std::string render_chat(const ChatPlan& plan, std::string_view id, std::int64_t created);
+// Every SSE event of a streamed reply, each a complete "data: …\n\n", ending with "data: [DONE]\n\n".
+std::vector<std::string> render_chat_events(const ChatPlan& plan, std::string_view id, std::int64_t created);
+
+// Vectors are unit length, derived from an FNV-1a hash of each input; `encoding_format: "base64"`
+// gives the same float32 values little-endian. Usage counts words (token arrays: their length).
+std::expected<std::string, Reply> render_embeddings(std::string_view body, std::uint32_t default_dimensions);
+
+std::string render_models(const std::vector<std::string>& models);
+std::optional<std::string> render_model(const std::vector<std::string>& models, std::string_view id);
+
+// One queued misbehaviour; exactly one action besides an optional leading delay.
+struct Fault {
+  std::uint64_t delay_ms = 0;                      // wait first (alone: then answer normally)
+  std::optional<unsigned> status;                  // answer this status …
+  std::string retry_after;                         // … with this Retry-After header if not empty
+  std::optional<std::string> body;                 // … and this raw body (default: default_error)
+  bool reset = false;                              // RST before any response byte
+  bool hang = false;                               // never answer
+  bool malformed = false;                          // 200 application/json with invalid JSON
+  std::optional<std::uint64_t> drop_after_chunks;  // stream N events (or part of the body), then close
+};
+
+// Parses {"faults":[F, …]}; all or nothing. The error is a message for a 400.
+std::expected<std::vector<Fault>, std::string> parse_faults(std::string_view body);
+
+struct RecordedRequest {
+  std::string method;
+  std::string path;
+  std::optional<std::string> authorization;
+  std::string body;
+  std::int64_t received_at_ms = 0;  // Unix time
+};
+
+// The control state shared by every connection. Thread-safe: one mutex, held only briefly.
+class State {
+ public:
+  // Keeps at most `record_limit` requests (the newest); 0 records nothing.
+  explicit State(std::size_t record_limit) : record_limit_(record_limit) {}
+
+  // Appends faults; returns how many are now pending.
+  std::size_t add_faults(std::vector<Fault> faults);
+  // Records a /v1 request and takes the next fault, under one lock so both stay in arrival order.
+  std::optional<Fault> on_request(RecordedRequest request);
+  std::string render_requests() const;
+  void reset();
+
+ private:
+  mutable std::mutex mutex_;
+  std::deque<Fault> faults_;
+  std::deque<RecordedRequest> requests_;
+  std::size_t record_limit_;
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:9100";
+  unsigned threads = 1;
+  std::vector<std::string> models;
+  std::vector<std::string> keys;  // empty: any key (or none) is accepted
+  std::uint32_t embedding_dimensions = 8;
+  std::chrono::milliseconds ttfb{0};
+  std::chrono::milliseconds chunk_delay{0};
+  std::uint32_t chunks = 0;
+  std::size_t record_limit = 10000;
+  bool log_requests = false;
+};
+
+// Runs until SIGINT or SIGTERM. Returns the process exit code; reports bad options on stderr.
+int run_server(const ServerOptions& options);
+
+}  // namespace parley::mock
