@@ -64,6 +64,30 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
+// A read deadline that, unlike tcp_stream's own timeout (which closes the socket), only cancels
+// the pending read, so the session can still answer 408 on the same connection.
+class ReadDeadline {
+ public:
+  explicit ReadDeadline(const asio::any_io_executor& ex) : timer_(ex) {}
+  void arm(beast::tcp_stream& stream, std::chrono::milliseconds after) {
+    fired_ = false;
+    stream.expires_never();
+    timer_.expires_after(after);
+    timer_.async_wait([this, &stream](const boost::system::error_code& ec) {
+      if (ec) return;  // disarmed, or the session is gone: touch nothing
+      fired_ = true;
+      boost::system::error_code ignored;
+      stream.socket().cancel(ignored);
+    });
+  }
+  void disarm() { timer_.cancel(); }
+  [[nodiscard]] bool fired() const { return fired_; }
+
+ private:
+  asio::steady_timer timer_;
+  bool fired_ = false;
+};
+
 }  // namespace
 
 // One connection's bookkeeping, touched only on its worker's thread.
@@ -392,6 +416,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
   auto slot_it = worker.sessions.begin();
   beast::flat_buffer buffer;
   const auto& limits = options.limits;
+  ReadDeadline deadline(stream.get_executor());
 
   try {
     for (;;) {
@@ -412,14 +437,15 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       auto started = std::chrono::steady_clock::now();
 
       std::optional<Error> early;
-      stream.expires_after(limits.header_timeout);
+      deadline.arm(stream, limits.header_timeout);
       auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, kTuple);
+      deadline.disarm();
       if (hec) {
         if (hec == beast_http::error::header_limit) {
           early = Error(ErrorKind::kHeaderTooLarge, "Request header block is too large");
         } else if (hec == beast_http::error::body_limit) {
           early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
-        } else if (hec == beast::error::timeout) {
+        } else if (deadline.fired() && !self.draining()) {
           early = Error(ErrorKind::kRequestTimeout, "Request header not received in time");
         } else if (hec == beast_http::error::end_of_stream || hec == asio::error::eof ||
                    hec == asio::error::connection_reset || hec == asio::error::operation_aborted) {
@@ -439,12 +465,13 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
           stream.expires_after(limits.write_timeout);
           co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
         }
-        stream.expires_after(limits.body_timeout);
+        deadline.arm(stream, limits.body_timeout);
         auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, kTuple);
+        deadline.disarm();
         if (bec) {
           if (bec == beast_http::error::body_limit) {
             early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
-          } else if (bec == beast::error::timeout) {
+          } else if (deadline.fired()) {
             early = Error(ErrorKind::kRequestTimeout, "Request body not received in time");
           } else if (bec == beast_http::error::partial_message || bec == asio::error::eof ||
                      bec == asio::error::connection_reset) {
