@@ -101,14 +101,15 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
       co_return error_of(Error(ErrorKind::kUnauthorized, "Incorrect username or password"), ctx);
     }
     auto meta = meta_of(ctx);
-    std::chrono::seconds retry_after{0};
-    auto tokens = co_await d.pool.run([&] { return d.tokens.login(username, password, meta, &retry_after); });
+    services::LoginBlocked blocked;
+    auto tokens = co_await d.pool.run([&] { return d.tokens.login(username, password, meta, &blocked); });
     if (!tokens) {
       Response res = error_of(tokens.error(), ctx);
       if (tokens.error().kind == ErrorKind::kRateLimited) {
-        res.set(boost::beast::http::field::retry_after, std::to_string(retry_after.count()));
+        res.set(boost::beast::http::field::retry_after, std::to_string(blocked.retry_after.count()));
+        res.set("X-RateLimit-Limit", std::to_string(blocked.limit));
         res.set("X-RateLimit-Remaining", "0");
-        res.set("X-RateLimit-Reset", std::to_string(retry_after.count()));
+        res.set("X-RateLimit-Reset", std::to_string(blocked.retry_after.count()));
       }
       co_return res;
     }

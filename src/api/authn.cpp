@@ -1,3 +1,4 @@
+#include <cctype>
 #include <ctime>
 
 #include "api/deps.hpp"
@@ -98,7 +99,15 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate(const http:
   std::string_view api_key = ctx.header("X-API-Key");
   std::string_view bearer;
   if (!authorization.empty()) {
-    if (authorization.size() > 7 && (authorization.substr(0, 7) == "Bearer " || authorization.substr(0, 7) == "bearer ")) {
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    auto is_bearer = [](std::string_view h) {
+      if (h.size() <= 7 || h[6] != ' ') return false;
+      for (std::size_t i = 0; i < 6; ++i) {
+        if (std::tolower(static_cast<unsigned char>(h[i])) != "bearer"[i]) return false;
+      }
+      return true;
+    };
+    if (is_bearer(authorization)) {
       bearer = authorization.substr(7);
       while (!bearer.empty() && bearer.front() == ' ') bearer.remove_prefix(1);
     } else {

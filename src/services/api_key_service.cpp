@@ -97,6 +97,7 @@ Status ApiKeyService::revoke(const auth::Principal& who, std::string_view key_id
 
 void ApiKeyService::forget(std::string_view key_id) {
   std::lock_guard lock(mutex_);
+  ++generation_;
   for (auto it = by_hash_.begin(); it != by_hash_.end();) {
     it = it->second.identity.key_id == key_id ? by_hash_.erase(it) : std::next(it);
   }
@@ -116,6 +117,11 @@ std::optional<KeyIdentity> ApiKeyService::cached(std::string_view key) {
 
 Result<KeyIdentity> ApiKeyService::load(std::string_view key) {
   std::string hash = crypto::hash_service_key(key);
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard lock(mutex_);
+    generation = generation_;
+  }
   store::ApiKeyStore keys(db_);
   auto found = keys.get_by_hash(hash);
   if (!found) return std::unexpected(found.error());
@@ -129,6 +135,8 @@ Result<KeyIdentity> ApiKeyService::load(std::string_view key) {
     id.rate_limit_per_minute = r.rate_limit_per_minute;
   }
   std::lock_guard lock(mutex_);
+  // A revocation or change on this instance while we read must not be undone by caching the old row.
+  if (generation != generation_) return id;
   if (by_hash_.size() >= 100'000) by_hash_.clear();  // bounded: unknown keys cannot grow it forever
   by_hash_[hash] = CacheEntry{id, std::chrono::steady_clock::now()};
   return id;

@@ -84,6 +84,7 @@ class ApiKeyService {
   std::mutex mutex_;
   std::unordered_map<std::string, CacheEntry> by_hash_;  // key hash → identity
   std::unordered_map<std::string, std::int64_t> pending_uses_;  // key id → last use (ms)
+  std::uint64_t generation_ = 0;  // bumped by forget(): a load() that raced with it is not cached
 };
 
 }  // namespace parley::services

@@ -22,18 +22,31 @@ std::optional<std::chrono::seconds> LoginLimiter::check(const std::string& key, 
   auto it = failures_.find(key);
   if (it == failures_.end()) return std::nullopt;
   prune(it->second, now);
+  max = std::max<std::size_t>(max, 1);
   if (it->second.size() < max) return std::nullopt;
-  auto wait = std::chrono::ceil<std::chrono::seconds>(it->second.front() + limits_.window - now);
+  // Allowed again once enough failures have left the window to bring the count below `max` (more
+  // than `max` can be recorded when attempts race); the oldest leaving may not be enough.
+  auto wait =
+      std::chrono::ceil<std::chrono::seconds>(it->second[it->second.size() - max] + limits_.window - now);
   return std::max(wait, std::chrono::seconds(1));
 }
 
-std::optional<std::chrono::seconds> LoginLimiter::blocked_for(std::string_view username, std::string_view address,
+std::optional<std::chrono::seconds> LoginLimiter::blocked_for(std::string_view username,
+                                                              std::string_view address,
                                                               Clock::time_point now) {
+  auto b = block(username, address, now);
+  if (!b) return std::nullopt;
+  return b->retry_after;
+}
+
+std::optional<LoginBlock> LoginLimiter::block(std::string_view username, std::string_view address,
+                                              Clock::time_point now) {
   std::lock_guard lock(mutex_);
   auto a = check(user_key(username), limits_.max_failures_per_user, now);
   auto b = check(address_key(address), limits_.max_failures_per_address, now);
-  if (a && b) return std::max(*a, *b);
-  return a ? a : b;
+  if (a && (!b || *a >= *b)) return LoginBlock{*a, limits_.max_failures_per_user};
+  if (b) return LoginBlock{*b, limits_.max_failures_per_address};
+  return std::nullopt;
 }
 
 void LoginLimiter::record_failure(std::string_view username, std::string_view address, Clock::time_point now) {

@@ -21,6 +21,12 @@ struct LoginLimits {
   std::size_t max_tracked_keys = 100'000;  // memory bound; oldest entries are dropped beyond it
 };
 
+// Which counter stopped a login, and for how long.
+struct LoginBlock {
+  std::chrono::seconds retry_after;
+  std::size_t limit;  // that counter's maximum (per username or per address)
+};
+
 class LoginLimiter {
  public:
   using Clock = std::chrono::steady_clock;
@@ -29,7 +35,11 @@ class LoginLimiter {
   // When either counter is exhausted, how long until the next attempt is allowed.
   std::optional<std::chrono::seconds> blocked_for(std::string_view username, std::string_view address,
                                                   Clock::time_point now = Clock::now());
-  void record_failure(std::string_view username, std::string_view address, Clock::time_point now = Clock::now());
+  // The same, naming the exhausted counter's limit (the longer wait when both are).
+  std::optional<LoginBlock> block(std::string_view username, std::string_view address,
+                                  Clock::time_point now = Clock::now());
+  void record_failure(std::string_view username, std::string_view address,
+                      Clock::time_point now = Clock::now());
   // A successful login clears the username's failures (not the address's).
   void record_success(std::string_view username);
 

@@ -23,6 +23,21 @@ void PrincipalCache::put(std::string_view user_id, CachedUser user, Clock::time_
 void PrincipalCache::invalidate(std::string_view user_id) {
   std::lock_guard lock(mutex_);
   entries_.erase(std::string(user_id));
+  ++generation_;
+}
+
+std::uint64_t PrincipalCache::generation() {
+  std::lock_guard lock(mutex_);
+  return generation_;
+}
+
+void PrincipalCache::put_if_unchanged(std::string_view user_id, CachedUser user, std::uint64_t generation,
+                                      Clock::time_point now) {
+  if (ttl_.count() == 0) return;
+  std::lock_guard lock(mutex_);
+  if (generation != generation_) return;
+  if (entries_.size() >= max_entries_) entries_.clear();
+  entries_[std::string(user_id)] = Entry{std::move(user), now};
 }
 
 }  // namespace parley::services

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +32,13 @@ class PrincipalCache {
   void put(std::string_view user_id, CachedUser user, Clock::time_point now = Clock::now());
   void invalidate(std::string_view user_id);
 
+  // For a value read from the database: take generation() before the read and pass it here; the
+  // value is cached only if nothing was invalidated meanwhile, so a read that raced with a
+  // deactivation or deletion cannot put the old state back.
+  std::uint64_t generation();
+  void put_if_unchanged(std::string_view user_id, CachedUser user, std::uint64_t generation,
+                        Clock::time_point now = Clock::now());
+
  private:
   struct Entry {
     CachedUser user;
@@ -40,6 +48,7 @@ class PrincipalCache {
   std::size_t max_entries_;
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
+  std::uint64_t generation_ = 0;  // bumped by every invalidate()
 };
 
 }  // namespace parley::services

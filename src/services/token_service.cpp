@@ -7,6 +7,7 @@
 #include "crypto/jwt.hpp"
 #include "crypto/random.hpp"
 #include "store/refresh_token_store.hpp"
+#include "store/user_store.hpp"
 
 namespace parley::services {
 
@@ -59,19 +60,27 @@ Result<TokenPair> TokenService::issue(const store::UserRecord& user, const std::
   return pair;
 }
 
-Result<TokenPair> TokenService::login(std::string_view username, std::string_view password, const RequestMeta& meta,
-                                      std::chrono::seconds* retry_after) {
-  if (auto wait = limiter_.blocked_for(username, meta.client_address)) {
-    if (retry_after != nullptr) *retry_after = *wait;
+Result<TokenPair> TokenService::login(std::string_view username, std::string_view password,
+                                      const RequestMeta& meta, LoginBlocked* blocked) {
+  if (auto wait = limiter_.block(username, meta.client_address)) {
+    if (blocked != nullptr) *blocked = LoginBlocked{wait->retry_after, wait->limit};
     audit_.record(std::nullopt, "auth.login.limited", "user", std::nullopt, meta);
-    return fail(ErrorKind::kRateLimited, fmt::format("Too many failed logins; try again in {} s", wait->count()));
+    return fail(ErrorKind::kRateLimited,
+                fmt::format("Too many failed logins; try again in {} s", wait->retry_after.count()));
   }
   auto found = users_.check_password(username, password);
   if (!found) return std::unexpected(found.error());
   if (!*found || !(*found)->is_active) {
     limiter_.record_failure(username, meta.client_address);
-    audit_.record(*found ? std::optional((*found)->id) : std::nullopt, "auth.login.failed", "user",
-                  *found ? std::optional((*found)->id) : std::nullopt, meta);
+    // Name the account that was tried, when it exists, so guessing against it shows in the audit
+    // log. Both failure paths read the row, so timing does not tell them apart.
+    std::optional<std::string> target;
+    if (*found) {
+      target = (*found)->id;
+    } else if (auto named = store::UserStore(db_).get_by_username(username); named && *named) {
+      target = (*named)->id;
+    }
+    audit_.record(*found ? target : std::nullopt, "auth.login.failed", "user", target, meta);
     return std::unexpected(bad_credentials());
   }
   limiter_.record_success(username);

@@ -30,9 +30,10 @@ struct TokenPair {
   std::string refresh_token;
 };
 
-// Raised as kRateLimited with this hint for the Retry-After header.
+// Raised as kRateLimited with this hint for the Retry-After and X-RateLimit-* headers.
 struct LoginBlocked {
-  std::chrono::seconds retry_after;
+  std::chrono::seconds retry_after{0};
+  std::size_t limit = 0;  // failures allowed per window by the counter that is exhausted
 };
 
 struct AccessClaims {
@@ -42,13 +43,13 @@ struct AccessClaims {
 
 class TokenService {
  public:
-  TokenService(store::Database& db, const Clock& clock, UserService& users, AuditLog& audit, LoginLimiter& limiter,
-               crypto::Secret jwt_secret, const config::AuthConfig& auth);
+  TokenService(store::Database& db, const Clock& clock, UserService& users, AuditLog& audit,
+               LoginLimiter& limiter, crypto::Secret jwt_secret, const config::AuthConfig& auth);
 
-  // OAuth2 password grant. kRateLimited (message says when to retry) when limited, kUnauthorized
-  // "Incorrect username or password" otherwise on any failure.
+  // OAuth2 password grant. kRateLimited (message says when to retry; `blocked` gets the details)
+  // when limited, kUnauthorized "Incorrect username or password" otherwise on any failure.
   Result<TokenPair> login(std::string_view username, std::string_view password, const RequestMeta& meta,
-                          std::chrono::seconds* retry_after = nullptr);
+                          LoginBlocked* blocked = nullptr);
   Result<TokenPair> refresh(std::string_view refresh_token, const RequestMeta& meta);
   // Revokes the refresh token's family. Unknown tokens are accepted silently (idempotent).
   Status logout(std::string_view refresh_token, const RequestMeta& meta);

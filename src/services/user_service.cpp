@@ -66,6 +66,12 @@ Result<store::UserRecord> UserService::register_user(NewUser input, const Reques
   if (!record) return std::unexpected(record.error());
   auto created = users.create_first_as_admin(*record);
   if (!created) return std::unexpected(conflict_message(created.error()));
+  if (!options_.open_registration && created->role != auth::role_name(auth::Role::kAdmin)) {
+    // Another registration won the race for the first account (the count above and hashing are not
+    // atomic with the insert; create_first_as_admin is): registration was closed for this one.
+    (void)users.remove(created->id);
+    return fail(ErrorKind::kForbidden, "Registration is closed; ask an administrator for an account");
+  }
   audit_.record(created->id, "user.registered", "user", created->id, meta,
                 fmt::format(R"({{"role":"{}"}})", created->role));
   return created;
@@ -185,15 +191,18 @@ Result<std::optional<CachedUser>> UserService::status(std::string_view user_id) 
     if (!cached->active && cached->username.empty()) return std::optional<CachedUser>{};
     return std::optional<CachedUser>(*cached);
   }
+  std::uint64_t generation = principals_.generation();
   store::UserStore users(db_);
   auto found = users.get_by_id(user_id);
   if (!found) return std::unexpected(found.error());
   if (!*found) {
-    principals_.put(user_id, CachedUser{});  // negative entry: deleted or never existed
+    // Negative entry: deleted or never existed.
+    principals_.put_if_unchanged(user_id, CachedUser{}, generation);
     return std::optional<CachedUser>{};
   }
-  CachedUser user{(*found)->username, auth::parse_role((*found)->role).value_or(auth::Role::kUser), (*found)->is_active};
-  principals_.put(user_id, user);
+  CachedUser user{(*found)->username, auth::parse_role((*found)->role).value_or(auth::Role::kUser),
+                  (*found)->is_active};
+  principals_.put_if_unchanged(user_id, user, generation);
   return std::optional<CachedUser>(user);
 }
 
