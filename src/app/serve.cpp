@@ -1,22 +1,25 @@
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <filesystem>
 
-#include <boost/asio/steady_timer.hpp>
-
+#include "api/chat.hpp"
 #include "api/deps.hpp"
 #include "api/ops.hpp"
-#include "crypto/fernet.hpp"
+#include "api/vault.hpp"
 #include "app/app.hpp"
+#include "crypto/fernet.hpp"
 #include "http/blocking_pool.hpp"
 #include "http/server.hpp"
 #include "log/redact.hpp"
+#include "provider/demo_provider.hpp"
+#include "provider/openai_provider.hpp"
 #include "store/migrations.hpp"
 #include "version.hpp"
 
@@ -41,25 +44,121 @@ struct Components {
   std::unique_ptr<services::PreferenceService> preferences;
   std::unique_ptr<api::Authenticator> authenticator;
   std::unique_ptr<api::IdentityDeps> identity;
+  std::unique_ptr<services::VaultService> vault;
+  std::unique_ptr<api::VaultDeps> vault_deps;
+  std::unique_ptr<provider::HttpClient> http_client;
+  provider::ProviderRegistry providers;
+  std::unique_ptr<services::ChatService> chat;
+  std::unique_ptr<api::ChatDeps> chat_deps;
   http::Server* server = nullptr;
+
+  // Builds the provider registry from the configuration plus the built-in providers.
+  Status build_providers() {
+    http_client = std::make_unique<provider::HttpClient>();
+    for (std::size_t i = 0; i < config.providers.size(); ++i) {
+      const auto& p = config.providers[i];
+      auto endpoint = provider::parse_base_url(p.base_url);
+      if (!endpoint) {
+        return validation(fmt::format("providers[{}].base_url", i), endpoint.error().message);
+      }
+      upstream::RetryConfig retry;
+      retry.max_retries = static_cast<int>(p.max_retries);
+      retry.base_delay = std::chrono::milliseconds(p.base_delay_ms);
+      retry.max_delay = std::chrono::milliseconds(p.max_delay_ms);
+      retry.retry_after_cap = std::chrono::milliseconds(p.retry_after_cap_ms);
+      provider::Timeouts t{
+          std::chrono::milliseconds(p.connect_timeout_ms), std::chrono::milliseconds(p.first_byte_timeout_ms),
+          std::chrono::milliseconds(p.chunk_timeout_ms), std::chrono::milliseconds(p.total_timeout_ms)};
+      provider::ProviderEntry e;
+      e.provider =
+          std::make_shared<provider::OpenAiCompatibleProvider>(p.name, *endpoint, *http_client, retry, t);
+      e.credentials = p.credentials == "system"           ? provider::Credentials::kSystem
+                      : p.credentials == "byok_or_system" ? provider::Credentials::kByokOrSystem
+                                                          : provider::Credentials::kByok;
+      if (!p.api_key_env.empty()) {
+        if (const char* key = std::getenv(p.api_key_env.c_str()); key != nullptr && *key != '\0') {
+          e.system_key = crypto::Secret(std::string(key));
+        } else if (e.credentials != provider::Credentials::kByok) {
+          spdlog::warn("provider {}: {} is not set; calls that need the system key will fail", p.name,
+                       p.api_key_env);
+        }
+      }
+      e.models = p.models;
+      providers.add(std::move(e));
+    }
+    if (const char* key = std::getenv("OPENAI_API_KEY");
+        key != nullptr && *key != '\0' && !providers.find_by_name("openai")) {
+      provider::ProviderEntry e;
+      e.provider = std::make_shared<provider::OpenAiCompatibleProvider>(
+          "openai", *provider::parse_base_url("https://api.openai.com/v1"), *http_client,
+          upstream::RetryConfig{}, provider::Timeouts{});
+      e.credentials = provider::Credentials::kByokOrSystem;
+      e.system_key = crypto::Secret(std::string(key));
+      e.models = {"gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*"};
+      providers.add(std::move(e));
+    }
+    std::string default_model;
+    if (config.demo_provider) {
+      provider::ProviderEntry e;
+      e.provider = std::make_shared<provider::DemoProvider>();
+      e.credentials = provider::Credentials::kSystem;
+      e.models = {"demo", "demo-*"};
+      providers.add(std::move(e));
+      default_model = "demo";
+    }
+    if (default_model.empty()) {
+      for (const auto& e : providers.entries()) {
+        for (const auto& m : e.models) {
+          if (default_model.empty() && !m.ends_with('*')) default_model = m;
+        }
+      }
+    }
+    services::VaultLookup vault_lookup =
+        [this](const std::string& user_id,
+               const std::string& provider_name) -> asio::awaitable<Result<std::optional<crypto::Secret>>> {
+      co_return co_await blocking->run(
+          [this, user_id, provider_name] { return vault->decrypted(user_id, provider_name); });
+    };
+    chat = std::make_unique<services::ChatService>(providers, std::move(vault_lookup), default_model);
+    vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) -> asio::awaitable<Status> {
+      const provider::ProviderEntry* entry = providers.find_by_name(provider_name);
+      if (entry == nullptr)
+        co_return validation("provider", "No provider called \"" + provider_name + "\" is configured");
+      provider::CallContext call;
+      call.api_key = std::move(key);
+      co_return co_await entry->provider->verify_key(call);
+    };
+    chat_deps =
+        std::make_unique<api::ChatDeps>(api::ChatDeps{*chat, *authenticator, config.max_message_chars});
+    return {};
+  }
 
   // Builds the services. With db == nullptr (listing routes) nothing is ever called on them.
   void build_services() {
     const auto& a = config.auth;
     store::Database& database = *db;
-    principals = std::make_unique<services::PrincipalCache>(std::chrono::milliseconds(a.principal_cache_ttl_ms));
+    principals =
+        std::make_unique<services::PrincipalCache>(std::chrono::milliseconds(a.principal_cache_ttl_ms));
     audit = std::make_unique<services::AuditLog>(database, clock);
-    login_limiter = std::make_unique<services::LoginLimiter>(services::LoginLimits{
-        a.login_max_failures_per_user, a.login_max_failures_per_address, std::chrono::seconds(a.login_window_s)});
+    login_limiter = std::make_unique<services::LoginLimiter>(
+        services::LoginLimits{a.login_max_failures_per_user, a.login_max_failures_per_address,
+                              std::chrono::seconds(a.login_window_s)});
     crypto::PasswordParams password{a.password_passes, a.password_memory_kib * 1024};
-    users = std::make_unique<services::UserService>(database, clock, *principals, *audit,
-                                                    services::UserServiceOptions{a.open_registration, password});
+    users = std::make_unique<services::UserService>(
+        database, clock, *principals, *audit, services::UserServiceOptions{a.open_registration, password});
     tokens = std::make_unique<services::TokenService>(database, clock, *users, *audit, *login_limiter,
                                                       crypto::Secret(config.jwt_secret), a);
-    keys = std::make_unique<services::ApiKeyService>(database, clock, *audit,
-                                                     std::chrono::milliseconds(std::max<std::uint64_t>(a.principal_cache_ttl_ms, 1000)));
+    keys = std::make_unique<services::ApiKeyService>(
+        database, clock, *audit,
+        std::chrono::milliseconds(std::max<std::uint64_t>(a.principal_cache_ttl_ms, 1000)));
     preferences = std::make_unique<services::PreferenceService>(database, clock);
     authenticator = std::make_unique<api::Authenticator>(*tokens, *users, *keys, *principals, *blocking);
+    // serve() has checked the keys (check_secrets); list_routes() has none and never encrypts.
+    auto vault_keys = services::parse_encryption_keys(config.encryption_keys);
+    if (!vault_keys) vault_keys = crypto::MultiFernet::create({crypto::FernetKey::generate()});
+    vault = std::make_unique<services::VaultService>(database, clock, *audit, std::move(*vault_keys));
+    vault_deps =
+        std::make_unique<api::VaultDeps>(api::VaultDeps{*vault, *authenticator, *blocking, clock, nullptr});
     identity = std::make_unique<api::IdentityDeps>(
         api::IdentityDeps{*users, *tokens, *keys, *preferences, *audit, *authenticator, *blocking, clock});
   }
@@ -90,6 +189,9 @@ Status check_secrets(const config::Config& config) {
     if (comma == std::string_view::npos) break;
     keys.remove_prefix(comma + 1);
   }
+  if (auto vault_keys = services::parse_encryption_keys(config.encryption_keys); !vault_keys) {
+    return std::unexpected(vault_keys.error());
+  }
   if (config.jwt_secret.size() < 32) {
     return validation("secrets.jwt_secret", "must be at least 32 characters");
   }
@@ -108,6 +210,8 @@ void register_routes(http::Router& router, Components& c) {
                              co_return Status{};
                            }});
   api::register_identity_routes(router, *c.identity);
+  api::register_vault_routes(router, *c.vault_deps);
+  api::register_chat_routes(router, *c.chat_deps);
 }
 
 }  // namespace
@@ -117,13 +221,14 @@ Result<std::unique_ptr<store::Database>> open_configured_database(const config::
   if (config.database_url.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(config.data_dir, ec);
-    if (ec) return fail(ErrorKind::kInternal, "cannot create data dir " + config.data_dir + ": " + ec.message());
+    if (ec)
+      return fail(ErrorKind::kInternal, "cannot create data dir " + config.data_dir + ": " + ec.message());
   }
   store::DatabaseOptions options;
   options.url = url;
   options.pool_size = static_cast<int>(config.database_pool_size);
-  options.sqlite_synchronous =
-      config.sqlite_synchronous == "normal" ? store::SqliteSynchronous::kNormal : store::SqliteSynchronous::kFull;
+  options.sqlite_synchronous = config.sqlite_synchronous == "normal" ? store::SqliteSynchronous::kNormal
+                                                                     : store::SqliteSynchronous::kFull;
   return store::open_database(options);
 }
 
@@ -133,6 +238,7 @@ std::vector<http::RouteInfo> list_routes() {
   c.db = store::open_database({.url = "sqlite::memory:"}).value_or(nullptr);
   c.blocking = std::make_unique<http::BlockingPool>(1);
   c.build_services();
+  (void)c.build_providers();
   http::Router router;
   register_routes(router, c);
   return router.routes();
@@ -166,12 +272,16 @@ int serve(config::LoadResult loaded) {
   c.blocking = std::make_unique<http::BlockingPool>(c.config.blocking_threads);
   c.metrics = std::make_unique<http::Metrics>(c.config.workers, kVersion);
   c.build_services();
+  if (auto s = c.build_providers(); !s) {
+    spdlog::critical("invalid configuration: {}: {}", s.error().param.value_or(""), s.error().message);
+    return 2;
+  }
 
   http::Router router;
   register_routes(router, c);
 
-  http::ServerOptions options{c.config.http, c.config.cors_origins, c.config.trusted_hosts, c.config.access_log,
-                              c.config.workers};
+  http::ServerOptions options{c.config.http, c.config.cors_origins, c.config.trusted_hosts,
+                              c.config.access_log, c.config.workers};
   http::Server server(options, router, *c.metrics);
   c.server = &server;
   if (auto s = server.bind(c.config.listen_host, c.config.listen_port); !s) {
@@ -179,11 +289,11 @@ int serve(config::LoadResult loaded) {
     return 1;
   }
   std::string host = c.config.listen_host.find(':') != std::string::npos ? "[" + c.config.listen_host + "]"
-                                                                            : c.config.listen_host;
+                                                                         : c.config.listen_host;
   std::printf("parley %s listening on http://%s:%u\n", kVersion, host.c_str(), server.port());
   std::fflush(stdout);
-  spdlog::info("parley {} listening on http://{}:{} with {} worker(s); database {}", kVersion, host, server.port(),
-               c.config.workers, log::redact(c.config.effective_database_url()));
+  spdlog::info("parley {} listening on http://{}:{} with {} worker(s); database {}", kVersion, host,
+               server.port(), c.config.workers, log::redact(c.config.effective_database_url()));
 
   asio::signal_set signals(server.main_executor(), SIGINT, SIGTERM);
   signals.async_wait([&server](const boost::system::error_code& ec, int signo) {
@@ -194,7 +304,8 @@ int serve(config::LoadResult loaded) {
   asio::co_spawn(server.main_executor(), flush_key_usage(c), asio::detached);
   server.run();
   c.blocking->stop();
-  if (auto s = c.keys->flush_last_used(); !s) spdlog::warn("could not record API key usage: {}", s.error().message);
+  if (auto s = c.keys->flush_last_used(); !s)
+    spdlog::warn("could not record API key usage: {}", s.error().message);
   spdlog::info("stopped");
   return 0;
 }

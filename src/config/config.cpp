@@ -1,13 +1,13 @@
 #include "config/config.hpp"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
-#include <toml++/toml.h>
 
 #include "log/log.hpp"
 #include "log/redact.hpp"
@@ -92,8 +92,8 @@ KeyDef choice_key(std::string_view key, std::string_view env, std::string Config
 }
 
 template <class T, class Owner>
-KeyDef uint_key(std::string_view key, std::string_view env, Owner* (*owner)(Config&),
-                T Owner::*field, std::uint64_t min, std::uint64_t max, std::string_view help) {
+KeyDef uint_key(std::string_view key, std::string_view env, Owner* (*owner)(Config&), T Owner::*field,
+                std::uint64_t min, std::uint64_t max, std::string_view help) {
   return {{key, env, false, help},
           [=](Config& c, std::string_view v) -> Status {
             auto parsed = parse_uint(key, v, min, max);
@@ -126,9 +126,15 @@ KeyDef list_key(std::string_view key, std::string_view env, std::vector<std::str
           [field](const Config& c) { return join(c.*field); }};
 }
 
-Config* self(Config& c) { return &c; }
-HttpLimits* http_of(Config& c) { return &c.http; }
-AuthConfig* auth_of(Config& c) { return &c.auth; }
+Config* self(Config& c) {
+  return &c;
+}
+HttpLimits* http_of(Config& c) {
+  return &c.http;
+}
+AuthConfig* auth_of(Config& c) {
+  return &c.auth;
+}
 
 KeyDef bool_key(std::string_view key, std::string_view env, bool AuthConfig::*field, std::string_view help) {
   return {{key, env, false, help},
@@ -158,10 +164,11 @@ const std::vector<KeyDef>& key_defs() {
                            "address:port to serve on; port 0 picks a free port"));
     d.push_back(string_key("data_dir", "PARLEY_DATA_DIR", &Config::data_dir, false,
                            "directory for the SQLite database and generated secrets"));
-    d.push_back(string_key("database.url", "PARLEY_DATABASE_URL", &Config::database_url, true,
-                           "sqlite:///path.db or postgresql://user:pass@host:port/db; default sqlite in data_dir"));
-    d.push_back(uint_key("database.pool_size", "PARLEY_DATABASE_POOL_SIZE", &self, &Config::database_pool_size,
-                         1, 256, "database connections kept open"));
+    d.push_back(
+        string_key("database.url", "PARLEY_DATABASE_URL", &Config::database_url, true,
+                   "sqlite:///path.db or postgresql://user:pass@host:port/db; default sqlite in data_dir"));
+    d.push_back(uint_key("database.pool_size", "PARLEY_DATABASE_POOL_SIZE", &self,
+                         &Config::database_pool_size, 1, 256, "database connections kept open"));
     d.push_back(choice_key("database.sqlite_synchronous", "PARLEY_DATABASE_SQLITE_SYNCHRONOUS",
                            &Config::sqlite_synchronous, {"full", "normal"},
                            "SQLite durability: full survives power loss, normal survives process crashes"));
@@ -179,24 +186,29 @@ const std::vector<KeyDef>& key_defs() {
                  [](const Config& c) { return std::string(c.access_log ? "true" : "false"); }});
     d.push_back(uint_key("workers", "PARLEY_WORKERS", &self, &Config::workers, 0, 256,
                          "event-loop threads; 0 means one per core"));
-    d.push_back(uint_key("blocking_threads", "PARLEY_BLOCKING_THREADS", &self, &Config::blocking_threads, 0, 256,
-                         "threads for database work and password hashing; 0 means max(2, cores)"));
+    d.push_back(uint_key("blocking_threads", "PARLEY_BLOCKING_THREADS", &self, &Config::blocking_threads, 0,
+                         256, "threads for database work and password hashing; 0 means max(2, cores)"));
     d.push_back(uint_key("http.max_header_bytes", "PARLEY_HTTP_MAX_HEADER_BYTES", &http_of,
                          &HttpLimits::max_header_bytes, 1024, 1024 * 1024, "request head limit (431 above)"));
     d.push_back(uint_key("http.max_body_bytes", "PARLEY_HTTP_MAX_BODY_BYTES", &http_of,
-                         &HttpLimits::max_body_bytes, 1024, 1024ULL * 1024 * 1024, "request body limit (413 above)"));
-    d.push_back(millis_key("http.header_timeout_ms", "PARLEY_HTTP_HEADER_TIMEOUT_MS", &HttpLimits::header_timeout,
-                           100, 3'600'000, "time to receive a request head once it started (408)"));
-    d.push_back(millis_key("http.body_timeout_ms", "PARLEY_HTTP_BODY_TIMEOUT_MS", &HttpLimits::body_timeout, 100,
-                           3'600'000, "time to receive a request body (408)"));
-    d.push_back(millis_key("http.idle_timeout_ms", "PARLEY_HTTP_IDLE_TIMEOUT_MS", &HttpLimits::idle_timeout, 100,
-                           86'400'000, "keep-alive connection closed after this long without a request"));
-    d.push_back(millis_key("http.write_timeout_ms", "PARLEY_HTTP_WRITE_TIMEOUT_MS", &HttpLimits::write_timeout,
-                           100, 3'600'000, "a response not taken by the client within this is abandoned"));
+                         &HttpLimits::max_body_bytes, 1024, 1024ULL * 1024 * 1024,
+                         "request body limit (413 above)"));
+    d.push_back(millis_key("http.header_timeout_ms", "PARLEY_HTTP_HEADER_TIMEOUT_MS",
+                           &HttpLimits::header_timeout, 100, 3'600'000,
+                           "time to receive a request head once it started (408)"));
+    d.push_back(millis_key("http.body_timeout_ms", "PARLEY_HTTP_BODY_TIMEOUT_MS", &HttpLimits::body_timeout,
+                           100, 3'600'000, "time to receive a request body (408)"));
+    d.push_back(millis_key("http.idle_timeout_ms", "PARLEY_HTTP_IDLE_TIMEOUT_MS", &HttpLimits::idle_timeout,
+                           100, 86'400'000,
+                           "keep-alive connection closed after this long without a request"));
+    d.push_back(millis_key("http.write_timeout_ms", "PARLEY_HTTP_WRITE_TIMEOUT_MS",
+                           &HttpLimits::write_timeout, 100, 3'600'000,
+                           "a response not taken by the client within this is abandoned"));
     d.push_back(uint_key("http.max_connections", "PARLEY_HTTP_MAX_CONNECTIONS", &http_of,
                          &HttpLimits::max_connections, 1, 1'000'000, "open client connections (503 above)"));
-    d.push_back(millis_key("http.drain_timeout_ms", "PARLEY_HTTP_DRAIN_TIMEOUT_MS", &HttpLimits::drain_timeout, 0,
-                           3'600'000, "graceful shutdown: time in-flight requests get to finish"));
+    d.push_back(millis_key("http.drain_timeout_ms", "PARLEY_HTTP_DRAIN_TIMEOUT_MS",
+                           &HttpLimits::drain_timeout, 0, 3'600'000,
+                           "graceful shutdown: time in-flight requests get to finish"));
     d.push_back(list_key("http.cors_origins", "PARLEY_HTTP_CORS_ORIGINS", &Config::cors_origins,
                          "origins allowed by CORS (comma list; \"*\" for any); empty disables CORS"));
     d.push_back(list_key("http.trusted_hosts", "PARLEY_HTTP_TRUSTED_HOSTS", &Config::trusted_hosts,
@@ -209,25 +221,42 @@ const std::vector<KeyDef>& key_defs() {
                          &AuthConfig::access_token_ttl_s, 60, 86400, "access token lifetime"));
     d.push_back(uint_key("auth.refresh_token_ttl_s", "PARLEY_AUTH_REFRESH_TOKEN_TTL_S", &auth_of,
                          &AuthConfig::refresh_token_ttl_s, 300, 365 * 86400, "refresh token lifetime"));
-    d.push_back(uint_key("auth.jwt_leeway_s", "PARLEY_AUTH_JWT_LEEWAY_S", &auth_of, &AuthConfig::jwt_leeway_s, 0,
-                         300, "clock skew allowed when checking exp/nbf/iat"));
-    d.push_back(bool_key("auth.open_registration", "PARLEY_AUTH_OPEN_REGISTRATION", &AuthConfig::open_registration,
+    d.push_back(uint_key("auth.jwt_leeway_s", "PARLEY_AUTH_JWT_LEEWAY_S", &auth_of, &AuthConfig::jwt_leeway_s,
+                         0, 300, "clock skew allowed when checking exp/nbf/iat"));
+    d.push_back(bool_key("auth.open_registration", "PARLEY_AUTH_OPEN_REGISTRATION",
+                         &AuthConfig::open_registration,
                          "anyone may register (role user) once the first admin exists"));
-    d.push_back(uint_key("auth.principal_cache_ttl_ms", "PARLEY_AUTH_PRINCIPAL_CACHE_TTL_MS", &auth_of,
-                         &AuthConfig::principal_cache_ttl_ms, 0, 300'000,
-                         "longest time another instance's role/deactivation/revocation change takes to apply here"));
-    d.push_back(uint_key("auth.login_max_failures_per_user", "PARLEY_AUTH_LOGIN_MAX_FAILURES_PER_USER", &auth_of,
-                         &AuthConfig::login_max_failures_per_user, 1, 1000, "failed logins per username per window"));
+    d.push_back(
+        uint_key("auth.principal_cache_ttl_ms", "PARLEY_AUTH_PRINCIPAL_CACHE_TTL_MS", &auth_of,
+                 &AuthConfig::principal_cache_ttl_ms, 0, 300'000,
+                 "longest time another instance's role/deactivation/revocation change takes to apply here"));
+    d.push_back(uint_key("auth.login_max_failures_per_user", "PARLEY_AUTH_LOGIN_MAX_FAILURES_PER_USER",
+                         &auth_of, &AuthConfig::login_max_failures_per_user, 1, 1000,
+                         "failed logins per username per window"));
     d.push_back(uint_key("auth.login_max_failures_per_address", "PARLEY_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
                          &auth_of, &AuthConfig::login_max_failures_per_address, 1, 100000,
                          "failed logins per client address per window"));
-    d.push_back(uint_key("auth.login_window_s", "PARLEY_AUTH_LOGIN_WINDOW_S", &auth_of, &AuthConfig::login_window_s, 1,
-                         86400, "sliding window for the failed-login limits"));
+    d.push_back(uint_key("auth.login_window_s", "PARLEY_AUTH_LOGIN_WINDOW_S", &auth_of,
+                         &AuthConfig::login_window_s, 1, 86400,
+                         "sliding window for the failed-login limits"));
     d.push_back(uint_key("auth.password_memory_kib", "PARLEY_AUTH_PASSWORD_MEMORY_KIB", &auth_of,
-                         &AuthConfig::password_memory_kib, 19 * 1024, 4 * 1024 * 1024, "argon2id memory per hash"));
+                         &AuthConfig::password_memory_kib, 19 * 1024, 4 * 1024 * 1024,
+                         "argon2id memory per hash"));
     d.push_back(uint_key("auth.password_passes", "PARLEY_AUTH_PASSWORD_PASSES", &auth_of,
                          &AuthConfig::password_passes, 2, 20, "argon2id passes per hash"));
-    d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys, true,
+    d.push_back({{"demo_provider", "PARLEY_DEMO_PROVIDER", false, "offer the built-in offline demo models"},
+                 [](Config& c, std::string_view v) -> Status {
+                   auto b = parse_bool("demo_provider", v);
+                   if (!b) return std::unexpected(b.error());
+                   c.demo_provider = *b;
+                   return {};
+                 },
+                 [](const Config& c) { return std::string(c.demo_provider ? "true" : "false"); }});
+    d.push_back(uint_key("chat.max_message_chars", "PARLEY_CHAT_MAX_MESSAGE_CHARS", &self,
+                         &Config::max_message_chars, 1, 1'000'000,
+                         "longest user message content accepted by the chat endpoints"));
+    d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
+                           true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
     d.push_back(string_key("secrets.jwt_secret", "PARLEY_JWT_SECRET", &Config::jwt_secret, true,
                            "HS256 secret for access tokens; generated in data_dir when unset"));
@@ -278,6 +307,100 @@ Status flatten(const toml::table& table, const std::string& prefix,
   return {};
 }
 
+Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) {
+  const auto* array = node.as_array();
+  if (array == nullptr) return validation("providers", "must be an array of tables ([[providers]])");
+  std::size_t index = 0;
+  for (const auto& el : *array) {
+    std::string where = fmt::format("providers[{}]", index++);
+    const auto* t = el.as_table();
+    if (t == nullptr) return validation(where, "must be a table");
+    ProviderConfig p;
+    for (const auto& [k, v] : *t) {
+      std::string key(k.str());
+      std::string name = where + "." + key;
+      auto str = [&](std::string& field) -> Status {
+        auto s = v.value_exact<std::string>();
+        if (!s) return validation(name, "must be a string");
+        field = *s;
+        return {};
+      };
+      Status s;
+      if (key == "name") {
+        s = str(p.name);
+      } else if (key == "base_url") {
+        s = str(p.base_url);
+      } else if (key == "credentials") {
+        s = str(p.credentials);
+      } else if (key == "api_key_env") {
+        s = str(p.api_key_env);
+      } else if (key == "models") {
+        const auto* models = v.as_array();
+        if (models == nullptr) return validation(name, "must be an array of strings");
+        for (const auto& m : *models) {
+          auto ms = m.value_exact<std::string>();
+          if (!ms || ms->empty()) return validation(name, "must be an array of non-empty strings");
+          p.models.push_back(*ms);
+        }
+      } else if (key == "retry" || key == "timeouts") {
+        const auto* sub = v.as_table();
+        if (sub == nullptr) return validation(name, "must be a table");
+        for (const auto& [sk, sv] : *sub) {
+          std::string skey(sk.str());
+          std::string sname = name + "." + skey;
+          auto subnum = [&](std::uint64_t& field, std::uint64_t min, std::uint64_t max) -> Status {
+            auto i = sv.value_exact<std::int64_t>();
+            if (!i || *i < static_cast<std::int64_t>(min) || *i > static_cast<std::int64_t>(max)) {
+              return validation(sname, fmt::format("must be a whole number between {} and {}", min, max));
+            }
+            field = static_cast<std::uint64_t>(*i);
+            return {};
+          };
+          Status ss;
+          if (key == "retry" && skey == "max_retries") {
+            ss = subnum(p.max_retries, 0, 10);
+          } else if (key == "retry" && skey == "base_delay_ms") {
+            ss = subnum(p.base_delay_ms, 1, 600'000);
+          } else if (key == "retry" && skey == "max_delay_ms") {
+            ss = subnum(p.max_delay_ms, 1, 600'000);
+          } else if (key == "retry" && skey == "retry_after_cap_ms") {
+            ss = subnum(p.retry_after_cap_ms, 0, 600'000);
+          } else if (key == "timeouts" && skey == "connect_ms") {
+            ss = subnum(p.connect_timeout_ms, 10, 600'000);
+          } else if (key == "timeouts" && skey == "first_byte_ms") {
+            ss = subnum(p.first_byte_timeout_ms, 10, 3'600'000);
+          } else if (key == "timeouts" && skey == "between_chunks_ms") {
+            ss = subnum(p.chunk_timeout_ms, 10, 3'600'000);
+          } else if (key == "timeouts" && skey == "total_ms") {
+            ss = subnum(p.total_timeout_ms, 10, 3'600'000);
+          } else {
+            return validation(sname, "unknown key");
+          }
+          if (!ss) return ss;
+        }
+      } else {
+        return validation(name, "unknown key");
+      }
+      if (!s) return s;
+    }
+    if (p.name.empty()) return validation(where + ".name", "is required");
+    if (p.base_url.empty()) return validation(where + ".base_url", "is required");
+    if (p.credentials != "byok" && p.credentials != "system" && p.credentials != "byok_or_system") {
+      return validation(where + ".credentials", "must be byok, system or byok_or_system");
+    }
+    if (p.credentials != "byok" && p.api_key_env.empty()) {
+      return validation(where + ".api_key_env", "is required when credentials use the system key");
+    }
+    if (p.models.empty()) return validation(where + ".models", "must list at least one model or prefix");
+    for (const auto& other : out) {
+      if (other.name == p.name)
+        return validation(where + ".name", "duplicate provider name \"" + p.name + "\"");
+    }
+    out.push_back(std::move(p));
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string Config::effective_database_url() const {
@@ -317,17 +440,20 @@ Status validate(Config& config) {
     return validation("database.url", "must start with sqlite://, postgresql:// or postgres://");
   }
   if (config.workers == 0) config.workers = std::max(1U, std::thread::hardware_concurrency());
-  if (config.blocking_threads == 0) config.blocking_threads = std::max(2U, std::thread::hardware_concurrency());
+  if (config.blocking_threads == 0)
+    config.blocking_threads = std::max(2U, std::thread::hardware_concurrency());
   for (const auto& origin : config.cors_origins) {
     if (origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://"))) {
-      return validation("http.cors_origins", fmt::format("\"{}\" is not an origin (http[s]://host[:port])", origin));
+      return validation("http.cors_origins",
+                        fmt::format("\"{}\" is not an origin (http[s]://host[:port])", origin));
     }
   }
   return {};
 }
 
 Result<LoadResult> load(const LoadInput& input) {
-  auto getenv = input.getenv ? input.getenv : [](const char* name) -> const char* { return std::getenv(name); };
+  auto getenv =
+      input.getenv ? input.getenv : [](const char* name) -> const char* { return std::getenv(name); };
   LoadResult out;
   for (const auto& def : key_defs()) out.sources[std::string(def.info.key)] = Source::kDefault;
 
@@ -345,6 +471,10 @@ Result<LoadResult> load(const LoadInput& input) {
                               err.description()),
                   std::string("config"));
     }
+    if (auto* providers = parsed.get("providers")) {
+      if (auto s = load_providers(*providers, out.config.providers); !s) return std::unexpected(s.error());
+      parsed.erase("providers");
+    }
     std::vector<std::pair<std::string, std::string>> flat;
     if (auto s = flatten(parsed, "", flat); !s) return std::unexpected(s.error());
     for (const auto& [key, value] : flat) {
@@ -356,7 +486,8 @@ Result<LoadResult> load(const LoadInput& input) {
     const char* env = getenv(std::string(def.info.env).c_str());
     if (env == nullptr) continue;
     if (auto s = def.set(out.config, env); !s) {
-      return fail(ErrorKind::kValidation, fmt::format("{} ({}): {}", def.info.env, def.info.key, s.error().message),
+      return fail(ErrorKind::kValidation,
+                  fmt::format("{} ({}): {}", def.info.env, def.info.key, s.error().message),
                   std::string(def.info.key));
     }
     out.sources[std::string(def.info.key)] = Source::kEnv;
@@ -366,6 +497,19 @@ Result<LoadResult> load(const LoadInput& input) {
     out.sources[key] = Source::kFlag;
   }
   if (auto s = validate(out.config); !s) return std::unexpected(s.error());
+  return out;
+}
+
+std::string keys_markdown() {
+  Config defaults;
+  std::string out = "| key | environment | default | meaning |\n|---|---|---|---|\n";
+  for (const auto& def : key_defs()) {
+    std::string value = def.get(defaults);
+    if (def.info.key == "workers" || def.info.key == "blocking_threads") value += " (auto)";
+    if (def.info.key == "database.url") value = "sqlite in data_dir";
+    if (def.info.secret && def.info.key != "database.url") value = "generated in data_dir";
+    out += fmt::format("| `{}` | `{}` | `{}` | {} |\n", def.info.key, def.info.env, value, def.info.help);
+  }
   return out;
 }
 

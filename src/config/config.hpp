@@ -22,13 +22,13 @@ using Millis = std::chrono::milliseconds;
 
 struct HttpLimits {
   std::size_t max_header_bytes = 16 * 1024;  // whole request head; larger → 431
-  std::size_t max_body_bytes = 1024 * 1024;   // request body; larger → 413
-  Millis header_timeout{10'000};              // from first byte to end of head; slower → 408
-  Millis body_timeout{30'000};                // to read the whole body; slower → 408
-  Millis idle_timeout{60'000};                // keep-alive connection with no request in progress
-  Millis write_timeout{30'000};               // a client that does not read its response
-  std::size_t max_connections = 10'000;       // more → 503 and close
-  Millis drain_timeout{10'000};               // graceful shutdown: in-flight requests get this long
+  std::size_t max_body_bytes = 1024 * 1024;  // request body; larger → 413
+  Millis header_timeout{10'000};             // from first byte to end of head; slower → 408
+  Millis body_timeout{30'000};               // to read the whole body; slower → 408
+  Millis idle_timeout{60'000};               // keep-alive connection with no request in progress
+  Millis write_timeout{30'000};              // a client that does not read its response
+  std::size_t max_connections = 10'000;      // more → 503 and close
+  Millis drain_timeout{10'000};              // graceful shutdown: in-flight requests get this long
 };
 
 struct AuthConfig {
@@ -46,6 +46,23 @@ struct AuthConfig {
   std::uint64_t password_passes = 2;
 };
 
+// One upstream provider ([[providers]] in the TOML file). See docs/CONFIGURATION.md.
+struct ProviderConfig {
+  std::string name;
+  std::string base_url;              // "http://127.0.0.1:9100/v1"; "builtin:demo" for the demo
+  std::string credentials = "byok";  // byok | system | byok_or_system
+  std::string api_key_env;           // environment variable holding the system key
+  std::vector<std::string> models;   // exact names or prefixes ending in '*'
+  std::uint64_t max_retries = 3;
+  std::uint64_t base_delay_ms = 1000;  // 1 s, 2 s, 4 s
+  std::uint64_t max_delay_ms = 8000;
+  std::uint64_t retry_after_cap_ms = 30000;
+  std::uint64_t connect_timeout_ms = 5000;
+  std::uint64_t first_byte_timeout_ms = 60000;
+  std::uint64_t chunk_timeout_ms = 60000;
+  std::uint64_t total_timeout_ms = 120000;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
@@ -59,6 +76,9 @@ struct Config {
   unsigned blocking_threads = 0;  // database / hashing pool; 0 → max(2, cores)
   HttpLimits http;
   AuthConfig auth;
+  std::vector<ProviderConfig> providers;  // from the file; the built-in ones are added at start
+  bool demo_provider = true;              // the offline "demo" models
+  std::size_t max_message_chars = 4000;   // user message content limit on the chat endpoints
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   std::string encryption_keys;  // comma-separated Fernet keys; empty → generated in data_dir
@@ -100,6 +120,9 @@ struct KeyInfo {
   std::string_view help;
 };
 const std::vector<KeyInfo>& keys();
+
+// Every key as a markdown table (key, environment variable, default, meaning) for docs/CONFIGURATION.md.
+std::string keys_markdown();
 
 // The effective configuration as TOML-like "key = value" lines, secrets masked.
 std::string describe(const LoadResult& loaded);

@@ -1,5 +1,8 @@
 #include "http/server.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -11,9 +14,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <chrono>
 #include <list>
 #include <random>
@@ -137,8 +137,8 @@ struct Server::Impl {
 // Chunked streaming for handlers (SSE). Lives for one request on the session's coroutine frame.
 class SessionStream final : public StreamWriter {
  public:
-  SessionStream(beast::tcp_stream& stream, Server::Impl& impl, const RequestContext& ctx, std::string_view origin,
-                bool keep_alive)
+  SessionStream(beast::tcp_stream& stream, Server::Impl& impl, const RequestContext& ctx,
+                std::string_view origin, bool keep_alive)
       : stream_(stream), impl_(impl), ctx_(ctx), origin_(origin), keep_alive_(keep_alive) {}
 
   asio::awaitable<bool> begin(Response head) override {
@@ -222,7 +222,9 @@ std::uint16_t Server::port() const {
   return ec ? 0 : ep.port();
 }
 
-asio::any_io_executor Server::main_executor() const { return impl_->workers[0]->io.get_executor(); }
+asio::any_io_executor Server::main_executor() const {
+  return impl_->workers[0]->io.get_executor();
+}
 
 void Server::run() {
   asio::co_spawn(impl_->workers[0]->io, impl_->accept_loop(), asio::detached);
@@ -349,14 +351,15 @@ void Server::Impl::record(const RequestContext& ctx, std::string_view route, std
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
   metrics.request_finished(worker.index, route, method, status, seconds);
   if (options.access_log) {
-    spdlog::info("access method={} route={} status={} duration_ms={:.3f} bytes={} client={} request_id={}", method,
-                 route, status, seconds * 1000.0, bytes, ctx.client_address, ctx.request_id);
+    spdlog::info("access method={} route={} status={} duration_ms={:.3f} bytes={} client={} request_id={}",
+                 method, route, status, seconds * 1000.0, bytes, ctx.client_address, ctx.request_id);
   }
 }
 
 asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& ctx, std::string_view& route) {
   auto host = req.find(beast_http::field::host);
-  if (host == req.end()) co_return error_response(Error(ErrorKind::kBadRequest, "Missing Host header"), ctx.request_id);
+  if (host == req.end())
+    co_return error_response(Error(ErrorKind::kBadRequest, "Missing Host header"), ctx.request_id);
   if (!host_allowed(host->value())) {
     co_return error_response(Error(ErrorKind::kBadRequest, "Host not allowed"), ctx.request_id);
   }
@@ -373,7 +376,8 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
     res.set(beast_http::field::access_control_allow_methods, allow_header(match->allowed));
     std::string_view requested = ctx.header("Access-Control-Request-Headers");
     res.set(beast_http::field::access_control_allow_headers,
-            requested.empty() ? std::string_view("Authorization, Content-Type, X-API-Key, X-Request-ID") : requested);
+            requested.empty() ? std::string_view("Authorization, Content-Type, X-API-Key, X-Request-ID")
+                              : requested);
     res.set(beast_http::field::access_control_max_age, "600");
     co_return res;
   }
@@ -381,7 +385,8 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
   auto match = router.match(req.method(), path);
   if (!match) {
     route = "unmatched";
-    co_return error_response(Error(ErrorKind::kNotFound, fmt::format("No route for {}", path)), ctx.request_id);
+    co_return error_response(Error(ErrorKind::kNotFound, fmt::format("No route for {}", path)),
+                             ctx.request_id);
   }
   route = match->route;
   ctx.route = match->route;
@@ -396,8 +401,8 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
   try {
     co_return co_await (*match->handler)(ctx);
   } catch (const std::exception& e) {
-    spdlog::error("unhandled exception in {} {} request_id={}: {}", req.method_string(), route, ctx.request_id,
-                  e.what());
+    spdlog::error("unhandled exception in {} {} request_id={}: {}", req.method_string(), route,
+                  ctx.request_id, e.what());
   } catch (...) {
     spdlog::error("unhandled exception in {} {} request_id={}", req.method_string(), route, ctx.request_id);
   }
@@ -457,7 +462,8 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       Request& head = parser.get();
       if (!early && head.count(beast_http::field::content_length) > 0 &&
           head.count(beast_http::field::transfer_encoding) > 0) {
-        early = Error(ErrorKind::kBadRequest, "Content-Length and Transfer-Encoding must not both be present");
+        early =
+            Error(ErrorKind::kBadRequest, "Content-Length and Transfer-Encoding must not both be present");
       }
       if (!early && !parser.is_done()) {
         if (iequals(head[beast_http::field::expect], "100-continue")) {

@@ -1,0 +1,27 @@
+// The built-in offline provider: models "demo" and "demo-*". Deterministic replies derived from
+// the last user message, streamed word by word, with token counts (words) in `usage`. Lets the
+// console, the API and every SDK work before any provider key exists.
+#pragma once
+
+#include "provider/provider.hpp"
+
+namespace parley::provider {
+
+class DemoProvider final : public Provider {
+ public:
+  DemoProvider() : name_("demo") {}
+  [[nodiscard]] const std::string& name() const override { return name_; }
+  [[nodiscard]] bool needs_key() const override { return false; }
+  boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body) override;
+  boost::asio::awaitable<Result<StreamOutcome>> chat_stream(const CallContext& ctx, std::string body,
+                                                            EventSink sink) override;
+  boost::asio::awaitable<Status> verify_key(const CallContext&) override { co_return Status{}; }
+
+  // The reply text for a request body (exposed for tests).
+  static Result<std::string> reply_for(std::string_view body, std::string& model, std::size_t& prompt_words);
+
+ private:
+  std::string name_;
+};
+
+}  // namespace parley::provider

@@ -1,0 +1,303 @@
+#include "provider/http_client.hpp"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/url/parse.hpp>
+#include <map>
+
+namespace parley::provider {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+std::string Endpoint::origin() const {
+  return fmt::format("{}://{}:{}", tls ? "https" : "http", host, port);
+}
+
+std::optional<std::string_view> HttpResponse::header(std::string_view lower_name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == lower_name) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+namespace {
+bool is_loopback(std::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
+}
+}  // namespace
+
+Result<Endpoint> parse_base_url(std::string_view url, bool allow_plain_remote) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return validation("base_url", "must be an absolute http:// or https:// URL");
+  Endpoint e;
+  std::string scheme(parsed->scheme());
+  if (scheme == "https") {
+    e.tls = true;
+    e.port = 443;
+  } else if (scheme != "http") {
+    return validation("base_url", "must use http:// or https://");
+  }
+  e.host = std::string(parsed->host_address());
+  if (e.host.empty()) return validation("base_url", "has no host");
+  if (parsed->has_port()) {
+    if (parsed->port_number() == 0) return validation("base_url", "has an invalid port");
+    e.port = parsed->port_number();
+  }
+  if (!e.tls && !allow_plain_remote && !is_loopback(e.host)) {
+    return validation("base_url", "plain http:// is only allowed for loopback hosts; use https://");
+  }
+  e.base_path = std::string(parsed->encoded_path());
+  while (!e.base_path.empty() && e.base_path.back() == '/') e.base_path.pop_back();
+  return e;
+}
+
+struct HttpClient::Connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  Clock::time_point idle_since;
+  bool reused = false;
+
+  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+};
+
+struct HttpClient::Impl {
+  explicit Impl(ClientOptions o) : options(o), tls(asio::ssl::context::tls_client) {
+    tls.set_default_verify_paths();
+    tls.set_verify_mode(asio::ssl::verify_peer);
+    SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  }
+
+  ClientOptions options;
+  asio::ssl::context tls;
+  mutable std::mutex mutex;
+  // (loop, origin) → idle connections, most recently used last.
+  std::map<std::pair<const void*, std::string>, std::vector<std::unique_ptr<Connection>>> idle;
+  std::uint64_t opened = 0;
+
+  std::unique_ptr<Connection> checkout(const void* loop, const std::string& origin) {
+    std::lock_guard lock(mutex);
+    auto it = idle.find({loop, origin});
+    if (it == idle.end()) return nullptr;
+    auto& list = it->second;
+    while (!list.empty()) {
+      auto c = std::move(list.back());
+      list.pop_back();
+      if (Clock::now() - c->idle_since < options.idle_timeout) {
+        c->reused = true;
+        return c;
+      }
+    }
+    return nullptr;
+  }
+
+  void checkin(const void* loop, const std::string& origin, std::unique_ptr<Connection> c) {
+    c->idle_since = Clock::now();
+    std::lock_guard lock(mutex);
+    auto& list = idle[{loop, origin}];
+    if (list.size() >= options.max_idle_per_origin) list.erase(list.begin());
+    list.push_back(std::move(c));
+  }
+
+  asio::awaitable<std::expected<std::unique_ptr<Connection>, TransportError>> connect(
+      const Endpoint& e, Clock::time_point deadline);
+  template <class Stream>
+  asio::awaitable<std::expected<HttpResponse, TransportError>> exchange(
+      Stream& stream, Connection& c, const Endpoint& e, HttpRequest& request, const Timeouts& t,
+      Clock::time_point deadline, HeadSink& on_head, BodySink& on_body, bool& keep);
+};
+
+namespace {
+Millis remaining(Clock::time_point deadline) {
+  return std::max(Millis(1), std::chrono::duration_cast<Millis>(deadline - Clock::now()));
+}
+Millis phase(Millis limit, Clock::time_point deadline) {
+  return std::min(limit, remaining(deadline));
+}
+}  // namespace
+
+asio::awaitable<std::expected<std::unique_ptr<HttpClient::Connection>, TransportError>>
+HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, results] = co_await resolver.async_resolve(e.host, std::to_string(e.port), kTuple);
+  if (rec)
+    co_return std::unexpected(TransportError{TransportFailure::kConnect, false, "cannot resolve host"});
+  auto c = std::make_unique<Connection>();
+  beast::tcp_stream* tcp_stream = nullptr;
+  if (e.tls) {
+    c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, tls);
+    tcp_stream = &beast::get_lowest_layer(*c->secure);
+  } else {
+    c->plain = std::make_unique<beast::tcp_stream>(ex);
+    tcp_stream = c->plain.get();
+  }
+  tcp_stream->expires_after(remaining(deadline));
+  auto [cec, ep] = co_await tcp_stream->async_connect(results, kTuple);
+  if (cec) {
+    co_return std::unexpected(
+        TransportError{cec == beast::error::timeout ? TransportFailure::kTimeout : TransportFailure::kConnect,
+                       false, "connect failed: " + cec.message()});
+  }
+  boost::system::error_code ignored;
+  tcp_stream->socket().set_option(tcp::no_delay(true), ignored);
+  if (e.tls) {
+    if (SSL_set_tlsext_host_name(c->secure->native_handle(), e.host.c_str()) != 1) {
+      co_return std::unexpected(
+          TransportError{TransportFailure::kConnect, false, "cannot set TLS server name"});
+    }
+    c->secure->set_verify_callback(asio::ssl::host_name_verification(e.host));
+    auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, kTuple);
+    if (hec) {
+      co_return std::unexpected(
+          TransportError{TransportFailure::kConnect, false, "TLS handshake failed: " + hec.message()});
+    }
+  }
+  {
+    std::lock_guard lock(mutex);
+    ++opened;
+  }
+  co_return c;
+}
+
+template <class Stream>
+asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::exchange(
+    Stream& stream, Connection& c, const Endpoint& e, HttpRequest& request, const Timeouts& t,
+    Clock::time_point deadline, HeadSink& on_head, BodySink& on_body, bool& keep) {
+  keep = false;
+  bhttp::request<bhttp::string_body> req{request.method, request.target, 11};
+  req.set(bhttp::field::host, e.port == (e.tls ? 443 : 80) ? e.host : fmt::format("{}:{}", e.host, e.port));
+  for (const auto& [k, v] : request.headers) req.set(k, v);
+  req.keep_alive(true);
+  req.body() = request.body;
+  req.prepare_payload();
+
+  beast::tcp_stream& tcp = c.tcp();
+  tcp.expires_after(remaining(deadline));
+  auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
+  if (wec)
+    co_return std::unexpected(
+        TransportError{TransportFailure::kReset, false, "send failed: " + wec.message()});
+
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(options.max_body_bytes);
+  tcp.expires_after(phase(t.first_byte, deadline));
+  auto [hec, hn] = co_await bhttp::async_read_header(stream, c.buffer, parser, kTuple);
+  if (hec) {
+    bool timeout = hec == beast::error::timeout;
+    co_return std::unexpected(TransportError{timeout ? TransportFailure::kTimeout : TransportFailure::kReset,
+                                             false, "no response head: " + hec.message()});
+  }
+  HttpResponse out;
+  out.status = parser.get().result_int();
+  for (const auto& f : parser.get()) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  if (on_head) co_await on_head(out);
+
+  char chunk[16 * 1024];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    tcp.expires_after(phase(t.between_chunks, deadline));
+    auto [rec, rn] = co_await bhttp::async_read_some(stream, c.buffer, parser, kTuple);
+    if (rec == bhttp::error::need_buffer) rec = {};
+    if (rec) {
+      TransportFailure kind = rec == beast::error::timeout      ? TransportFailure::kTimeout
+                              : rec == bhttp::error::body_limit ? TransportFailure::kProtocol
+                                                                : TransportFailure::kReset;
+      co_return std::unexpected(TransportError{kind, true, "response body interrupted: " + rec.message()});
+    }
+    std::size_t got = sizeof chunk - parser.get().body().size;
+    if (got == 0) continue;
+    std::string_view bytes(chunk, got);
+    if (on_body) {
+      if (!co_await on_body(bytes)) {
+        co_return std::unexpected(
+            TransportError{TransportFailure::kCancelled, true, "cancelled by the caller"});
+      }
+    } else {
+      if (out.body.size() + got > options.max_body_bytes) {
+        co_return std::unexpected(
+            TransportError{TransportFailure::kProtocol, true, "response body too large"});
+      }
+      out.body.append(bytes);
+    }
+  }
+  keep = parser.get().keep_alive();
+  co_return out;
+}
+
+HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>(options)) {}
+HttpClient::~HttpClient() = default;
+
+std::size_t HttpClient::idle_connections() const {
+  std::lock_guard lock(impl_->mutex);
+  std::size_t n = 0;
+  for (const auto& [k, v] : impl_->idle) n += v.size();
+  return n;
+}
+
+std::uint64_t HttpClient::connections_opened() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->opened;
+}
+
+asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::send(
+    const Endpoint& endpoint, HttpRequest request, Timeouts timeouts, HeadSink on_head, BodySink on_body) {
+  auto ex = co_await asio::this_coro::executor;
+  const void* loop = &asio::query(ex, asio::execution::context);
+  const std::string origin = endpoint.origin();
+  const Clock::time_point deadline = Clock::now() + timeouts.total;
+
+  // A pooled connection may have been closed by the server while idle; such a failure before any
+  // response byte is retried once on a fresh connection (it is not a provider failure).
+  for (int round = 0; round < 2; ++round) {
+    std::unique_ptr<Connection> c = round == 0 ? impl_->checkout(loop, origin) : nullptr;
+    if (!c) {
+      Clock::time_point connect_deadline = std::min(deadline, Clock::now() + timeouts.connect);
+      auto fresh = co_await impl_->connect(endpoint, connect_deadline);
+      if (!fresh) co_return std::unexpected(fresh.error());
+      c = std::move(*fresh);
+    }
+    bool keep = false;
+    // (No co_await inside ?: — g++ 12 destroys such temporaries twice.)
+    std::expected<HttpResponse, TransportError> result;
+    if (c->secure) {
+      result = co_await impl_->exchange(*c->secure, *c, endpoint, request, timeouts, deadline, on_head,
+                                        on_body, keep);
+    } else {
+      result = co_await impl_->exchange(*c->plain, *c, endpoint, request, timeouts, deadline, on_head,
+                                        on_body, keep);
+    }
+    if (result) {
+      if (keep) impl_->checkin(loop, origin, std::move(c));
+      co_return result;
+    }
+    if (c->reused && !result.error().response_started && result.error().kind == TransportFailure::kReset)
+      continue;
+    co_return result;
+  }
+  co_return std::unexpected(TransportError{TransportFailure::kReset, false, "connection lost"});
+}
+
+}  // namespace parley::provider

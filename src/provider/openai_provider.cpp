@@ -1,0 +1,230 @@
+#include "provider/openai_provider.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <random>
+
+#include "upstream/sse_parser.hpp"
+
+namespace parley::provider {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using upstream::FailureKind;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double jitter_sample() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+FailureKind failure_of(const TransportError& e) {
+  switch (e.kind) {
+    case TransportFailure::kConnect:
+      return FailureKind::kConnect;
+    case TransportFailure::kTimeout:
+      return FailureKind::kTimeout;
+    case TransportFailure::kProtocol:
+      return FailureKind::kMalformed;
+    case TransportFailure::kReset:
+    case TransportFailure::kCancelled:
+      return FailureKind::kReset;
+  }
+  return FailureKind::kReset;
+}
+
+std::vector<Header> passthrough_headers(const std::vector<Header>& headers) {
+  std::vector<Header> out;
+  for (const auto& [k, v] : headers) {
+    if (k.starts_with("x-ratelimit-") || k == "retry-after" || k == "openai-processing-ms")
+      out.emplace_back(k, v);
+  }
+  return out;
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+std::chrono::milliseconds time_left(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+}
+
+}  // namespace
+
+OpenAiCompatibleProvider::OpenAiCompatibleProvider(std::string name, Endpoint endpoint, HttpClient& client,
+                                                   upstream::RetryConfig retry, Timeouts timeouts)
+    : name_(std::move(name)),
+      endpoint_(std::move(endpoint)),
+      client_(client),
+      retry_(retry),
+      timeouts_(timeouts) {}
+
+HttpRequest OpenAiCompatibleProvider::make_request(const CallContext& ctx, bhttp::verb method,
+                                                   std::string_view path, std::string body) const {
+  HttpRequest req;
+  req.method = method;
+  req.target = endpoint_.base_path + std::string(path);
+  req.body = std::move(body);
+  if (!req.body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("Accept", "application/json");
+  if (ctx.api_key) req.headers.emplace_back("Authorization", "Bearer " + std::string(ctx.api_key->reveal()));
+  if (!ctx.request_id.empty()) req.headers.emplace_back("X-Request-ID", ctx.request_id);
+  return req;
+}
+
+Error OpenAiCompatibleProvider::final_error(FailureKind kind, unsigned status) const {
+  ErrorKind k = upstream::error_kind_for(kind, static_cast<int>(status));
+  switch (k) {
+    case ErrorKind::kOpenAiRateLimit:
+      return {k, "The provider's rate limit was reached; retry later"};
+    case ErrorKind::kInvalidApiKey:
+      return {k, "The provider rejected the API key; check or set it again"};
+    case ErrorKind::kOpenAiConnection:
+      return {k, "Could not reach the provider"};
+    case ErrorKind::kOpenAiTimeout:
+      return {k, "The provider did not answer in time"};
+    default:
+      return {k, status != 0 ? fmt::format("The provider failed (HTTP {})", status)
+                             : std::string("The provider returned an invalid response")};
+  }
+}
+
+asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::chat(const CallContext& ctx,
+                                                                         std::string body) {
+  Clock::time_point deadline = Clock::now() + timeouts_.total;
+  for (int attempt = 0;; ++attempt) {
+    Timeouts t = timeouts_;
+    t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
+    auto res =
+        co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, "/chat/completions", body), t);
+    FailureKind kind = FailureKind::kHttpStatus;
+    unsigned status = 0;
+    std::optional<std::chrono::milliseconds> retry_after;
+    if (res) {
+      status = res->status;
+      if (status >= 200 && status < 300) {
+        boost::system::error_code ec;
+        boost::json::value parsed = boost::json::parse(res->body, ec);
+        if (!ec && parsed.is_object()) {
+          co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers)};
+        }
+        kind = FailureKind::kMalformed;
+      } else if (auto ra = res->header("retry-after")) {
+        retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
+      }
+    } else {
+      kind = failure_of(res.error());
+    }
+    auto decision = upstream::decide(retry_, attempt, kind, static_cast<int>(status), retry_after, false,
+                                     time_left(deadline), jitter_sample);
+    if (!decision.retry) {
+      spdlog::warn("provider {} failed: status={} attempt={} reason={} request_id={}", name_, status,
+                   attempt + 1, decision.reason, ctx.request_id);
+      co_return std::unexpected(final_error(kind, status));
+    }
+    spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
+                 attempt + 1, decision.delay.count(), ctx.request_id);
+    co_await sleep_for(decision.delay);
+  }
+}
+
+asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::chat_stream(const CallContext& ctx,
+                                                                             std::string body,
+                                                                             EventSink sink) {
+  Clock::time_point deadline = Clock::now() + timeouts_.total;
+  StreamOutcome outcome;
+  for (int attempt = 0;; ++attempt) {
+    Timeouts t = timeouts_;
+    t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
+    upstream::SseParser parser;
+    std::vector<std::string> pending;
+    bool done = false;
+    bool consumer_gone = false;
+    unsigned head_status = 0;
+    std::string error_body;
+    HeadSink on_head = [&](const HttpResponse& head) -> asio::awaitable<void> {
+      head_status = head.status;
+      outcome.headers = passthrough_headers(head.headers);
+      co_return;
+    };
+    BodySink on_body = [&](std::string_view bytes) -> asio::awaitable<bool> {
+      if (head_status < 200 || head_status >= 300) {
+        if (error_body.size() < 64 * 1024) error_body.append(bytes);
+        co_return true;
+      }
+      auto fed = parser.feed(bytes, [&](const upstream::SseEvent& e) { pending.push_back(e.data); });
+      if (!fed) co_return false;
+      for (auto& data : pending) {
+        if (done) break;
+        if (upstream::is_done_marker(data)) {
+          done = true;
+          break;
+        }
+        if (!co_await sink(data)) {
+          consumer_gone = true;
+          co_return false;
+        }
+        ++outcome.events;
+      }
+      pending.clear();
+      co_return !done;
+    };
+    auto res = co_await client_.send(
+        endpoint_, make_request(ctx, bhttp::verb::post, "/chat/completions", body), t, on_head, on_body);
+    if (consumer_gone) co_return outcome;
+    if (done || (res && head_status >= 200 && head_status < 300)) {
+      if (res && !done) {
+        (void)parser.finish([&](const upstream::SseEvent& e) { pending.push_back(e.data); });
+        for (auto& data : pending) {
+          if (upstream::is_done_marker(data)) break;
+          if (!co_await sink(data)) co_return outcome;
+          ++outcome.events;
+        }
+      }
+      co_return outcome;
+    }
+    FailureKind kind = FailureKind::kHttpStatus;
+    unsigned status = head_status;
+    std::optional<std::chrono::milliseconds> retry_after;
+    if (!res) {
+      kind = failure_of(res.error());
+      if (head_status >= 200 && head_status < 300) status = 0;
+    } else if (auto ra = res->header("retry-after")) {
+      retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
+    }
+    bool reached_client = outcome.events > 0;
+    auto decision = upstream::decide(retry_, attempt, kind, static_cast<int>(status), retry_after,
+                                     reached_client, time_left(deadline), jitter_sample);
+    if (!decision.retry) {
+      spdlog::warn("provider {} stream failed: status={} attempt={} events={} reason={} request_id={}", name_,
+                   status, attempt + 1, outcome.events, decision.reason, ctx.request_id);
+      co_return std::unexpected(final_error(kind, status));
+    }
+    spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
+                 attempt + 1, decision.delay.count(), ctx.request_id);
+    co_await sleep_for(decision.delay);
+  }
+}
+
+asio::awaitable<Status> OpenAiCompatibleProvider::verify_key(const CallContext& ctx) {
+  Timeouts t = timeouts_;
+  t.total = std::min(t.total, std::chrono::milliseconds(15'000));
+  auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::get, "/models", {}), t);
+  if (!res) co_return std::unexpected(final_error(failure_of(res.error()), 0));
+  if (res->status == 401 || res->status == 403) {
+    co_return fail(ErrorKind::kInvalidApiKey, "The provider rejected this API key");
+  }
+  if (res->status >= 400) co_return std::unexpected(final_error(FailureKind::kHttpStatus, res->status));
+  co_return Status{};
+}
+
+}  // namespace parley::provider

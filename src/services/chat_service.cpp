@@ -1,0 +1,182 @@
+#include "services/chat_service.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+
+namespace parley::services {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+
+Status check_messages(const std::vector<ChatMessage>& messages, std::size_t max_chars) {
+  if (messages.empty()) return validation("messages", "messages must contain at least one message");
+  if (messages.size() > 256) return validation("messages", "messages may contain at most 256 messages");
+  bool has_user = false;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    std::string param = fmt::format("messages[{}]", i);
+    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+      return validation(param + ".role", "role must be system, user or assistant");
+    }
+    std::size_t chars = 0;
+    for (char c : m.content) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+    if (m.role == "user") {
+      has_user = true;
+      if (chars < 1 || chars > max_chars) {
+        return validation(param + ".content",
+                          fmt::format("user content must be 1 to {} characters", max_chars));
+      }
+    } else if (chars > max_chars * 4) {
+      return validation(param + ".content", "content is too long");
+    }
+  }
+  if (!has_user) return validation("messages", "messages must include a user message");
+  return {};
+}
+
+std::string ChatService::request_body(const ChatInput& input, const std::string& model, bool stream) {
+  bj::array messages;
+  for (const auto& m : input.messages)
+    messages.push_back(bj::object{{"role", m.role}, {"content", m.content}});
+  bj::object body{{"model", model}, {"messages", std::move(messages)}};
+  if (input.temperature) body["temperature"] = *input.temperature;
+  if (input.max_tokens) body["max_tokens"] = *input.max_tokens;
+  if (stream) {
+    body["stream"] = true;
+    body["stream_options"] = bj::object{{"include_usage", true}};
+  }
+  return bj::serialize(body);
+}
+
+asio::awaitable<Result<ChatService::Route>> ChatService::route(const auth::Principal& who,
+                                                               std::optional<std::string> model,
+                                                               const std::string& request_id) {
+  Route r;
+  r.model = model.value_or(default_model_);
+  r.entry = providers_.find_by_model(r.model);
+  if (r.entry == nullptr) {
+    co_return fail(ErrorKind::kValidation,
+                   fmt::format("Unknown model \"{}\"; allowed: {}", r.model, providers_.allowed_models()),
+                   std::string("model"));
+  }
+  r.call.request_id = request_id;
+  if (!r.entry->provider->needs_key()) co_return r;
+  using provider::Credentials;
+  if (r.entry->credentials != Credentials::kSystem) {
+    auto own = co_await vault_(who.user_id, r.entry->provider->name());
+    if (!own) co_return std::unexpected(own.error());
+    if (*own) {
+      r.call.api_key = std::move(**own);
+      co_return r;
+    }
+    if (r.entry->credentials == Credentials::kByok) {
+      co_return fail(
+          ErrorKind::kApiKeyNotConfigured,
+          fmt::format("No API key for provider \"{}\"; set one with PUT /api/v1/users/{{user_id}}/api-key",
+                      r.entry->provider->name()));
+    }
+  }
+  if (!r.entry->system_key) {
+    co_return fail(ErrorKind::kUnavailable,
+                   fmt::format("Provider \"{}\" has no system key configured", r.entry->provider->name()));
+  }
+  r.call.api_key = *r.entry->system_key;
+  co_return r;
+}
+
+namespace {
+
+Usage usage_of(const bj::value& v) {
+  Usage u;
+  if (!v.is_object()) return u;
+  const auto& o = v.as_object();
+  auto num = [&](const char* name) -> std::int64_t {
+    auto it = o.find(name);
+    return it != o.end() && it->value().is_number() ? it->value().to_number<std::int64_t>() : 0;
+  };
+  u.prompt_tokens = num("prompt_tokens");
+  u.completion_tokens = num("completion_tokens");
+  u.total_tokens = num("total_tokens");
+  if (u.total_tokens == 0) u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  return u;
+}
+
+std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who, const ChatInput& input,
+                                                      const std::string& request_id) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = co_await route(who, input.model, request_id);
+  if (!r) co_return std::unexpected(r.error());
+  auto res = co_await r->entry->provider->chat(r->call, request_body(input, r->model, false));
+  if (!res) co_return std::unexpected(res.error());
+  boost::system::error_code ec;
+  bj::value v = bj::parse(res->body, ec);
+  ChatOutput out;
+  out.model = r->model;
+  if (!ec && v.is_object()) {
+    const auto& o = v.as_object();
+    if (auto m = o.find("model"); m != o.end() && m->value().is_string())
+      out.model = std::string(m->value().as_string());
+    if (auto c = o.find("choices"); c != o.end() && c->value().is_array() && !c->value().as_array().empty()) {
+      const auto& first = c->value().as_array()[0];
+      if (first.is_object() && first.as_object().contains("message")) {
+        const auto& msg = first.as_object().at("message");
+        if (msg.is_object() && msg.as_object().contains("content") &&
+            msg.as_object().at("content").is_string()) {
+          out.content = std::string(msg.as_object().at("content").as_string());
+        }
+      }
+    }
+    if (auto u = o.find("usage"); u != o.end()) out.usage = usage_of(u->value());
+  } else {
+    co_return fail(ErrorKind::kOpenAiApiError, "The provider returned an invalid response");
+  }
+  out.latency_ms = since_ms(t0);
+  co_return out;
+}
+
+asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Principal& who,
+                                                             const ChatInput& input,
+                                                             const std::string& request_id, TokenSink sink) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = co_await route(who, input.model, request_id);
+  if (!r) co_return std::unexpected(r.error());
+  ChatOutput out;
+  out.model = r->model;
+  provider::EventSink events = [&](std::string_view data) -> asio::awaitable<bool> {
+    boost::system::error_code ec;
+    bj::value v = bj::parse(data, ec);
+    if (ec || !v.is_object()) co_return true;  // tolerate keep-alive noise
+    const auto& o = v.as_object();
+    if (auto u = o.find("usage"); u != o.end() && u->value().is_object()) out.usage = usage_of(u->value());
+    if (auto c = o.find("choices"); c != o.end() && c->value().is_array() && !c->value().as_array().empty()) {
+      const auto& first = c->value().as_array()[0];
+      if (first.is_object()) {
+        auto d = first.as_object().find("delta");
+        if (d != first.as_object().end() && d->value().is_object()) {
+          auto content = d->value().as_object().find("content");
+          if (content != d->value().as_object().end() && content->value().is_string() &&
+              !content->value().as_string().empty()) {
+            std::string_view token = content->value().as_string();
+            out.content.append(token);
+            if (!co_await sink(token)) co_return false;
+          }
+        }
+      }
+    }
+    co_return true;
+  };
+  auto res = co_await r->entry->provider->chat_stream(r->call, request_body(input, r->model, true), events);
+  if (!res) co_return std::unexpected(res.error());
+  out.latency_ms = since_ms(t0);
+  co_return out;
+}
+
+}  // namespace parley::services

@@ -1,0 +1,86 @@
+// The AI task endpoints' domain: chat (plain and streamed), summarize and translate. Picks the
+// provider serving the requested model, resolves whose key to use (the provider's credential
+// mode: the caller's vault key, the deployment's key, or either), calls it and extracts the reply
+// and usage. Asynchronous (coroutines on the caller's loop); never blocks.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/principal.hpp"
+#include "crypto/secret.hpp"
+#include "provider/provider.hpp"
+
+namespace parley::services {
+
+struct ChatMessage {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+struct ChatInput {
+  std::vector<ChatMessage> messages;
+  std::optional<std::string> model;
+  std::optional<double> temperature;
+  std::optional<std::int64_t> max_tokens;
+};
+
+struct Usage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total_tokens = 0;
+};
+
+struct ChatOutput {
+  std::string content;
+  std::string model;
+  Usage usage;
+  std::int64_t latency_ms = 0;
+};
+
+// Looks up the caller's own key for a provider (the vault). nullopt: none stored.
+using VaultLookup = std::function<boost::asio::awaitable<Result<std::optional<crypto::Secret>>>(
+    const std::string& user_id, const std::string& provider)>;
+
+// Called per streamed token; returns false when the client is gone.
+using TokenSink = std::function<boost::asio::awaitable<bool>(std::string_view token)>;
+
+class ChatService {
+ public:
+  ChatService(const provider::ProviderRegistry& providers, VaultLookup vault, std::string default_model)
+      : providers_(providers), vault_(std::move(vault)), default_model_(std::move(default_model)) {}
+
+  boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
+                                                  const std::string& request_id);
+  // Streams tokens to `sink`; the result carries the full text and usage (or the error that ended
+  // the stream, possibly after some tokens).
+  boost::asio::awaitable<Result<ChatOutput>> chat_stream(const auth::Principal& who, const ChatInput& input,
+                                                         const std::string& request_id, TokenSink sink);
+
+  [[nodiscard]] const std::string& default_model() const { return default_model_; }
+
+  // Resolves the provider and key for a model (exposed for the /v1 gateway).
+  struct Route {
+    const provider::ProviderEntry* entry = nullptr;
+    provider::CallContext call;
+    std::string model;
+  };
+  boost::asio::awaitable<Result<Route>> route(const auth::Principal& who, std::optional<std::string> model,
+                                              const std::string& request_id);
+
+ private:
+  static std::string request_body(const ChatInput& input, const std::string& model, bool stream);
+
+  const provider::ProviderRegistry& providers_;
+  VaultLookup vault_;
+  std::string default_model_;
+};
+
+// Validates messages: roles system/user/assistant, user content 1..max_chars characters.
+Status check_messages(const std::vector<ChatMessage>& messages, std::size_t max_chars);
+
+}  // namespace parley::services
