@@ -39,8 +39,8 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
     if (*expires) {
       input.expires_at_ms = parse_iso8601(**expires);
       if (!input.expires_at_ms) {
-        co_return error_of(Error(ErrorKind::kValidation, "expires_at must be an RFC 3339 timestamp", "expires_at"),
-                           ctx);
+        co_return error_of(
+            Error(ErrorKind::kValidation, "expires_at must be an RFC 3339 timestamp", "expires_at"), ctx);
       }
     }
     auto meta = meta_of(ctx);
@@ -62,60 +62,63 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
     auto keys = co_await d.pool.run([&] { return d.keys.list(*who, all, {page->limit, page->offset}); });
     if (!keys) co_return error_of(keys.error(), ctx);
     std::int64_t now = d.clock.now_ms();
-    co_return http::json_response(
-        StatusCode::ok,
-        render_page(*keys, page->limit, page->offset, [now](const auto& k) { return render_api_key(k, now); }));
+    co_return http::json_response(StatusCode::ok,
+                                  render_page(*keys, page->limit, page->offset,
+                                              [now](const auto& k) { return render_api_key(k, now); }));
   });
 
-  router.add(Method::get, "/api/v1/api-keys/{key_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto who = co_await d.authenticator.authenticate(ctx);
-    if (!who) co_return error_of(who.error(), ctx);
-    std::string id(ctx.param("key_id"));
-    auto key = co_await d.pool.run([&] { return d.keys.get(*who, id); });
-    if (!key) co_return error_of(key.error(), ctx);
-    co_return http::json_response(StatusCode::ok, render_api_key(*key, d.clock.now_ms()));
-  });
+  router.add(Method::get, "/api/v1/api-keys/{key_id}",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               auto who = co_await d.authenticator.authenticate(ctx);
+               if (!who) co_return error_of(who.error(), ctx);
+               std::string id(ctx.param("key_id"));
+               auto key = co_await d.pool.run([&] { return d.keys.get(*who, id); });
+               if (!key) co_return error_of(key.error(), ctx);
+               co_return http::json_response(StatusCode::ok, render_api_key(*key, d.clock.now_ms()));
+             });
 
-  router.add(Method::patch, "/api/v1/api-keys/{key_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto who = co_await d.authenticator.authenticate(ctx);
-    if (!who) co_return error_of(who.error(), ctx);
-    auto body = read_object(ctx);
-    if (!body) co_return error_of(body.error(), ctx);
-    if (auto s = only_fields(*body, {"name", "is_active", "rate_limit_per_minute"}); !s) {
-      co_return error_of(s.error(), ctx);
-    }
-    services::ApiKeyPatch patch;
-    auto name = get_string(*body, "name", false, {1, 100, true});
-    if (!name) co_return error_of(name.error(), ctx);
-    auto active = get_bool(*body, "is_active", false);
-    if (!active) co_return error_of(active.error(), ctx);
-    patch.name = *name;
-    patch.is_active = *active;
-    if (auto it = body->find("rate_limit_per_minute"); it != body->end()) {
-      if (it->value().is_null()) {
-        patch.rate_limit_per_minute = std::optional<std::int64_t>{};
-      } else {
-        auto rate = get_int(*body, "rate_limit_per_minute", false, 1, kMaxRatePerMinute);
-        if (!rate) co_return error_of(rate.error(), ctx);
-        patch.rate_limit_per_minute = *rate;
-      }
-    }
-    std::string id(ctx.param("key_id"));
-    auto meta = meta_of(ctx);
-    auto key = co_await d.pool.run([&] { return d.keys.update(*who, id, std::move(patch), meta); });
-    if (!key) co_return error_of(key.error(), ctx);
-    co_return http::json_response(StatusCode::ok, render_api_key(*key, d.clock.now_ms()));
-  });
+  router.add(
+      Method::patch, "/api/v1/api-keys/{key_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+        auto who = co_await d.authenticator.authenticate(ctx);
+        if (!who) co_return error_of(who.error(), ctx);
+        auto body = read_object(ctx);
+        if (!body) co_return error_of(body.error(), ctx);
+        if (auto s = only_fields(*body, {"name", "is_active", "rate_limit_per_minute"}); !s) {
+          co_return error_of(s.error(), ctx);
+        }
+        services::ApiKeyPatch patch;
+        auto name = get_string(*body, "name", false, {1, 100, true});
+        if (!name) co_return error_of(name.error(), ctx);
+        auto active = get_bool(*body, "is_active", false);
+        if (!active) co_return error_of(active.error(), ctx);
+        patch.name = *name;
+        patch.is_active = *active;
+        if (auto it = body->find("rate_limit_per_minute"); it != body->end()) {
+          if (it->value().is_null()) {
+            patch.rate_limit_per_minute = std::optional<std::int64_t>{};
+          } else {
+            auto rate = get_int(*body, "rate_limit_per_minute", false, 1, kMaxRatePerMinute);
+            if (!rate) co_return error_of(rate.error(), ctx);
+            patch.rate_limit_per_minute = *rate;
+          }
+        }
+        std::string id(ctx.param("key_id"));
+        auto meta = meta_of(ctx);
+        auto key = co_await d.pool.run([&] { return d.keys.update(*who, id, std::move(patch), meta); });
+        if (!key) co_return error_of(key.error(), ctx);
+        co_return http::json_response(StatusCode::ok, render_api_key(*key, d.clock.now_ms()));
+      });
 
-  router.add(Method::delete_, "/api/v1/api-keys/{key_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto who = co_await d.authenticator.authenticate(ctx);
-    if (!who) co_return error_of(who.error(), ctx);
-    std::string id(ctx.param("key_id"));
-    auto meta = meta_of(ctx);
-    auto s = co_await d.pool.run([&] { return d.keys.revoke(*who, id, meta); });
-    if (!s) co_return error_of(s.error(), ctx);
-    co_return Response{StatusCode::no_content, 11};
-  });
+  router.add(Method::delete_, "/api/v1/api-keys/{key_id}",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               auto who = co_await d.authenticator.authenticate(ctx);
+               if (!who) co_return error_of(who.error(), ctx);
+               std::string id(ctx.param("key_id"));
+               auto meta = meta_of(ctx);
+               auto s = co_await d.pool.run([&] { return d.keys.revoke(*who, id, meta); });
+               if (!s) co_return error_of(s.error(), ctx);
+               co_return Response{StatusCode::no_content, 11};
+             });
 }
 
 }  // namespace parley::api

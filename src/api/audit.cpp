@@ -25,7 +25,8 @@ void register_audit_routes(http::Router& router, IdentityDeps& d) {
     if (auto a = ctx.query("actor_user_id"); a && !a->empty()) q.actor_user_id = a->substr(0, 64);
     auto events = co_await d.pool.run([&] { return d.audit.list(*who, q); });
     if (!events) co_return error_of(events.error(), ctx);
-    co_return http::json_response(StatusCode::ok, render_page(*events, page->limit, page->offset, render_audit_event));
+    co_return http::json_response(StatusCode::ok,
+                                  render_page(*events, page->limit, page->offset, render_audit_event));
   });
 }
 

@@ -95,8 +95,10 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
     }
     std::string username = (*form)["username"];
     std::string password = (*form)["password"];
-    if (username.empty()) co_return error_of(Error(ErrorKind::kValidation, "username is required", "username"), ctx);
-    if (password.empty()) co_return error_of(Error(ErrorKind::kValidation, "password is required", "password"), ctx);
+    if (username.empty())
+      co_return error_of(Error(ErrorKind::kValidation, "username is required", "username"), ctx);
+    if (password.empty())
+      co_return error_of(Error(ErrorKind::kValidation, "password is required", "password"), ctx);
     if (username.size() > 254 || password.size() > 4096) {
       co_return error_of(Error(ErrorKind::kUnauthorized, "Incorrect username or password"), ctx);
     }

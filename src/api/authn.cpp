@@ -7,7 +7,9 @@ namespace parley::api {
 
 namespace asio = boost::asio;
 
-services::RequestMeta meta_of(const http::RequestContext& ctx) { return {ctx.request_id, ctx.client_address}; }
+services::RequestMeta meta_of(const http::RequestContext& ctx) {
+  return {ctx.request_id, ctx.client_address};
+}
 
 std::string iso8601(std::int64_t unix_ms) {
   std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
@@ -131,7 +133,8 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate(const http:
     auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-    if (id->expires_at && *id->expires_at <= now_ms) co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
+    if (id->expires_at && *id->expires_at <= now_ms)
+      co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
     auto user = co_await active_user(id->user_id);
     if (!user) co_return std::unexpected(user.error());
     keys_.note_use(id->key_id);

@@ -18,7 +18,9 @@ Status only_fields(const bj::object& object, std::initializer_list<std::string_v
   for (const auto& [key, value] : object) {
     bool ok = false;
     for (auto a : allowed) ok = ok || a == std::string_view(key);
-    if (!ok) return validation(std::string(key), fmt::format("Unknown or read-only field \"{}\"", std::string_view(key)));
+    if (!ok)
+      return validation(std::string(key),
+                        fmt::format("Unknown or read-only field \"{}\"", std::string_view(key)));
   }
   return {};
 }
@@ -66,7 +68,8 @@ Result<std::optional<std::string>> get_string(const bj::object& o, std::string_v
   auto len = utf8_length(s);
   if (!len) return validation(std::string(name), fmt::format("{} must be valid UTF-8", name));
   if (*len < rule.min || *len > rule.max) {
-    if (rule.min > 0 && *len == 0) return validation(std::string(name), fmt::format("{} must not be empty", name));
+    if (rule.min > 0 && *len == 0)
+      return validation(std::string(name), fmt::format("{} must not be empty", name));
     return validation(std::string(name),
                       fmt::format("{} must be between {} and {} characters long", name, rule.min, rule.max));
   }
@@ -85,17 +88,19 @@ Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_vie
     n = v->as_int64();
   } else if (v->is_uint64() && v->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
     n = static_cast<std::int64_t>(v->as_uint64());
-  } else if (v->is_double() && std::trunc(v->as_double()) == v->as_double() && std::abs(v->as_double()) < 9e15) {
+  } else if (v->is_double() && std::trunc(v->as_double()) == v->as_double() &&
+             std::abs(v->as_double()) < 9e15) {
     n = static_cast<std::int64_t>(v->as_double());
   } else {
     return validation(std::string(name), fmt::format("{} must be an integer", name));
   }
-  if (n < min || n > max) return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
+  if (n < min || n > max)
+    return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
   return std::optional<std::int64_t>(n);
 }
 
-Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required, double min,
-                                         double max) {
+Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required,
+                                         double min, double max) {
   const bj::value* v = find(o, name);
   if (v == nullptr) {
     if (required) return missing(name);
@@ -103,7 +108,8 @@ Result<std::optional<double>> get_number(const bj::object& o, std::string_view n
   }
   if (!v->is_number()) return validation(std::string(name), fmt::format("{} must be a number", name));
   double d = v->to_number<double>();
-  if (!(d >= min && d <= max)) return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
+  if (!(d >= min && d <= max))
+    return validation(std::string(name), fmt::format("{} must be between {} and {}", name, min, max));
   return std::optional<double>(d);
 }
 

@@ -5,7 +5,6 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
-
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -36,8 +35,8 @@ Result<std::optional<std::string>> get_string(const bj::object& o, std::string_v
                                               StringRule rule = {});
 Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_view name, bool required,
                                             std::int64_t min, std::int64_t max);
-Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required, double min,
-                                         double max);
+Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required,
+                                         double min, double max);
 Result<std::optional<bool>> get_bool(const bj::object& o, std::string_view name, bool required);
 
 // Counts UTF-8 code points; nullopt when `text` is not valid UTF-8.
@@ -48,6 +47,7 @@ struct Page {
   std::int64_t limit;
   std::int64_t offset;
 };
-Result<Page> read_page(const http::RequestContext& ctx, std::int64_t default_limit = 50, std::int64_t max_limit = 200);
+Result<Page> read_page(const http::RequestContext& ctx, std::int64_t default_limit = 50,
+                       std::int64_t max_limit = 200);
 
 }  // namespace parley::api

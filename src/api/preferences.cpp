@@ -65,19 +65,20 @@ void register_preference_routes(http::Router& router, IdentityDeps& d) {
                co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
              });
   for (Method m : {Method::put, Method::patch}) {
-    router.add(m, "/api/v1/users/{user_id}/preferences", [&d, m](RequestContext& ctx) -> asio::awaitable<Response> {
-      auto who = co_await d.authenticator.authenticate(ctx);
-      if (!who) co_return error_of(who.error(), ctx);
-      auto body = read_object(ctx);
-      if (!body) co_return error_of(body.error(), ctx);
-      auto patch = read_patch(*body);
-      if (!patch) co_return error_of(patch.error(), ctx);
-      std::string id(ctx.param("user_id"));
-      bool replace = m == Method::put;
-      auto prefs = co_await d.pool.run([&] { return d.preferences.save(*who, id, *patch, replace); });
-      if (!prefs) co_return error_of(prefs.error(), ctx);
-      co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
-    });
+    router.add(
+        m, "/api/v1/users/{user_id}/preferences", [&d, m](RequestContext& ctx) -> asio::awaitable<Response> {
+          auto who = co_await d.authenticator.authenticate(ctx);
+          if (!who) co_return error_of(who.error(), ctx);
+          auto body = read_object(ctx);
+          if (!body) co_return error_of(body.error(), ctx);
+          auto patch = read_patch(*body);
+          if (!patch) co_return error_of(patch.error(), ctx);
+          std::string id(ctx.param("user_id"));
+          bool replace = m == Method::put;
+          auto prefs = co_await d.pool.run([&] { return d.preferences.save(*who, id, *patch, replace); });
+          if (!prefs) co_return error_of(prefs.error(), ctx);
+          co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
+        });
   }
 }
 

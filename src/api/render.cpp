@@ -9,8 +9,12 @@ namespace parley::api {
 namespace bj = boost::json;
 
 namespace {
-bj::value opt(const std::optional<std::string>& v) { return v ? bj::value(*v) : bj::value(nullptr); }
-bj::value opt_time(const std::optional<std::int64_t>& v) { return v ? bj::value(iso8601(*v)) : bj::value(nullptr); }
+bj::value opt(const std::optional<std::string>& v) {
+  return v ? bj::value(*v) : bj::value(nullptr);
+}
+bj::value opt_time(const std::optional<std::int64_t>& v) {
+  return v ? bj::value(iso8601(*v)) : bj::value(nullptr);
+}
 }  // namespace
 
 bj::object render_user(const store::UserRecord& u) {
@@ -26,18 +30,21 @@ bj::object render_user(const store::UserRecord& u) {
 
 bj::object render_api_key(const store::ApiKeyRecord& k, std::int64_t now_ms) {
   bool expired = k.expires_at && *k.expires_at <= now_ms;
-  return bj::object{
-      {"id", k.id},
-      {"user_id", k.user_id},
-      {"name", k.name},
-      {"key_prefix", k.key_prefix},
-      {"rate_limit_per_minute", k.rate_limit_per_minute ? bj::value(*k.rate_limit_per_minute) : bj::value(nullptr)},
-      {"is_active", k.is_active && !k.revoked_at},
-      {"status", k.revoked_at ? "revoked" : expired ? "expired" : k.is_active ? "active" : "inactive"},
-      {"expires_at", opt_time(k.expires_at)},
-      {"last_used_at", opt_time(k.last_used_at)},
-      {"created_at", iso8601(k.created_at)},
-      {"revoked_at", opt_time(k.revoked_at)}};
+  return bj::object{{"id", k.id},
+                    {"user_id", k.user_id},
+                    {"name", k.name},
+                    {"key_prefix", k.key_prefix},
+                    {"rate_limit_per_minute",
+                     k.rate_limit_per_minute ? bj::value(*k.rate_limit_per_minute) : bj::value(nullptr)},
+                    {"is_active", k.is_active && !k.revoked_at},
+                    {"status", k.revoked_at  ? "revoked"
+                               : expired     ? "expired"
+                               : k.is_active ? "active"
+                                             : "inactive"},
+                    {"expires_at", opt_time(k.expires_at)},
+                    {"last_used_at", opt_time(k.last_used_at)},
+                    {"created_at", iso8601(k.created_at)},
+                    {"revoked_at", opt_time(k.revoked_at)}};
 }
 
 bj::object render_preferences(const store::PreferencesRecord& p) {

@@ -17,10 +17,12 @@ boost::json::object render_preferences(const store::PreferencesRecord& prefs);
 boost::json::object render_audit_event(const store::AuditEvent& event);
 
 template <class T, class F>
-boost::json::object render_page(const store::Page<T>& page, std::int64_t limit, std::int64_t offset, F&& render_one) {
+boost::json::object render_page(const store::Page<T>& page, std::int64_t limit, std::int64_t offset,
+                                F&& render_one) {
   boost::json::array items;
   for (const auto& item : page.items) items.push_back(render_one(item));
-  return boost::json::object{{"items", std::move(items)}, {"total", page.total}, {"limit", limit}, {"offset", offset}};
+  return boost::json::object{
+      {"items", std::move(items)}, {"total", page.total}, {"limit", limit}, {"offset", offset}};
 }
 
 }  // namespace parley::api

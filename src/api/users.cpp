@@ -23,12 +23,14 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
     store::UserListQuery q;
     q.page = {page->limit, page->offset};
     if (auto s = ctx.query("search"); s && !s->empty()) {
-      if (s->size() > 254) co_return error_of(Error(ErrorKind::kValidation, "search is too long", "search"), ctx);
+      if (s->size() > 254)
+        co_return error_of(Error(ErrorKind::kValidation, "search is too long", "search"), ctx);
       q.search = *s;
     }
     auto users = co_await d.pool.run([&] { return d.users.list(*who, q); });
     if (!users) co_return error_of(users.error(), ctx);
-    co_return http::json_response(StatusCode::ok, render_page(*users, page->limit, page->offset, render_user));
+    co_return http::json_response(StatusCode::ok,
+                                  render_page(*users, page->limit, page->offset, render_user));
   });
 
   router.add(Method::post, "/api/v1/users", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
@@ -36,7 +38,8 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
     if (!who) co_return error_of(who.error(), ctx);
     auto body = read_object(ctx);
     if (!body) co_return error_of(body.error(), ctx);
-    if (auto s = only_fields(*body, {"username", "email", "password", "phone_number", "role", "is_active"}); !s) {
+    if (auto s = only_fields(*body, {"username", "email", "password", "phone_number", "role", "is_active"});
+        !s) {
       co_return error_of(s.error(), ctx);
     }
     auto username = get_string(*body, "username", true, {1, 64, true});
@@ -49,10 +52,12 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
       if (!*r) co_return error_of(r->error(), ctx);
     }
     if (!active) co_return error_of(active.error(), ctx);
-    services::NewUser input{**username, **email, *phone, **password, auth::Role::kUser, active->value_or(true)};
+    services::NewUser input{**username, **email,           *phone,
+                            **password, auth::Role::kUser, active->value_or(true)};
     if (*role) {
       auto parsed = auth::parse_role(**role);
-      if (!parsed) co_return error_of(Error(ErrorKind::kValidation, "role must be admin, manager or user", "role"), ctx);
+      if (!parsed)
+        co_return error_of(Error(ErrorKind::kValidation, "role must be admin, manager or user", "role"), ctx);
       input.role = *parsed;
     }
     auto meta = meta_of(ctx);
@@ -78,62 +83,66 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
     co_return http::json_response(StatusCode::ok, render_user(*user));
   });
 
-  router.add(Method::patch, "/api/v1/users/{user_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto who = co_await d.authenticator.authenticate(ctx);
-    if (!who) co_return error_of(who.error(), ctx);
-    auto body = read_object(ctx);
-    if (!body) co_return error_of(body.error(), ctx);
-    if (auto s = only_fields(*body, {"username", "email", "phone_number", "password", "current_password", "role",
-                                     "is_active"});
-        !s) {
-      co_return error_of(s.error(), ctx);
-    }
-    services::UserPatch patch;
-    auto username = get_string(*body, "username", false, {1, 64, true});
-    auto email = get_string(*body, "email", false, {1, 254, true});
-    auto password = get_string(*body, "password", false, {0, 4096});
-    auto current = get_string(*body, "current_password", false, {0, 4096});
-    auto role = get_string(*body, "role", false, {0, 16});
-    auto active = get_bool(*body, "is_active", false);
-    for (const auto* r : {&username, &email, &password, &current, &role}) {
-      if (!*r) co_return error_of(r->error(), ctx);
-    }
-    if (!active) co_return error_of(active.error(), ctx);
-    patch.username = *username;
-    patch.email = *email;
-    patch.password = *password;
-    patch.current_password = *current;
-    patch.is_active = *active;
-    if (*role) {
-      auto parsed = auth::parse_role(**role);
-      if (!parsed) co_return error_of(Error(ErrorKind::kValidation, "role must be admin, manager or user", "role"), ctx);
-      patch.role = *parsed;
-    }
-    if (auto it = body->find("phone_number"); it != body->end()) {
-      if (it->value().is_null()) {
-        patch.phone_number = std::optional<std::string>{};
-      } else {
-        auto phone = get_string(*body, "phone_number", false, {0, 32, true});
-        if (!phone) co_return error_of(phone.error(), ctx);
-        patch.phone_number = *phone;
-      }
-    }
-    std::string id(ctx.param("user_id"));
-    auto meta = meta_of(ctx);
-    auto user = co_await d.pool.run([&] { return d.users.update(*who, id, std::move(patch), meta); });
-    if (!user) co_return error_of(user.error(), ctx);
-    co_return http::json_response(StatusCode::ok, render_user(*user));
-  });
+  router.add(
+      Method::patch, "/api/v1/users/{user_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+        auto who = co_await d.authenticator.authenticate(ctx);
+        if (!who) co_return error_of(who.error(), ctx);
+        auto body = read_object(ctx);
+        if (!body) co_return error_of(body.error(), ctx);
+        if (auto s = only_fields(*body, {"username", "email", "phone_number", "password", "current_password",
+                                         "role", "is_active"});
+            !s) {
+          co_return error_of(s.error(), ctx);
+        }
+        services::UserPatch patch;
+        auto username = get_string(*body, "username", false, {1, 64, true});
+        auto email = get_string(*body, "email", false, {1, 254, true});
+        auto password = get_string(*body, "password", false, {0, 4096});
+        auto current = get_string(*body, "current_password", false, {0, 4096});
+        auto role = get_string(*body, "role", false, {0, 16});
+        auto active = get_bool(*body, "is_active", false);
+        for (const auto* r : {&username, &email, &password, &current, &role}) {
+          if (!*r) co_return error_of(r->error(), ctx);
+        }
+        if (!active) co_return error_of(active.error(), ctx);
+        patch.username = *username;
+        patch.email = *email;
+        patch.password = *password;
+        patch.current_password = *current;
+        patch.is_active = *active;
+        if (*role) {
+          auto parsed = auth::parse_role(**role);
+          if (!parsed)
+            co_return error_of(Error(ErrorKind::kValidation, "role must be admin, manager or user", "role"),
+                               ctx);
+          patch.role = *parsed;
+        }
+        if (auto it = body->find("phone_number"); it != body->end()) {
+          if (it->value().is_null()) {
+            patch.phone_number = std::optional<std::string>{};
+          } else {
+            auto phone = get_string(*body, "phone_number", false, {0, 32, true});
+            if (!phone) co_return error_of(phone.error(), ctx);
+            patch.phone_number = *phone;
+          }
+        }
+        std::string id(ctx.param("user_id"));
+        auto meta = meta_of(ctx);
+        auto user = co_await d.pool.run([&] { return d.users.update(*who, id, std::move(patch), meta); });
+        if (!user) co_return error_of(user.error(), ctx);
+        co_return http::json_response(StatusCode::ok, render_user(*user));
+      });
 
-  router.add(Method::delete_, "/api/v1/users/{user_id}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto who = co_await d.authenticator.authenticate(ctx);
-    if (!who) co_return error_of(who.error(), ctx);
-    std::string id(ctx.param("user_id"));
-    auto meta = meta_of(ctx);
-    auto s = co_await d.pool.run([&] { return d.users.remove(*who, id, meta); });
-    if (!s) co_return error_of(s.error(), ctx);
-    co_return Response{StatusCode::no_content, 11};
-  });
+  router.add(Method::delete_, "/api/v1/users/{user_id}",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               auto who = co_await d.authenticator.authenticate(ctx);
+               if (!who) co_return error_of(who.error(), ctx);
+               std::string id(ctx.param("user_id"));
+               auto meta = meta_of(ctx);
+               auto s = co_await d.pool.run([&] { return d.users.remove(*who, id, meta); });
+               if (!s) co_return error_of(s.error(), ctx);
+               co_return Response{StatusCode::no_content, 11};
+             });
 }
 
 }  // namespace parley::api

@@ -18,7 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Reads `path`, or creates it with `make()` (mode 0600, never overwriting a file that appeared meanwhile).
-Result<std::string> load_or_create(const fs::path& path, const std::function<std::string()>& make, bool& created) {
+Result<std::string> load_or_create(const fs::path& path, const std::function<std::string()>& make,
+                                   bool& created) {
   created = false;
   std::error_code ec;
   if (!fs::exists(path, ec)) {
@@ -27,13 +28,15 @@ Result<std::string> load_or_create(const fs::path& path, const std::function<std
     if (fd >= 0) {
       ::fchmod(fd, 0600);
       std::string line = value + "\n";
-      bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+      bool ok =
+          ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
       ::close(fd);
       if (!ok) return fail(ErrorKind::kInternal, "cannot write " + path.string());
       created = true;
       return value;
     }
-    if (errno != EEXIST) return fail(ErrorKind::kInternal, "cannot create " + path.string() + ": " + std::strerror(errno));
+    if (errno != EEXIST)
+      return fail(ErrorKind::kInternal, "cannot create " + path.string() + ": " + std::strerror(errno));
   }
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
@@ -57,7 +60,8 @@ Status ensure_secrets(config::Config& config) {
   bool created_any = false;
   if (config.encryption_keys.empty()) {
     bool created = false;
-    auto keys = load_or_create(dir / "encryption.keys", [] { return crypto::generate_fernet_key(); }, created);
+    auto keys = load_or_create(
+        dir / "encryption.keys", [] { return crypto::generate_fernet_key(); }, created);
     if (!keys) return std::unexpected(keys.error());
     config.encryption_keys = *keys;
     created_any |= created;

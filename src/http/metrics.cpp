@@ -5,7 +5,8 @@
 namespace parley::http {
 
 Metrics::Metrics(std::size_t shards, std::string version) : version_(std::move(version)) {
-  for (std::size_t i = 0; i < std::max<std::size_t>(shards, 1); ++i) shards_.push_back(std::make_unique<Shard>());
+  for (std::size_t i = 0; i < std::max<std::size_t>(shards, 1); ++i)
+    shards_.push_back(std::make_unique<Shard>());
 }
 
 void Metrics::request_finished(std::size_t shard, std::string_view route, std::string_view method,
@@ -75,7 +76,8 @@ std::string Metrics::render() const {
       out += fmt::format("parley_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", r,
                          kBuckets[i], h.buckets[i]);
     }
-    out += fmt::format("parley_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", r, h.count);
+    out += fmt::format("parley_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", r,
+                       h.count);
     out += fmt::format("parley_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", r, h.sum);
     out += fmt::format("parley_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", r, h.count);
   }

@@ -52,7 +52,8 @@ void Router::add(Method method, std::string_view path_template, Handler handler,
       node = node->param_child.get();
     } else {
       auto it = node->literals.find(seg);
-      if (it == node->literals.end()) it = node->literals.emplace(std::string(seg), std::make_unique<Node>()).first;
+      if (it == node->literals.end())
+        it = node->literals.emplace(std::string(seg), std::make_unique<Node>()).first;
       node = it->second.get();
     }
   }

@@ -31,10 +31,10 @@ class Router {
   void add(Method method, std::string_view path_template, Handler handler, std::string_view summary = {});
 
   struct Match {
-    const Handler* handler = nullptr;                // null: no route for this method
-    std::string_view route;                          // template of the matched path
+    const Handler* handler = nullptr;  // null: no route for this method
+    std::string_view route;            // template of the matched path
     std::vector<PathParam> params;
-    std::vector<Method> allowed;                     // methods the path supports (for 405 Allow)
+    std::vector<Method> allowed;  // methods the path supports (for 405 Allow)
   };
   // nullopt when no template matches the path at all (404).
   [[nodiscard]] std::optional<Match> match(Method method, std::string_view path) const;

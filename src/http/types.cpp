@@ -67,7 +67,8 @@ std::string error_body(const Error& error, std::string_view request_id) {
 }
 
 Response error_response(const Error& error, std::string_view request_id) {
-  return text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id), "application/json");
+  return text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id),
+                       "application/json");
 }
 
 Result<boost::json::value> parse_json_body(const RequestContext& ctx) {

@@ -3,12 +3,11 @@
 // must not block it (use BlockingPool::run for database work and hashing).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
-
 #include <chrono>
 #include <functional>
 #include <optional>

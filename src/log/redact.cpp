@@ -12,7 +12,9 @@ constexpr std::string_view kMask = "[REDACTED]";
 bool is_key_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
 }
-bool is_b64url_char(char c) { return is_key_char(c) || c == '='; }
+bool is_b64url_char(char c) {
+  return is_key_char(c) || c == '=';
+}
 bool is_token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' || c == '~' ||
          c == '+' || c == '/' || c == '=';
@@ -38,8 +40,8 @@ std::size_t span_of(std::string_view text, std::size_t pos, bool (*pred)(char)) 
 
 // Field names whose values are secrets wherever they appear as k=v, k: v or "k":"v".
 // (Authorization headers are caught by the Bearer/Basic rule, which keeps the scheme readable.)
-constexpr std::array<std::string_view, 8> kSecretFields{"password",      "api_key", "apikey",   "secret",
-                                                        "access_token", "refresh_token", "token", "x-api-key"};
+constexpr std::array<std::string_view, 8> kSecretFields{
+    "password", "api_key", "apikey", "secret", "access_token", "refresh_token", "token", "x-api-key"};
 
 // If a secret field name starts at `pos`, returns the length of "name<sep>" including quotes and the
 // separator, and sets value_quoted when the value is inside double quotes.
@@ -53,7 +55,8 @@ std::size_t secret_field_prefix(std::string_view text, std::size_t pos, bool& va
     if (quoted_name) {
       if (i >= text.size() || text[i] != '"') continue;
       ++i;
-    } else if (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) != 0 || text[i] == '_')) {
+    } else if (i < text.size() &&
+               (std::isalnum(static_cast<unsigned char>(text[i])) != 0 || text[i] == '_')) {
       continue;
     }
     while (i < text.size() && text[i] == ' ') ++i;
@@ -151,6 +154,8 @@ std::string redact(std::string_view text) {
   return out;
 }
 
-bool needs_redaction(std::string_view text) { return redact(text) != text; }
+bool needs_redaction(std::string_view text) {
+  return redact(text) != text;
+}
 
 }  // namespace parley::log

@@ -10,7 +10,8 @@ ApiKeyService::ApiKeyService(store::Database& db, const Clock& clock, AuditLog& 
                              std::chrono::milliseconds cache_ttl)
     : db_(db), clock_(clock), audit_(audit), cache_ttl_(cache_ttl) {}
 
-Result<CreatedApiKey> ApiKeyService::create(const auth::Principal& who, NewApiKey input, const RequestMeta& meta) {
+Result<CreatedApiKey> ApiKeyService::create(const auth::Principal& who, NewApiKey input,
+                                            const RequestMeta& meta) {
   std::string owner = input.user_id.value_or(who.user_id);
   if (auto s = auth::authorize_owned(who, auth::Access::kWrite, owner); !s) return std::unexpected(s.error());
   if (input.expires_at_ms && *input.expires_at_ms <= clock_.now_ms()) {
@@ -71,7 +72,8 @@ Result<store::ApiKeyRecord> ApiKeyService::update(const auth::Principal& who, st
     return fail(ErrorKind::kConflict, "A revoked key cannot be re-activated", std::string("is_active"));
   }
   store::ApiKeyStore keys(db_);
-  auto updated = keys.update(key_id, store::ApiKeyUpdate{patch.name, patch.is_active, patch.rate_limit_per_minute});
+  auto updated =
+      keys.update(key_id, store::ApiKeyUpdate{patch.name, patch.is_active, patch.rate_limit_per_minute});
   if (!updated) return std::unexpected(updated.error());
   if (!*updated) return fail(ErrorKind::kNotFound, "API key not found");
   forget(key_id);

@@ -51,10 +51,12 @@ struct KeyIdentity {
 
 class ApiKeyService {
  public:
-  ApiKeyService(store::Database& db, const Clock& clock, AuditLog& audit, std::chrono::milliseconds cache_ttl);
+  ApiKeyService(store::Database& db, const Clock& clock, AuditLog& audit,
+                std::chrono::milliseconds cache_ttl);
 
   Result<CreatedApiKey> create(const auth::Principal& who, NewApiKey input, const RequestMeta& meta);
-  Result<store::Page<store::ApiKeyRecord>> list(const auth::Principal& who, bool all_users, store::PageRequest page);
+  Result<store::Page<store::ApiKeyRecord>> list(const auth::Principal& who, bool all_users,
+                                                store::PageRequest page);
   Result<store::ApiKeyRecord> get(const auth::Principal& who, std::string_view key_id);
   Result<store::ApiKeyRecord> update(const auth::Principal& who, std::string_view key_id, ApiKeyPatch patch,
                                      const RequestMeta& meta);
@@ -82,7 +84,7 @@ class ApiKeyService {
     std::chrono::steady_clock::time_point loaded;
   };
   std::mutex mutex_;
-  std::unordered_map<std::string, CacheEntry> by_hash_;  // key hash → identity
+  std::unordered_map<std::string, CacheEntry> by_hash_;         // key hash → identity
   std::unordered_map<std::string, std::int64_t> pending_uses_;  // key id → last use (ms)
   std::uint64_t generation_ = 0;  // bumped by forget(): a load() that raced with it is not cached
 };

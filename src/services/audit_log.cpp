@@ -7,8 +7,9 @@
 
 namespace parley::services {
 
-void AuditLog::record(std::optional<std::string> actor_user_id, std::string_view action, std::string_view target_type,
-                      std::optional<std::string> target_id, const RequestMeta& meta, std::string detail_json) {
+void AuditLog::record(std::optional<std::string> actor_user_id, std::string_view action,
+                      std::string_view target_type, std::optional<std::string> target_id,
+                      const RequestMeta& meta, std::string detail_json) {
   store::AuditEvent e;
   e.id = crypto::new_public_id();
   e.actor_user_id = std::move(actor_user_id);
@@ -27,7 +28,8 @@ void AuditLog::record(std::optional<std::string> actor_user_id, std::string_view
                e.target_id.value_or("-"), meta.request_id);
 }
 
-Result<store::Page<store::AuditEvent>> AuditLog::list(const auth::Principal& who, const store::AuditQuery& query) {
+Result<store::Page<store::AuditEvent>> AuditLog::list(const auth::Principal& who,
+                                                      const store::AuditQuery& query) {
   if (auto s = auth::authorize(who, auth::Operation::kReadAudit); !s) return std::unexpected(s.error());
   store::AuditStore audit(db_);
   return audit.list(query);

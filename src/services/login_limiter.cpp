@@ -10,7 +10,9 @@ std::string user_key(std::string_view username) {
   for (char c : username) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return key;
 }
-std::string address_key(std::string_view address) { return "a:" + std::string(address); }
+std::string address_key(std::string_view address) {
+  return "a:" + std::string(address);
+}
 }  // namespace
 
 void LoginLimiter::prune(std::deque<Clock::time_point>& q, Clock::time_point now) const {
@@ -49,7 +51,8 @@ std::optional<LoginBlock> LoginLimiter::block(std::string_view username, std::st
   return std::nullopt;
 }
 
-void LoginLimiter::record_failure(std::string_view username, std::string_view address, Clock::time_point now) {
+void LoginLimiter::record_failure(std::string_view username, std::string_view address,
+                                  Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (failures_.size() >= limits_.max_tracked_keys) {
     // Drop entries whose window has passed; if that is not enough, start over (fail open on memory

@@ -9,8 +9,8 @@
 namespace parley::services {
 
 bool is_tts_voice(std::string_view voice) {
-  static constexpr std::array<std::string_view, 13> kVoices{"alloy", "ash",  "ballad",  "cedar", "coral",
-                                                            "echo",  "fable", "marin", "nova",  "onyx",
+  static constexpr std::array<std::string_view, 13> kVoices{"alloy", "ash",     "ballad", "cedar", "coral",
+                                                            "echo",  "fable",   "marin",  "nova",  "onyx",
                                                             "sage",  "shimmer", "verse"};
   return std::find(kVoices.begin(), kVoices.end(), voice) != kVoices.end();
 }
@@ -19,14 +19,15 @@ Status check_preferences_patch(const PreferencesPatch& p) {
   if (p.language) {
     const std::string& l = *p.language;
     bool ok = l.size() >= 2 && l.size() <= 35 && std::all_of(l.begin(), l.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
-    });
+                return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+              });
     if (!ok) return validation("language", "language must be a language tag such as \"en\" or \"pt-BR\"");
   }
   if (p.tts_voice && !is_tts_voice(*p.tts_voice)) {
-    return validation("tts_voice",
-                      "tts_voice must be one of alloy, ash, ballad, cedar, coral, echo, fable, marin, nova, onyx, "
-                      "sage, shimmer, verse");
+    return validation(
+        "tts_voice",
+        "tts_voice must be one of alloy, ash, ballad, cedar, coral, echo, fable, marin, nova, onyx, "
+        "sage, shimmer, verse");
   }
   if (p.conversation_timeout && (*p.conversation_timeout < 30 || *p.conversation_timeout > 86400)) {
     return validation("conversation_timeout", "conversation_timeout must be between 30 and 86400 seconds");
@@ -57,14 +58,17 @@ Result<store::PreferencesRecord> PreferenceService::load(std::string_view user_i
   return defaults(user_id);
 }
 
-Result<store::PreferencesRecord> PreferenceService::get(const auth::Principal& who, std::string_view user_id) {
-  if (auto s = auth::authorize_owned(who, auth::Access::kRead, user_id); !s) return std::unexpected(s.error());
+Result<store::PreferencesRecord> PreferenceService::get(const auth::Principal& who,
+                                                        std::string_view user_id) {
+  if (auto s = auth::authorize_owned(who, auth::Access::kRead, user_id); !s)
+    return std::unexpected(s.error());
   return load(user_id);
 }
 
 Result<store::PreferencesRecord> PreferenceService::save(const auth::Principal& who, std::string_view user_id,
                                                          const PreferencesPatch& p, bool replace) {
-  if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s) return std::unexpected(s.error());
+  if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s)
+    return std::unexpected(s.error());
   if (auto s = check_preferences_patch(p); !s) return std::unexpected(s.error());
   store::PreferencesRecord r = defaults(user_id);
   if (!replace) {
@@ -82,7 +86,8 @@ Result<store::PreferencesRecord> PreferenceService::save(const auth::Principal& 
   r.updated_at = clock_.now_ms();
   store::PreferenceStore prefs(db_);
   auto saved = prefs.upsert(r);
-  if (!saved && saved.error().kind == ErrorKind::kNotFound) return fail(ErrorKind::kNotFound, "User not found");
+  if (!saved && saved.error().kind == ErrorKind::kNotFound)
+    return fail(ErrorKind::kNotFound, "User not found");
   return saved;
 }
 

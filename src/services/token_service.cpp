@@ -15,9 +15,15 @@ namespace bj = boost::json;
 
 namespace {
 constexpr std::string_view kRefreshPrefix = "rt_";
-std::string token_hash(std::string_view token) { return crypto::hex_encode(crypto::sha256(token)); }
-Error bad_credentials() { return Error(ErrorKind::kUnauthorized, "Incorrect username or password"); }
-Error bad_refresh() { return Error(ErrorKind::kUnauthorized, "Refresh token is invalid or expired"); }
+std::string token_hash(std::string_view token) {
+  return crypto::hex_encode(crypto::sha256(token));
+}
+Error bad_credentials() {
+  return Error(ErrorKind::kUnauthorized, "Incorrect username or password");
+}
+Error bad_refresh() {
+  return Error(ErrorKind::kUnauthorized, "Refresh token is invalid or expired");
+}
 }  // namespace
 
 TokenService::TokenService(store::Database& db, const Clock& clock, UserService& users, AuditLog& audit,
@@ -90,7 +96,8 @@ Result<TokenPair> TokenService::login(std::string_view username, std::string_vie
 }
 
 Result<TokenPair> TokenService::refresh(std::string_view refresh_token, const RequestMeta& meta) {
-  if (!refresh_token.starts_with(kRefreshPrefix) || refresh_token.size() > 128) return std::unexpected(bad_refresh());
+  if (!refresh_token.starts_with(kRefreshPrefix) || refresh_token.size() > 128)
+    return std::unexpected(bad_refresh());
   store::RefreshTokenStore tokens(db_);
   auto found = tokens.find_by_hash(token_hash(refresh_token));
   if (!found) return std::unexpected(found.error());
@@ -142,7 +149,8 @@ Result<AccessClaims> TokenService::verify_access(std::string_view token) const {
     if (it->value().is_string()) out.user_id = std::string(it->value().as_string());
     if (!out.user_id.empty()) break;
   }
-  if (out.user_id.empty() || out.user_id.size() > 64) return fail(ErrorKind::kUnauthorized, "Access token has no subject");
+  if (out.user_id.empty() || out.user_id.size() > 64)
+    return fail(ErrorKind::kUnauthorized, "Access token has no subject");
   if (auto it = claims->find("role"); it != claims->end() && it->value().is_string()) {
     out.role = std::string(it->value().as_string());
   }

@@ -60,7 +60,8 @@ Result<store::UserRecord> UserService::register_user(NewUser input, const Reques
   if (!options_.open_registration) {
     auto count = users.count_users();
     if (!count) return std::unexpected(count.error());
-    if (*count > 0) return fail(ErrorKind::kForbidden, "Registration is closed; ask an administrator for an account");
+    if (*count > 0)
+      return fail(ErrorKind::kForbidden, "Registration is closed; ask an administrator for an account");
   }
   auto record = build_record(input);
   if (!record) return std::unexpected(record.error());
@@ -94,7 +95,8 @@ Result<store::UserRecord> UserService::create_user(const std::optional<auth::Pri
 }
 
 Result<store::UserRecord> UserService::get(const auth::Principal& who, std::string_view user_id) {
-  if (auto s = auth::authorize_owned(who, auth::Access::kRead, user_id); !s) return std::unexpected(s.error());
+  if (auto s = auth::authorize_owned(who, auth::Access::kRead, user_id); !s)
+    return std::unexpected(s.error());
   store::UserStore users(db_);
   auto found = users.get_by_id(user_id);
   if (!found) return std::unexpected(found.error());
@@ -109,16 +111,18 @@ Result<store::Page<store::UserRecord>> UserService::list(const auth::Principal& 
   return users.list(query);
 }
 
-Result<store::UserRecord> UserService::update(const auth::Principal& who, std::string_view user_id, UserPatch patch,
-                                              const RequestMeta& meta) {
-  if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s) return std::unexpected(s.error());
+Result<store::UserRecord> UserService::update(const auth::Principal& who, std::string_view user_id,
+                                              UserPatch patch, const RequestMeta& meta) {
+  if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s)
+    return std::unexpected(s.error());
   bool self = who.user_id == user_id;
   if (patch.role) {
     if (self) return fail(ErrorKind::kForbidden, "You cannot change your own role", std::string("role"));
     if (auto s = auth::authorize(who, auth::Operation::kChangeRole); !s) return std::unexpected(s.error());
   }
   if (patch.is_active) {
-    if (self) return fail(ErrorKind::kForbidden, "You cannot change your own active state", std::string("is_active"));
+    if (self)
+      return fail(ErrorKind::kForbidden, "You cannot change your own active state", std::string("is_active"));
     if (auto s = auth::authorize(who, auth::Operation::kChangeActive); !s) return std::unexpected(s.error());
   }
   if (patch.username) {
@@ -144,8 +148,10 @@ Result<store::UserRecord> UserService::update(const auth::Principal& who, std::s
   if (patch.password) {
     if (auto s = services::check_password(*patch.password); !s) return std::unexpected(s.error());
     if (self) {
-      if (!patch.current_password || !crypto::verify_password((*current)->password_hash, *patch.current_password)) {
-        return validation("current_password", "current_password is required and must match to change your password");
+      if (!patch.current_password ||
+          !crypto::verify_password((*current)->password_hash, *patch.current_password)) {
+        return validation("current_password",
+                          "current_password is required and must match to change your password");
       }
     }
     auto hash = crypto::hash_password(*patch.password, options_.password);
@@ -164,7 +170,8 @@ Result<store::UserRecord> UserService::update(const auth::Principal& who, std::s
                   fmt::format(R"({{"from":"{}","to":"{}"}})", before.role, after.role));
   }
   if (before.is_active != after.is_active) {
-    audit_.record(who.user_id, after.is_active ? "user.activated" : "user.deactivated", "user", after.id, meta);
+    audit_.record(who.user_id, after.is_active ? "user.activated" : "user.deactivated", "user", after.id,
+                  meta);
   }
   if (patch.password) audit_.record(who.user_id, "user.password_changed", "user", after.id, meta);
   // A deactivated user or a changed password ends every session of that user.

@@ -62,7 +62,8 @@ class UserService {
   Result<std::optional<CachedUser>> status(std::string_view user_id);
 
   // Checks a password for login. Unknown users cost the same time as known ones.
-  Result<std::optional<store::UserRecord>> check_password(std::string_view username, std::string_view password);
+  Result<std::optional<store::UserRecord>> check_password(std::string_view username,
+                                                          std::string_view password);
 
  private:
   Status check_new_user(const NewUser& input) const;

@@ -33,7 +33,8 @@ Status check_email(std::string_view email) {
   if (local.empty() || local.size() > 64 || domain.size() < 3) return bad();
   if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string_view::npos) return bad();
   for (char c : local) {
-    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && std::string_view("!#$%&'*+/=?^_`{|}~.-").find(c) == std::string_view::npos) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 &&
+        std::string_view("!#$%&'*+/=?^_`{|}~.-").find(c) == std::string_view::npos) {
       return bad();
     }
   }
@@ -41,7 +42,8 @@ Status check_email(std::string_view email) {
   std::size_t start = 0;
   while (start <= domain.size()) {
     std::size_t dot = domain.find('.', start);
-    std::string_view label = domain.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    std::string_view label =
+        domain.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return bad();
     for (char c : label) {
       if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-') return bad();

@@ -74,7 +74,9 @@ TEST_F(RouterTest, HeadFallsBackToGet) {
   EXPECT_NE(m->handler, nullptr);
 }
 
-TEST_F(RouterTest, ListsRegisteredRoutes) { EXPECT_EQ(router.routes().size(), 8U); }
+TEST_F(RouterTest, ListsRegisteredRoutes) {
+  EXPECT_EQ(router.routes().size(), 8U);
+}
 
 TEST(PercentDecode, DecodesEscapesAndKeepsInvalidOnes) {
   EXPECT_EQ(percent_decode("a%2Fb"), "a/b");

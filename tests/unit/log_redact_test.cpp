@@ -35,7 +35,8 @@ TEST(Redact, SecretNamedFields) {
 }
 
 TEST(Redact, UrlPasswords) {
-  EXPECT_EQ(redact("postgresql://parley:pa55word@db:5432/parley"), "postgresql://parley:[REDACTED]@db:5432/parley");
+  EXPECT_EQ(redact("postgresql://parley:pa55word@db:5432/parley"),
+            "postgresql://parley:[REDACTED]@db:5432/parley");
   EXPECT_EQ(redact("http://127.0.0.1:8080/health"), "http://127.0.0.1:8080/health");
 }
 
