@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -21,8 +22,12 @@ std::optional<std::string> check(const std::string& input) {
 }
 
 TEST(UpstreamSseParserProperty, SeedCorpusSatisfiesTheFuzzInvariants) {
+  // PARLEY_SOURCE_DIR (set by CTest) first: __FILE__ may be relative when ccache rewrites paths.
+  const char* root = std::getenv("PARLEY_SOURCE_DIR");
   const std::filesystem::path dir =
-      std::filesystem::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" / "sse_parser";
+      (root != nullptr ? std::filesystem::path(root) / "tests"
+                       : std::filesystem::path(__FILE__).parent_path().parent_path()) /
+      "fuzz" / "corpus" / "sse_parser";
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
   int files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
