@@ -46,6 +46,15 @@ Result<std::map<std::string, std::string>> read_form_or_json(const RequestContex
   return out;
 }
 
+// The refresh_token field of /refresh and /logout (form or JSON).
+Result<std::string> read_refresh_token(const RequestContext& ctx) {
+  auto form = read_form_or_json(ctx);
+  if (!form) return std::unexpected(form.error());
+  std::string token = (*form)["refresh_token"];
+  if (token.empty()) return validation("refresh_token", "refresh_token is required");
+  return token;
+}
+
 bj::object render_tokens(const services::TokenPair& t) {
   return bj::object{{"access_token", t.access_token},
                     {"token_type", "bearer"},
@@ -119,27 +128,19 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
   });
 
   router.add(Method::post, "/api/v1/auth/refresh", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto form = read_form_or_json(ctx);
-    if (!form) co_return error_of(form.error(), ctx);
-    std::string token = (*form)["refresh_token"];
-    if (token.empty()) {
-      co_return error_of(Error(ErrorKind::kValidation, "refresh_token is required", "refresh_token"), ctx);
-    }
+    auto token = read_refresh_token(ctx);
+    if (!token) co_return error_of(token.error(), ctx);
     auto meta = meta_of(ctx);
-    auto tokens = co_await d.pool.run([&] { return d.tokens.refresh(token, meta); });
+    auto tokens = co_await d.pool.run([&] { return d.tokens.refresh(*token, meta); });
     if (!tokens) co_return error_of(tokens.error(), ctx);
     co_return no_store(http::json_response(StatusCode::ok, render_tokens(*tokens)));
   });
 
   router.add(Method::post, "/api/v1/auth/logout", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-    auto form = read_form_or_json(ctx);
-    if (!form) co_return error_of(form.error(), ctx);
-    std::string token = (*form)["refresh_token"];
-    if (token.empty()) {
-      co_return error_of(Error(ErrorKind::kValidation, "refresh_token is required", "refresh_token"), ctx);
-    }
+    auto token = read_refresh_token(ctx);
+    if (!token) co_return error_of(token.error(), ctx);
     auto meta = meta_of(ctx);
-    auto s = co_await d.pool.run([&] { return d.tokens.logout(token, meta); });
+    auto s = co_await d.pool.run([&] { return d.tokens.logout(*token, meta); });
     if (!s) co_return error_of(s.error(), ctx);
     Response res{StatusCode::no_content, 11};
     co_return res;
