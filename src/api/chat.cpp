@@ -1,5 +1,6 @@
 #include "api/chat.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 
 #include "api/json_input.hpp"
@@ -12,8 +13,26 @@ using http::Method;
 using http::RequestContext;
 using http::Response;
 using http::StatusCode;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
+
+// Asks the model unless the client leaves first; then the provider call is cancelled (nullopt).
+asio::awaitable<std::optional<Result<services::ChatOutput>>> ask(ChatDeps& d, RequestContext& ctx,
+                                                                 const auth::Principal& who,
+                                                                 const services::ChatInput& input) {
+  auto raced = co_await (d.chat.chat(who, input, ctx.request_id) || ctx.stream->client_closed());
+  if (raced.index() == 1) co_return std::nullopt;
+  co_return std::move(std::get<0>(raced));
+}
+
+// What the access log records for a client that left; nobody receives it.
+Response client_left() {
+  Response res;
+  res.result(499);
+  res.keep_alive(false);
+  return res;
+}
 
 bj::object render_usage(const services::Usage& u) {
   return bj::object{{"prompt_tokens", u.prompt_tokens},
@@ -98,9 +117,10 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     if (!body) co_return error_of(body.error(), ctx);
     auto input = read_chat(*body, d.max_message_chars);
     if (!input) co_return error_of(input.error(), ctx);
-    auto out = co_await d.chat.chat(*who, *input, ctx.request_id);
-    if (!out) co_return error_of(out.error(), ctx);
-    co_return chat_result(*out);
+    auto asked = co_await ask(d, ctx, *who, *input);
+    if (!asked) co_return client_left();
+    if (!*asked) co_return error_of(asked->error(), ctx);
+    co_return chat_result(**asked);
   });
 
   router.add(Method::post, "/api/v1/chat/stream", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
@@ -133,8 +153,9 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       }
       co_return true;
     };
-    auto out = co_await d.chat.chat_stream(*who, *input, ctx.request_id, sink);
-    if (client_gone) co_return Response{};
+    auto raced = co_await (d.chat.chat_stream(*who, *input, ctx.request_id, sink) || stream.client_closed());
+    if (client_gone || raced.index() == 1) co_return client_left();
+    auto& out = std::get<0>(raced);
     if (!out && !stream.started()) co_return error_of(out.error(), ctx);
     if (!co_await start()) co_return Response{};
     std::string final_event;
@@ -177,7 +198,10 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     if (auto s = read_options(*body, input); !s) co_return error_of(s.error(), ctx);
     std::int64_t words = max_length->value_or(150);
     input.messages = {{"system", summarize_prompt(st, words)}, {"user", **text}};
-    auto out = co_await d.chat.chat(*who, input, ctx.request_id);
+    input.endpoint = "summarize";
+    auto asked = co_await ask(d, ctx, *who, input);
+    if (!asked) co_return client_left();
+    auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
     co_return http::json_response(StatusCode::ok, bj::object{{"summary", out->content},
                                                              {"style", st},
@@ -207,7 +231,10 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     if (auto s = read_options(*body, input); !s) co_return error_of(s.error(), ctx);
     std::string src = source->value_or("auto");
     input.messages = {{"system", translate_prompt(src, **target)}, {"user", **text}};
-    auto out = co_await d.chat.chat(*who, input, ctx.request_id);
+    input.endpoint = "translate";
+    auto asked = co_await ask(d, ctx, *who, input);
+    if (!asked) co_return client_left();
+    auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
     co_return http::json_response(StatusCode::ok, bj::object{{"translated_text", out->content},
                                                              {"source_language", src},

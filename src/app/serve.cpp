@@ -11,6 +11,7 @@
 
 #include "api/chat.hpp"
 #include "api/deps.hpp"
+#include "api/gateway.hpp"
 #include "api/ops.hpp"
 #include "api/vault.hpp"
 #include "app/app.hpp"
@@ -50,6 +51,9 @@ struct Components {
   provider::ProviderRegistry providers;
   std::unique_ptr<services::ChatService> chat;
   std::unique_ptr<api::ChatDeps> chat_deps;
+  std::unique_ptr<services::UsageRecorder> usage;
+  std::unique_ptr<services::GatewayService> gateway;
+  std::unique_ptr<api::GatewayDeps> gateway_deps;
   http::Server* server = nullptr;
 
   // Builds the provider registry from the configuration plus the built-in providers.
@@ -119,7 +123,11 @@ struct Components {
       co_return co_await blocking->run(
           [this, user_id, provider_name] { return vault->decrypted(user_id, provider_name); });
     };
-    chat = std::make_unique<services::ChatService>(providers, std::move(vault_lookup), default_model);
+    usage = std::make_unique<services::UsageRecorder>(*db, clock);
+    chat = std::make_unique<services::ChatService>(providers, std::move(vault_lookup), default_model,
+                                                   usage.get());
+    gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());
+    gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
     vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) -> asio::awaitable<Status> {
       const provider::ProviderEntry* entry = providers.find_by_name(provider_name);
       if (entry == nullptr)
@@ -164,13 +172,17 @@ struct Components {
   }
 };
 
-// Writes buffered last-use times of service keys every few seconds, off the loop threads.
-asio::awaitable<void> flush_key_usage(Components& c) {
+// Writes buffered usage events every second and last-use times of service keys every five
+// seconds, off the loop threads.
+asio::awaitable<void> flush_usage(Components& c) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (c.server != nullptr && !c.server->draining()) {
-    timer.expires_after(std::chrono::seconds(5));
+  for (unsigned tick = 1; c.server != nullptr && !c.server->draining(); ++tick) {
+    timer.expires_after(std::chrono::seconds(1));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    Status s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
+    Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
+    if (!s) spdlog::warn("could not record usage: {}", s.error().message);
+    if (tick % 5 != 0) continue;
+    s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
     if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
   }
 }
@@ -212,6 +224,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_identity_routes(router, *c.identity);
   api::register_vault_routes(router, *c.vault_deps);
   api::register_chat_routes(router, *c.chat_deps);
+  api::register_gateway_routes(router, *c.gateway_deps);
 }
 
 }  // namespace
@@ -301,11 +314,14 @@ int serve(config::LoadResult loaded) {
     spdlog::info("received signal {}; draining", signo);
     server.shutdown();
   });
-  asio::co_spawn(server.main_executor(), flush_key_usage(c), asio::detached);
+  asio::co_spawn(server.main_executor(), flush_usage(c), asio::detached);
   server.run();
+  // Pooled provider connections belong to the server's event loops: close them while those exist.
+  c.http_client->close_idle();
   c.blocking->stop();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);
+  if (auto s = c.usage->flush(); !s) spdlog::warn("could not record usage: {}", s.error().message);
   spdlog::info("stopped");
   return 0;
 }

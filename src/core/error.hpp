@@ -35,6 +35,7 @@ enum class ErrorKind {
   kOpenAiConnection,        // 503 provider unreachable
   kOpenAiTimeout,           // 504 provider deadline passed
   kOpenAiApiError,          // 502 other provider failure
+  kModelNotFound,           // 404 /v1: no configured provider serves the model
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };

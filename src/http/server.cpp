@@ -1,6 +1,7 @@
 #include "http/server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <list>
 #include <random>
@@ -169,6 +171,25 @@ class SessionStream final : public StreamWriter {
   }
 
   [[nodiscard]] bool started() const override { return started_; }
+
+  asio::awaitable<void> client_closed() override {
+    tcp::socket& socket = stream_.socket();
+    for (;;) {
+      auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kTuple);
+      if (ec) co_return;  // cancelled (the handler finished first) or the socket failed
+      char byte = 0;
+      ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0) co_return;  // FIN
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+        co_return;  // reset
+      }
+      // The next request is already here: the client is present. Wait to be cancelled.
+      asio::steady_timer forever(socket.get_executor(), asio::steady_timer::time_point::max());
+      co_await forever.async_wait(kTuple);
+      co_return;
+    }
+  }
 
   asio::awaitable<bool> finish() {
     if (!ok_) co_return false;

@@ -36,6 +36,10 @@ class StreamWriter {
   virtual boost::asio::awaitable<bool> begin(Response head) = 0;
   virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
   [[nodiscard]] virtual bool started() const = 0;
+  // Completes when the client closes its side of the connection (FIN or reset) while the handler
+  // works; never for a client that has already sent its next (pipelined) request. Meant to race a
+  // provider call (awaitable operator ||) so that a client who leaves cancels it.
+  virtual boost::asio::awaitable<void> client_closed() = 0;
 };
 
 struct PathParam {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 
 namespace parley::provider {
 
@@ -41,7 +42,7 @@ std::string content_text(const bj::value& content) {
 
 std::atomic<std::uint64_t> g_counter{0};
 
-std::int64_t unix_now() {
+std::int64_t unix_now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -75,16 +76,85 @@ Result<std::string> DemoProvider::reply_for(std::string_view body, std::string& 
   return reply;
 }
 
-asio::awaitable<Result<ProviderResponse>> DemoProvider::chat(const CallContext&, std::string body) {
+namespace {
+
+ProviderResponse rejection(unsigned status, std::string_view message) {
+  ProviderResponse res;
+  res.status = status;
+  res.body = bj::serialize(bj::object{
+      {"error", bj::object{{"message", message}, {"type", "invalid_request_error"}, {"code", nullptr}}}});
+  return res;
+}
+
+// Embeddings of the demo model: for each input string a unit vector of `dimensions` floats derived
+// from its bytes (FNV-1a seeded per component), so equal texts get equal vectors.
+ProviderResponse demo_embeddings(std::string_view body) {
+  boost::system::error_code ec;
+  bj::value v = bj::parse(body, ec);
+  if (ec || !v.is_object()) return rejection(400, "The request body is not valid JSON");
+  const bj::object& o = v.as_object();
+  std::vector<std::string> inputs;
+  auto in = o.find("input");
+  if (in != o.end() && in->value().is_string()) {
+    inputs.emplace_back(in->value().as_string());
+  } else if (in != o.end() && in->value().is_array()) {
+    for (const auto& item : in->value().as_array()) {
+      if (!item.is_string()) return rejection(400, "input must be a string or an array of strings");
+      inputs.emplace_back(item.as_string());
+    }
+  }
+  if (inputs.empty() || inputs.size() > 2048) return rejection(400, "input must hold 1 to 2048 strings");
+  std::int64_t dimensions = 256;
+  if (auto d = o.find("dimensions"); d != o.end()) {
+    if (!d->value().is_int64() || d->value().as_int64() < 1 || d->value().as_int64() > 4096)
+      return rejection(400, "dimensions must be an integer from 1 to 4096");
+    dimensions = d->value().as_int64();
+  }
+  std::string model = "demo";
+  if (auto m = o.find("model"); m != o.end() && m->value().is_string()) model = m->value().as_string();
+  bj::array data;
+  std::size_t tokens = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    tokens += words_of(inputs[i]).size();
+    std::vector<double> vec(static_cast<std::size_t>(dimensions));
+    double norm = 0;
+    for (std::size_t k = 0; k < vec.size(); ++k) {
+      std::uint64_t h = 1469598103934665603ULL ^ (k * 0x9E3779B97F4A7C15ULL);
+      for (unsigned char c : inputs[i]) h = (h ^ c) * 1099511628211ULL;
+      vec[k] = static_cast<double>(h % 20001) / 10000.0 - 1.0;
+      norm += vec[k] * vec[k];
+    }
+    norm = norm > 0 ? std::sqrt(norm) : 1.0;
+    bj::array embedding;
+    embedding.reserve(vec.size());
+    for (double x : vec) embedding.push_back(x / norm);
+    data.push_back(bj::object{{"object", "embedding"}, {"index", i}, {"embedding", std::move(embedding)}});
+  }
+  ProviderResponse res;
+  res.usage = TokenUsage{static_cast<std::int64_t>(tokens), 0, static_cast<std::int64_t>(tokens)};
+  res.body =
+      bj::serialize(bj::object{{"object", "list"},
+                               {"data", std::move(data)},
+                               {"model", model},
+                               {"usage", bj::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
+  return res;
+}
+
+}  // namespace
+
+asio::awaitable<Result<ProviderResponse>> DemoProvider::post(const CallContext&, std::string_view path,
+                                                             std::string body) {
+  if (path == "/embeddings") co_return demo_embeddings(body);
+  if (path != "/chat/completions") co_return rejection(404, "The demo model does not offer this endpoint");
   std::string model = "demo";
   std::size_t prompt = 0;
   auto reply = reply_for(body, model, prompt);
-  if (!reply) co_return std::unexpected(reply.error());
+  if (!reply) co_return rejection(400, reply.error().message);
   std::size_t completion = words_of(*reply).size();
   bj::object out{
       {"id", fmt::format("chatcmpl-demo{:012}", ++g_counter)},
       {"object", "chat.completion"},
-      {"created", unix_now()},
+      {"created", unix_now_s()},
       {"model", model},
       {"choices", bj::array{bj::object{{"index", 0},
                                        {"message", bj::object{{"role", "assistant"}, {"content", *reply}}},
@@ -95,17 +165,27 @@ asio::awaitable<Result<ProviderResponse>> DemoProvider::chat(const CallContext&,
                            {"total_tokens", prompt + completion}}}};
   ProviderResponse res;
   res.body = bj::serialize(out);
+  res.usage = TokenUsage{static_cast<std::int64_t>(prompt), static_cast<std::int64_t>(completion),
+                         static_cast<std::int64_t>(prompt + completion)};
   co_return res;
 }
 
-asio::awaitable<Result<StreamOutcome>> DemoProvider::chat_stream(const CallContext&, std::string body,
-                                                                 EventSink sink) {
+asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallContext&, std::string_view path,
+                                                                 std::string body, EventSink sink) {
+  StreamOutcome outcome;
   std::string model = "demo";
   std::size_t prompt = 0;
   auto reply = reply_for(body, model, prompt);
-  if (!reply) co_return std::unexpected(reply.error());
+  if (path != "/chat/completions" || !reply) {
+    ProviderResponse r = path != "/chat/completions"
+                             ? rejection(404, "The demo model does not stream this endpoint")
+                             : rejection(400, reply.error().message);
+    outcome.status = r.status;
+    outcome.error_body = std::move(r.body);
+    co_return outcome;
+  }
   std::string id = fmt::format("chatcmpl-demo{:012}", ++g_counter);
-  std::int64_t created = unix_now();
+  std::int64_t created = unix_now_s();
   auto chunk = [&](bj::object delta, bj::value finish) {
     bj::object c{{"id", id},
                  {"object", "chat.completion.chunk"},
@@ -115,7 +195,6 @@ asio::awaitable<Result<StreamOutcome>> DemoProvider::chat_stream(const CallConte
                                  {"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}}}};
     return bj::serialize(c);
   };
-  StreamOutcome outcome;
   auto words = words_of(*reply);
   std::string first = chunk(bj::object{{"role", "assistant"}, {"content", ""}}, nullptr);
   if (!co_await sink(first)) co_return outcome;

@@ -1,5 +1,6 @@
 // The built-in offline provider: models "demo" and "demo-*". Deterministic replies derived from
-// the last user message, streamed word by word, with token counts (words) in `usage`. Lets the
+// the last user message, streamed word by word, with token counts (words) in `usage`; embeddings
+// derived from the input text. Lets the
 // console, the API and every SDK work before any provider key exists.
 #pragma once
 
@@ -12,9 +13,11 @@ class DemoProvider final : public Provider {
   DemoProvider() : name_("demo") {}
   [[nodiscard]] const std::string& name() const override { return name_; }
   [[nodiscard]] bool needs_key() const override { return false; }
-  boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body) override;
-  boost::asio::awaitable<Result<StreamOutcome>> chat_stream(const CallContext& ctx, std::string body,
-                                                            EventSink sink) override;
+  // "/chat/completions" and "/embeddings" (deterministic unit vectors derived from the input).
+  boost::asio::awaitable<Result<ProviderResponse>> post(const CallContext& ctx, std::string_view path,
+                                                        std::string body) override;
+  boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx, std::string_view path,
+                                                            std::string body, EventSink sink) override;
   boost::asio::awaitable<Status> verify_key(const CallContext&) override { co_return Status{}; }
 
   // The reply text for a request body (exposed for tests).

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -15,7 +16,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
+#include <cstdlib>
 #include <map>
+
+#include "crypto/encoding.hpp"
 
 namespace parley::provider {
 
@@ -68,6 +72,69 @@ Result<Endpoint> parse_base_url(std::string_view url, bool allow_plain_remote) {
   return e;
 }
 
+Result<Proxy> parse_proxy_url(std::string_view url) {
+  std::string text(url);
+  if (text.find("://") == std::string::npos) text = "http://" + text;
+  auto parsed = boost::urls::parse_uri(text);
+  if (!parsed || parsed->scheme() != "http") {
+    return validation("HTTPS_PROXY", "must be http://[user:password@]host[:port]");
+  }
+  Proxy p;
+  p.host = std::string(parsed->host_address());
+  if (p.host.empty()) return validation("HTTPS_PROXY", "has no host");
+  if (parsed->has_port()) {
+    if (parsed->port_number() == 0) return validation("HTTPS_PROXY", "has an invalid port");
+    p.port = parsed->port_number();
+  }
+  if (parsed->has_userinfo()) {
+    p.authorization = "Basic " + crypto::base64_encode(std::string(parsed->userinfo()));
+  }
+  return p;
+}
+
+bool no_proxy_matches(std::string_view no_proxy, std::string_view host, std::uint16_t port) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+  };
+  const std::string h = lower(host);
+  while (!no_proxy.empty()) {
+    std::size_t comma = no_proxy.find(',');
+    std::string_view entry = no_proxy.substr(0, comma);
+    no_proxy = comma == std::string_view::npos ? std::string_view() : no_proxy.substr(comma + 1);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) continue;
+    if (entry == "*") return true;
+    // host:port (an IPv6 literal without brackets has several colons: no port then).
+    std::size_t colon = entry.rfind(':');
+    if (colon != std::string_view::npos && entry.find(':') == colon) {
+      std::string_view p = entry.substr(colon + 1);
+      entry = entry.substr(0, colon);
+      if (p != std::to_string(port)) continue;
+    }
+    if (entry.starts_with("*.")) entry.remove_prefix(1);
+    if (entry.front() == '[' && entry.back() == ']') entry = entry.substr(1, entry.size() - 2);
+    std::string e = lower(entry);
+    if (e.front() == '.') {
+      if (h.ends_with(e) || h == e.substr(1)) return true;
+    } else if (h == e || (h.size() > e.size() && h.ends_with(e) && h[h.size() - e.size() - 1] == '.')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<Proxy> proxy_for(const Endpoint& endpoint, std::string_view https_proxy,
+                               std::string_view no_proxy) {
+  if (!endpoint.tls || https_proxy.empty() || is_loopback(endpoint.host)) return std::nullopt;
+  if (no_proxy_matches(no_proxy, endpoint.host, endpoint.port)) return std::nullopt;
+  auto proxy = parse_proxy_url(https_proxy);
+  if (!proxy) return std::nullopt;
+  return *proxy;
+}
+
 struct HttpClient::Connection {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
@@ -79,13 +146,28 @@ struct HttpClient::Connection {
 };
 
 struct HttpClient::Impl {
-  explicit Impl(ClientOptions o) : options(o), tls(asio::ssl::context::tls_client) {
+  explicit Impl(ClientOptions o) : options(std::move(o)), tls(asio::ssl::context::tls_client) {
+    auto env = [](const char* upper, const char* lower) -> std::string {
+      const char* v = std::getenv(upper);
+      if (v == nullptr || *v == '\0') v = std::getenv(lower);
+      return v != nullptr ? std::string(v) : std::string();
+    };
+    https_proxy = options.https_proxy.value_or(env("HTTPS_PROXY", "https_proxy"));
+    no_proxy = options.no_proxy.value_or(env("NO_PROXY", "no_proxy"));
+    if (!https_proxy.empty() && !parse_proxy_url(https_proxy)) {
+      // The value may hold credentials: never logged.
+      spdlog::warn(
+          "HTTPS_PROXY is not a usable proxy URL (http://[user:password@]host[:port]); provider "
+          "calls go direct");
+    }
     tls.set_default_verify_paths();
     tls.set_verify_mode(asio::ssl::verify_peer);
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
   }
 
   ClientOptions options;
+  std::string https_proxy;
+  std::string no_proxy;
   asio::ssl::context tls;
   mutable std::mutex mutex;
   // (loop, origin) → idle connections, most recently used last.
@@ -136,10 +218,15 @@ Millis phase(Millis limit, Clock::time_point deadline) {
 asio::awaitable<std::expected<std::unique_ptr<HttpClient::Connection>, TransportError>>
 HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   auto ex = co_await asio::this_coro::executor;
+  const std::optional<Proxy> proxy = proxy_for(e, https_proxy, no_proxy);
+  const std::string& dial_host = proxy ? proxy->host : e.host;
+  const std::uint16_t dial_port = proxy ? proxy->port : e.port;
   tcp::resolver resolver(ex);
-  auto [rec, results] = co_await resolver.async_resolve(e.host, std::to_string(e.port), kTuple);
-  if (rec)
-    co_return std::unexpected(TransportError{TransportFailure::kConnect, false, "cannot resolve host"});
+  auto [rec, results] = co_await resolver.async_resolve(dial_host, std::to_string(dial_port), kTuple);
+  if (rec) {
+    co_return std::unexpected(TransportError{TransportFailure::kConnect, false,
+                                             proxy ? "cannot resolve the proxy" : "cannot resolve host"});
+  }
   auto c = std::make_unique<Connection>();
   beast::tcp_stream* tcp_stream = nullptr;
   if (e.tls) {
@@ -158,6 +245,33 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   }
   boost::system::error_code ignored;
   tcp_stream->socket().set_option(tcp::no_delay(true), ignored);
+  if (proxy) {
+    // CONNECT host:port, then TLS end to end through the tunnel.
+    std::string authority = e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
+                                                                  : fmt::format("{}:{}", e.host, e.port);
+    bhttp::request<bhttp::empty_body> req{bhttp::verb::connect, authority, 11};
+    req.set(bhttp::field::host, authority);
+    if (!proxy->authorization.empty()) req.set(bhttp::field::proxy_authorization, proxy->authorization);
+    tcp_stream->expires_after(remaining(deadline));
+    auto [wec, wn] = co_await bhttp::async_write(*tcp_stream, req, kTuple);
+    if (wec)
+      co_return std::unexpected(
+          TransportError{TransportFailure::kConnect, false, "proxy closed the connection"});
+    bhttp::response_parser<bhttp::empty_body> parser;
+    parser.skip(true);  // a CONNECT answer has no body
+    beast::flat_buffer buffer;
+    auto [pec, pn] = co_await bhttp::async_read_header(*tcp_stream, buffer, parser, kTuple);
+    if (pec) {
+      co_return std::unexpected(TransportError{
+          pec == beast::error::timeout ? TransportFailure::kTimeout : TransportFailure::kConnect, false,
+          "no answer from the proxy: " + pec.message()});
+    }
+    if (parser.get().result_int() / 100 != 2 || buffer.size() != 0) {
+      co_return std::unexpected(
+          TransportError{TransportFailure::kConnect, false,
+                         fmt::format("the proxy refused the tunnel (HTTP {})", parser.get().result_int())});
+    }
+  }
   if (e.tls) {
     if (SSL_set_tlsext_host_name(c->secure->native_handle(), e.host.c_str()) != 1) {
       co_return std::unexpected(
@@ -249,6 +363,14 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
 
 HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>(options)) {}
 HttpClient::~HttpClient() = default;
+
+void HttpClient::close_idle() {
+  std::map<std::pair<const void*, std::string>, std::vector<std::unique_ptr<Connection>>> idle;
+  {
+    std::lock_guard lock(impl_->mutex);
+    idle.swap(impl_->idle);
+  }
+}
 
 std::size_t HttpClient::idle_connections() const {
   std::lock_guard lock(impl_->mutex);

@@ -39,6 +39,24 @@ struct Endpoint {
 // http(s)://host[:port][/path]; plain http only for loopback hosts unless allow_plain_remote.
 Result<Endpoint> parse_base_url(std::string_view url, bool allow_plain_remote = false);
 
+// A forward proxy for HTTPS endpoints: the connection is tunnelled with CONNECT, TLS runs end to
+// end through it (the proxy sees neither the key nor the traffic).
+struct Proxy {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string authorization;  // "Basic …" from user:password in the proxy URL; empty: none
+};
+
+// Reads a proxy URL as HTTPS_PROXY holds it: "http://[user:password@]host[:port]" or "host:port".
+Result<Proxy> parse_proxy_url(std::string_view url);
+// NO_PROXY rules: comma-separated host names (matching the host and its subdomains; a leading dot
+// or "*." is allowed), IP addresses, optionally with ":port"; "*" matches everything.
+bool no_proxy_matches(std::string_view no_proxy, std::string_view host, std::uint16_t port);
+// The proxy for an endpoint: HTTPS_PROXY (or https_proxy) for https:// endpoints, unless NO_PROXY
+// (or no_proxy) matches the host or the host is loopback. Plain http:// endpoints go direct.
+std::optional<Proxy> proxy_for(const Endpoint& endpoint, std::string_view https_proxy,
+                               std::string_view no_proxy);
+
 struct Timeouts {
   Millis connect{5'000};
   Millis first_byte{60'000};      // request sent → response head
@@ -83,6 +101,10 @@ using HeadSink = std::function<boost::asio::awaitable<void>(const HttpResponse& 
 
 struct ClientOptions {
   std::size_t max_idle_per_origin = 64;
+  // Proxy settings; HttpClient reads HTTPS_PROXY / NO_PROXY (either case) from the environment
+  // when these are not given.
+  std::optional<std::string> https_proxy;
+  std::optional<std::string> no_proxy;
   Millis idle_timeout{30'000};
   std::size_t max_body_bytes = 64 * 1024 * 1024;
 };
@@ -101,6 +123,9 @@ class HttpClient {
                                                                            Timeouts timeouts,
                                                                            HeadSink on_head = {},
                                                                            BodySink on_body = {});
+
+  // Closes every pooled connection. Call before the event loops that own them are destroyed.
+  void close_idle();
 
   [[nodiscard]] std::size_t idle_connections() const;
   [[nodiscard]] std::uint64_t connections_opened() const;

@@ -98,14 +98,14 @@ Error OpenAiCompatibleProvider::final_error(FailureKind kind, unsigned status) c
   }
 }
 
-asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::chat(const CallContext& ctx,
+asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const CallContext& ctx,
+                                                                         std::string_view path,
                                                                          std::string body) {
   Clock::time_point deadline = Clock::now() + timeouts_.total;
   for (int attempt = 0;; ++attempt) {
     Timeouts t = timeouts_;
     t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
-    auto res =
-        co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, "/chat/completions", body), t);
+    auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body), t);
     FailureKind kind = FailureKind::kHttpStatus;
     unsigned status = 0;
     std::optional<std::chrono::milliseconds> retry_after;
@@ -115,9 +115,14 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::chat(const C
         boost::system::error_code ec;
         boost::json::value parsed = boost::json::parse(res->body, ec);
         if (!ec && parsed.is_object()) {
-          co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers)};
+          co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers),
+                                     usage_in(parsed)};
         }
         kind = FailureKind::kMalformed;
+      } else if (is_relayable_rejection(status)) {
+        spdlog::info("provider {} rejected the request: status={} attempt={} request_id={}", name_, status,
+                     attempt + 1, ctx.request_id);
+        co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers), {}};
       } else if (auto ra = res->header("retry-after")) {
         retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
       }
@@ -137,7 +142,8 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::chat(const C
   }
 }
 
-asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::chat_stream(const CallContext& ctx,
+asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(const CallContext& ctx,
+                                                                             std::string_view path,
                                                                              std::string body,
                                                                              EventSink sink) {
   Clock::time_point deadline = Clock::now() + timeouts_.total;
@@ -154,6 +160,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::chat_stream(con
     HeadSink on_head = [&](const HttpResponse& head) -> asio::awaitable<void> {
       head_status = head.status;
       outcome.headers = passthrough_headers(head.headers);
+      if (ctx.on_stream_head && head.status >= 200 && head.status < 300) ctx.on_stream_head(outcome.headers);
       co_return;
     };
     BodySink on_body = [&](std::string_view bytes) -> asio::awaitable<bool> {
@@ -178,9 +185,16 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::chat_stream(con
       pending.clear();
       co_return !done;
     };
-    auto res = co_await client_.send(
-        endpoint_, make_request(ctx, bhttp::verb::post, "/chat/completions", body), t, on_head, on_body);
+    auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body), t, on_head,
+                                     on_body);
     if (consumer_gone) co_return outcome;
+    if (res && is_relayable_rejection(head_status)) {
+      spdlog::info("provider {} rejected the request: status={} attempt={} request_id={}", name_, head_status,
+                   attempt + 1, ctx.request_id);
+      outcome.status = head_status;
+      outcome.error_body = std::move(error_body);
+      co_return outcome;
+    }
     if (done || (res && head_status >= 200 && head_status < 300)) {
       if (res && !done) {
         (void)parser.finish([&](const upstream::SseEvent& e) { pending.push_back(e.data); });

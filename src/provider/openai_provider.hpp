@@ -22,9 +22,10 @@ class OpenAiCompatibleProvider final : public Provider {
 
   [[nodiscard]] const std::string& name() const override { return name_; }
   [[nodiscard]] bool needs_key() const override { return true; }
-  boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body) override;
-  boost::asio::awaitable<Result<StreamOutcome>> chat_stream(const CallContext& ctx, std::string body,
-                                                            EventSink sink) override;
+  boost::asio::awaitable<Result<ProviderResponse>> post(const CallContext& ctx, std::string_view path,
+                                                        std::string body) override;
+  boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx, std::string_view path,
+                                                            std::string body, EventSink sink) override;
   boost::asio::awaitable<Status> verify_key(const CallContext& ctx) override;
 
  private:

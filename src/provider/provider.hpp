@@ -5,6 +5,8 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/fwd.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -23,14 +25,35 @@ enum class Credentials { kByok, kSystem, kByokOrSystem };
 struct CallContext {
   std::string request_id;
   std::optional<crypto::Secret> api_key;  // the key to send, when the provider needs one
+  // Streams only: called with the pass-through headers of a 2xx response head, before its first event.
+  std::function<void(const std::vector<Header>&)> on_stream_head;
 };
 
-// A complete answer from the provider, relayed as received.
+// Token counts a provider reported.
+struct TokenUsage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t total_tokens = 0;
+};
+
+// Reads `usage` from a response or stream chunk object ({"usage": {...}}); nullopt when absent or null.
+std::optional<TokenUsage> usage_of(std::string_view json_text);
+std::optional<TokenUsage> usage_in(const boost::json::value& doc);  // same, already parsed
+
+// A complete answer from the provider, relayed as received: 2xx, or the provider's own verdict on
+// the request (see is_relayable_rejection) with its body untouched.
 struct ProviderResponse {
   unsigned status = 200;
   std::string body;
-  std::vector<Header> headers;  // x-ratelimit-* and friends, lower-case names
+  std::vector<Header> headers;      // x-ratelimit-* and friends, lower-case names
+  std::optional<TokenUsage> usage;  // from a 2xx JSON body
+  [[nodiscard]] bool ok() const { return status >= 200 && status < 300; }
 };
+
+// 400, 404, 409, 413, 422: the provider judged the request itself (bad tools schema, unknown model
+// at the provider, ...). The gateway relays these as the provider sent them; 401/403 never (their
+// messages may quote the key), nor 429/5xx (retried, then mapped to our codes).
+bool is_relayable_rejection(unsigned status);
 
 // Receives each SSE `data:` payload of a streamed answer (not the final "[DONE]"). Returns false
 // when the consumer is gone (stop reading).
@@ -38,9 +61,13 @@ using EventSink = std::function<boost::asio::awaitable<bool>(std::string_view da
 
 // Outcome of a streamed call: an error after the first event means the stream broke mid-way
 // (never retried: bytes already reached the client).
+// A relayable rejection (see above) arrives before any event: `status` and `error_body` are set.
 struct StreamOutcome {
   std::vector<Header> headers;
   std::size_t events = 0;
+  unsigned status = 200;
+  std::string error_body;
+  [[nodiscard]] bool rejected() const { return status >= 300; }
 };
 
 class Provider {
@@ -49,11 +76,20 @@ class Provider {
   [[nodiscard]] virtual const std::string& name() const = 0;
   [[nodiscard]] virtual bool needs_key() const = 0;
 
-  // POST {base}/chat/completions with `body` (JSON, "stream" false).
-  virtual boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body) = 0;
-  // Same with "stream": true; events go to `sink` as they arrive.
-  virtual boost::asio::awaitable<Result<StreamOutcome>> chat_stream(const CallContext& ctx, std::string body,
+  // POST {base}{path} (a JSON body; path "/chat/completions" or "/embeddings") with the retry
+  // policy. 2xx and relayable rejections come back as a ProviderResponse, anything else as an Error.
+  virtual boost::asio::awaitable<Result<ProviderResponse>> post(const CallContext& ctx, std::string_view path,
+                                                                std::string body) = 0;
+  // Same for a streamed answer ("stream": true in the body); events go to `sink` as they arrive.
+  virtual boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx,
+                                                                    std::string_view path, std::string body,
                                                                     EventSink sink) = 0;
+
+  // Chat completions for parley's own endpoints: a rejection becomes an OPENAI_API_ERROR.
+  boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body);
+  boost::asio::awaitable<Result<StreamOutcome>> chat_stream(const CallContext& ctx, std::string body,
+                                                            EventSink sink);
+
   // GET {base}/models with the given key: is the key accepted? (kInvalidApiKey when not.)
   virtual boost::asio::awaitable<Status> verify_key(const CallContext& ctx) = 0;
 };

@@ -88,26 +88,41 @@ asio::awaitable<Result<ChatService::Route>> ChatService::route(const auth::Princ
 
 namespace {
 
-Usage usage_of(const bj::value& v) {
-  Usage u;
-  if (!v.is_object()) return u;
-  const auto& o = v.as_object();
-  auto num = [&](const char* name) -> std::int64_t {
-    auto it = o.find(name);
-    return it != o.end() && it->value().is_number() ? it->value().to_number<std::int64_t>() : 0;
-  };
-  u.prompt_tokens = num("prompt_tokens");
-  u.completion_tokens = num("completion_tokens");
-  u.total_tokens = num("total_tokens");
-  if (u.total_tokens == 0) u.total_tokens = u.prompt_tokens + u.completion_tokens;
-  return u;
-}
-
 std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
+
+void ChatService::account(const auth::Principal& who, const Route& route, const ChatInput& input, int status,
+                          bool streamed, const Usage& usage, std::int64_t latency_ms) {
+  if (usage_ == nullptr) return;
+  store::UsageEvent e;
+  e.user_id = who.user_id;
+  e.api_key_id = who.api_key_id;
+  e.provider = route.entry->provider->name();
+  e.model = route.model;
+  e.endpoint = std::string(input.endpoint);
+  e.status = status;
+  e.streamed = streamed;
+  e.prompt_tokens = usage.prompt_tokens;
+  e.completion_tokens = usage.completion_tokens;
+  e.total_tokens = usage.total_tokens;
+  e.latency_ms = latency_ms;
+  e.request_id = route.call.request_id;
+  usage_->record(std::move(e));
+}
+
+asio::awaitable<Result<bool>> ChatService::usable(const auth::Principal& who,
+                                                  const provider::ProviderEntry& entry) {
+  if (!entry.provider->needs_key()) co_return true;
+  using provider::Credentials;
+  if (entry.credentials != Credentials::kByok && entry.system_key) co_return true;
+  if (entry.credentials == Credentials::kSystem) co_return false;
+  auto own = co_await vault_(who.user_id, entry.provider->name());
+  if (!own) co_return std::unexpected(own.error());
+  co_return own->has_value();
+}
 
 asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who, const ChatInput& input,
                                                       const std::string& request_id) {
@@ -134,11 +149,12 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who
         }
       }
     }
-    if (auto u = o.find("usage"); u != o.end()) out.usage = usage_of(u->value());
+    out.usage = provider::usage_in(v).value_or(Usage{});
   } else {
     co_return fail(ErrorKind::kOpenAiApiError, "The provider returned an invalid response");
   }
   out.latency_ms = since_ms(t0);
+  account(who, *r, input, 200, false, out.usage, out.latency_ms);
   co_return out;
 }
 
@@ -155,7 +171,7 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Princip
     bj::value v = bj::parse(data, ec);
     if (ec || !v.is_object()) co_return true;  // tolerate keep-alive noise
     const auto& o = v.as_object();
-    if (auto u = o.find("usage"); u != o.end() && u->value().is_object()) out.usage = usage_of(u->value());
+    if (auto u = provider::usage_in(v)) out.usage = *u;
     if (auto c = o.find("choices"); c != o.end() && c->value().is_array() && !c->value().as_array().empty()) {
       const auto& first = c->value().as_array()[0];
       if (first.is_object()) {
@@ -174,8 +190,12 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Princip
     co_return true;
   };
   auto res = co_await r->entry->provider->chat_stream(r->call, request_body(input, r->model, true), events);
-  if (!res) co_return std::unexpected(res.error());
   out.latency_ms = since_ms(t0);
+  if (!res) {
+    if (!out.content.empty()) account(who, *r, input, res.error().status(), true, out.usage, out.latency_ms);
+    co_return std::unexpected(res.error());
+  }
+  account(who, *r, input, 200, true, out.usage, out.latency_ms);
   co_return out;
 }
 

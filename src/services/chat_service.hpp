@@ -14,6 +14,7 @@
 #include "auth/principal.hpp"
 #include "crypto/secret.hpp"
 #include "provider/provider.hpp"
+#include "services/usage_recorder.hpp"
 
 namespace parley::services {
 
@@ -27,13 +28,10 @@ struct ChatInput {
   std::optional<std::string> model;
   std::optional<double> temperature;
   std::optional<std::int64_t> max_tokens;
+  std::string_view endpoint = "chat";  // for usage accounting: chat, summarize, translate
 };
 
-struct Usage {
-  std::int64_t prompt_tokens = 0;
-  std::int64_t completion_tokens = 0;
-  std::int64_t total_tokens = 0;
-};
+using Usage = provider::TokenUsage;
 
 struct ChatOutput {
   std::string content;
@@ -51,8 +49,13 @@ using TokenSink = std::function<boost::asio::awaitable<bool>(std::string_view to
 
 class ChatService {
  public:
-  ChatService(const provider::ProviderRegistry& providers, VaultLookup vault, std::string default_model)
-      : providers_(providers), vault_(std::move(vault)), default_model_(std::move(default_model)) {}
+  // `usage` may be null (no accounting, e.g. in tests).
+  ChatService(const provider::ProviderRegistry& providers, VaultLookup vault, std::string default_model,
+              UsageRecorder* usage = nullptr)
+      : providers_(providers),
+        vault_(std::move(vault)),
+        default_model_(std::move(default_model)),
+        usage_(usage) {}
 
   boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
                                                   const std::string& request_id);
@@ -62,6 +65,12 @@ class ChatService {
                                                          const std::string& request_id, TokenSink sink);
 
   [[nodiscard]] const std::string& default_model() const { return default_model_; }
+  [[nodiscard]] const provider::ProviderRegistry& providers() const { return providers_; }
+
+  // Is a provider usable by this caller: no key needed, a system key configured, or the caller's own
+  // key in the vault (for byok modes)?
+  boost::asio::awaitable<Result<bool>> usable(const auth::Principal& who,
+                                              const provider::ProviderEntry& entry);
 
   // Resolves the provider and key for a model (exposed for the /v1 gateway).
   struct Route {
@@ -74,10 +83,13 @@ class ChatService {
 
  private:
   static std::string request_body(const ChatInput& input, const std::string& model, bool stream);
+  void account(const auth::Principal& who, const Route& route, const ChatInput& input, int status,
+               bool streamed, const Usage& usage, std::int64_t latency_ms);
 
   const provider::ProviderRegistry& providers_;
   VaultLookup vault_;
   std::string default_model_;
+  UsageRecorder* usage_;
 };
 
 // Validates messages: roles system/user/assistant, user content 1..max_chars characters.

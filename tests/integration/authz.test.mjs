@@ -20,7 +20,9 @@ async function call(p, method, route, { token, apiKey, body } = {}) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(`${p.url}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
-  return { status: res.status, text, body: text ? JSON.parse(text) : null };
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; } // SSE answers are not JSON
+  return { status: res.status, text, body: parsed };
 }
 
 async function must(p, status, method, route, options) {

@@ -66,6 +66,7 @@ models = ["gpt-4o-mini", "mock-*"]
 max_retries = 3
 base_delay_ms = 50
 max_delay_ms = 400
+retry_after_cap_ms = 600
 [providers.timeouts]
 first_byte_ms = 1500
 total_ms = 10000
@@ -126,6 +127,20 @@ total_ms = 10000
     const gap2 = reqs[2].received_at_ms - reqs[1].received_at_ms;
     assert.ok(gap1 >= 35, `first backoff ${gap1} ms`);
     assert.ok(gap2 > gap1 * 1.2, `backoff did not grow: ${gap1} then ${gap2}`);
+  });
+
+  test('Retry-After is honoured up to its cap', async () => {
+    await reset();
+    // 1 s asked, capped at 600 ms; without the header the first backoff would be about 50 ms.
+    await faults([{ status: 429, retry_after: 1 }, { status: 503, retry_after: 120 }]);
+    const res = await post(p.url, token, '/api/v1/chat', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'patience' }] });
+    assert.equal(res.status, 200);
+    const reqs = await recorded();
+    assert.equal(reqs.length, 3);
+    const gap1 = reqs[1].received_at_ms - reqs[0].received_at_ms;
+    const gap2 = reqs[2].received_at_ms - reqs[1].received_at_ms;
+    assert.ok(gap1 >= 550, `Retry-After ignored: waited ${gap1} ms`);
+    assert.ok(gap2 >= 550 && gap2 < 5000, `a 120 s Retry-After must be capped at 600 ms, waited ${gap2} ms`);
   });
 
   for (const status of [500, 502, 503, 504]) {

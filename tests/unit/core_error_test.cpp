@@ -37,7 +37,7 @@ TEST(ErrorTable, OnlyTransientProviderFailuresAreRetryable) {
 
 TEST(ErrorTable, CodesAreUniqueAndServerErrorsLogAsErrors) {
   std::set<std::string_view> codes;
-  for (int k = 0; k <= static_cast<int>(ErrorKind::kOpenAiApiError); ++k) {
+  for (int k = 0; k <= static_cast<int>(ErrorKind::kModelNotFound); ++k) {
     const ErrorInfo& info = error_info(static_cast<ErrorKind>(k));
     EXPECT_TRUE(codes.insert(info.code).second) << info.code;
     EXPECT_GE(info.status, 400);

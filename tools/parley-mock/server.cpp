@@ -91,6 +91,13 @@ void drop_connection(beast::tcp_stream& stream) {
   stream.socket().close(ec);
 }
 
+// OpenAI's rate-limit headers, fixed values, so that gateways' pass-through can be observed.
+template <class Message>
+void set_rate_limit_headers(Message& res, unsigned status) {
+  res.set("x-ratelimit-limit-requests", "10000");
+  res.set("x-ratelimit-remaining-requests", status == 429 ? "0" : "9999");
+}
+
 asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, bool keep_alive, Reply reply,
                                   std::string_view content_type = "application/json") {
   http::response<http::string_body> res;
@@ -98,6 +105,7 @@ asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, b
   res.result(reply.status);
   res.set(http::field::content_type, content_type);
   if (!reply.retry_after.empty()) res.set(http::field::retry_after, reply.retry_after);
+  set_rate_limit_headers(res, reply.status);
   res.keep_alive(keep_alive);
   res.body() = std::move(reply.body);
   res.prepare_payload();
@@ -136,6 +144,7 @@ asio::awaitable<Next> write_stream(beast::tcp_stream& stream, const Request& req
   http::response<http::empty_body> res{http::status::ok, req.version()};
   res.set(http::field::content_type, "text/event-stream; charset=utf-8");
   res.set(http::field::cache_control, "no-cache");
+  set_rate_limit_headers(res, 200);
   res.keep_alive(chunked && req.keep_alive());
   if (chunked) res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};

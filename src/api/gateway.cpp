@@ -1,0 +1,191 @@
+#include "api/gateway.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+
+namespace parley::api {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+namespace bhttp = boost::beast::http;
+using http::Method;
+using http::RequestContext;
+using http::Response;
+using http::StatusCode;
+using services::GatewayEndpoint;
+using namespace boost::asio::experimental::awaitable_operators;
+
+// Status recorded for a call whose client left before the answer (nginx's convention).
+constexpr int kClientClosed = 499;
+
+namespace {
+
+std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void add_headers(Response& res, const std::vector<provider::Header>& headers) {
+  for (const auto& [name, value] : headers) res.set(name, value);
+}
+
+// A provider's answer (2xx or a relayable rejection), body untouched.
+Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers) {
+  Response res{static_cast<StatusCode>(status), 11};
+  res.set(bhttp::field::content_type, "application/json");
+  add_headers(res, headers);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+// What the access log records for a client that left; nobody receives it.
+Response client_left() {
+  Response res;
+  res.result(kClientClosed);
+  res.keep_alive(false);
+  return res;
+}
+
+bj::object card_json(const services::ModelCard& card, std::int64_t created) {
+  return bj::object{{"id", card.id}, {"object", "model"}, {"created", created}, {"owned_by", card.owned_by}};
+}
+
+// The usage chunk parley asked for on the client's behalf: drop it, or (when a provider put usage
+// on a content chunk) strip the field. Returns the payload to send; empty: send nothing.
+std::string without_usage(std::string_view data) {
+  boost::system::error_code ec;
+  bj::value doc = bj::parse(data, ec);
+  if (ec || !doc.is_object()) return std::string(data);
+  bj::object& o = doc.as_object();
+  auto choices = o.find("choices");
+  if (choices == o.end() || !choices->value().is_array() || choices->value().as_array().empty()) return {};
+  o.erase("usage");
+  return bj::serialize(doc);
+}
+
+asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEndpoint endpoint) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return error_of(who.error(), ctx);
+  auto call = co_await d.gateway.prepare(*who, endpoint, std::move(ctx.request.body()), ctx.request_id);
+  if (!call) co_return error_of(call.error(), ctx);
+  provider::Provider& upstream = *call->route.entry->provider;
+
+  http::StreamWriter& stream = *ctx.stream;
+  if (!call->stream) {
+    // A client that leaves cancels the provider call (its connection is closed, no retry follows).
+    auto raced = co_await (upstream.post(call->route.call, call->path, std::move(call->body)) ||
+                           stream.client_closed());
+    if (raced.index() == 1) {
+      d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
+      co_return client_left();
+    }
+    auto& res = std::get<0>(raced);
+    if (!res) {
+      d.gateway.account(*who, *call, res.error().status(), {}, ms_since(t0));
+      co_return error_of(res.error(), ctx);
+    }
+    d.gateway.account(*who, *call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
+                      ms_since(t0));
+    co_return relay(res->status, std::move(res->body), res->headers);
+  }
+
+  // Streamed: the head goes out with the first event, so a failure before it is an ordinary HTTP
+  // error; after it, one SSE error event ends the stream.
+  std::vector<provider::Header> head_headers;
+  call->route.call.on_stream_head = [&head_headers](const std::vector<provider::Header>& h) {
+    head_headers = h;
+  };
+  services::Usage usage;
+  bool client_gone = false;
+  auto start = [&]() -> asio::awaitable<bool> {
+    if (stream.started()) co_return true;
+    Response head{StatusCode::ok, 11};
+    head.set(bhttp::field::content_type, "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Accel-Buffering", "no");
+    add_headers(head, head_headers);
+    co_return co_await stream.begin(std::move(head));
+  };
+  std::string event;
+  provider::EventSink sink = [&](std::string_view data) -> asio::awaitable<bool> {
+    std::string_view payload = data;
+    std::string rewritten;
+    if (auto u = provider::usage_of(data)) {
+      usage = *u;
+      if (!call->client_wants_usage) {
+        rewritten = without_usage(data);
+        if (rewritten.empty()) co_return true;
+        payload = rewritten;
+      }
+    }
+    if (!co_await start()) {
+      client_gone = true;
+      co_return false;
+    }
+    event.clear();
+    event.reserve(payload.size() + 8);
+    event.append("data: ").append(payload).append("\n\n");
+    if (!co_await stream.write(event)) {
+      client_gone = true;
+      co_return false;
+    }
+    co_return true;
+  };
+  auto raced = co_await (upstream.post_stream(call->route.call, call->path, std::move(call->body), sink) ||
+                         stream.client_closed());
+  std::int64_t latency = ms_since(t0);
+  if (client_gone || raced.index() == 1) {
+    d.gateway.account(*who, *call, kClientClosed, usage, latency);
+    co_return client_left();
+  }
+  auto& out = std::get<0>(raced);
+  if (out && out->rejected() && !stream.started()) {
+    d.gateway.account(*who, *call, static_cast<int>(out->status), usage, latency);
+    co_return relay(out->status, std::move(out->error_body), {});
+  }
+  if (!out && !stream.started()) {
+    d.gateway.account(*who, *call, out.error().status(), usage, latency);
+    co_return error_of(out.error(), ctx);
+  }
+  if (!co_await start()) co_return Response{};
+  if (out && !out->rejected()) {
+    d.gateway.account(*who, *call, 200, usage, latency);
+    co_await stream.write("data: [DONE]\n\n");
+  } else {
+    Error e = out ? Error(ErrorKind::kOpenAiApiError, "The provider failed mid-stream") : out.error();
+    d.gateway.account(*who, *call, e.status(), usage, latency);
+    co_await stream.write("data: " + http::error_body(e, ctx.request_id) + "\n\n");
+  }
+  co_return Response{};
+}
+
+}  // namespace
+
+void register_gateway_routes(http::Router& router, GatewayDeps& d) {
+  router.add(Method::post, "/v1/chat/completions", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+    co_return co_await forward(d, ctx, GatewayEndpoint::kChatCompletions);
+  });
+  router.add(Method::post, "/v1/embeddings", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+    co_return co_await forward(d, ctx, GatewayEndpoint::kEmbeddings);
+  });
+  router.add(Method::get, "/v1/models", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+    auto who = co_await d.authenticator.authenticate(ctx);
+    if (!who) co_return error_of(who.error(), ctx);
+    auto models = co_await d.gateway.models(*who);
+    if (!models) co_return error_of(models.error(), ctx);
+    bj::array data;
+    for (const auto& card : *models) data.push_back(card_json(card, d.gateway.created_s()));
+    co_return http::json_response(StatusCode::ok, bj::object{{"object", "list"}, {"data", std::move(data)}});
+  });
+  router.add(Method::get, "/v1/models/{model}", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+    auto who = co_await d.authenticator.authenticate(ctx);
+    if (!who) co_return error_of(who.error(), ctx);
+    auto card = co_await d.gateway.model(*who, ctx.param("model"));
+    if (!card) co_return error_of(card.error(), ctx);
+    co_return http::json_response(StatusCode::ok, card_json(*card, d.gateway.created_s()));
+  });
+}
+
+}  // namespace parley::api

@@ -1,0 +1,19 @@
+// The OpenAI-compatible gateway: POST /v1/chat/completions (streamed and not), POST /v1/embeddings,
+// GET /v1/models, GET /v1/models/{model}. Request bodies are forwarded as sent; provider answers are
+// relayed byte for byte (streams chunk by chunk, as they arrive), with the provider's x-ratelimit-*
+// headers. Errors use parley's envelope, which is OpenAI's shape.
+#pragma once
+
+#include "api/deps.hpp"
+#include "services/gateway_service.hpp"
+
+namespace parley::api {
+
+struct GatewayDeps {
+  services::GatewayService& gateway;
+  Authenticator& authenticator;
+};
+
+void register_gateway_routes(http::Router& router, GatewayDeps& deps);
+
+}  // namespace parley::api
