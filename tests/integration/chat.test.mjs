@@ -3,26 +3,11 @@
 // the mock's recorded requests.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, json, expectErrorEnvelope, tempDir, MOCK_BIN, BACKEND } from './harness.mjs';
+import { startParley, startMock, json, expectErrorEnvelope, tempDir, BACKEND } from './harness.mjs';
 
 const SYSTEM_KEY = 'sk-mocksystemkey-0123456789abcdef';
-
-async function startMock() {
-  const proc = spawn(MOCK_BIN, ['--listen', '127.0.0.1:0', '--require-key', SYSTEM_KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const url = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('mock did not start')), 15000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) { clearTimeout(t); resolve(m[1]); }
-    });
-  });
-  return { proc, url, stop: () => proc.kill('SIGTERM') };
-}
 
 async function adminToken(url) {
   await fetch(`${url}/api/v1/auth/register`, {
@@ -52,7 +37,7 @@ async function sseEvents(res) {
 describe(`chat endpoints (${BACKEND})`, () => {
   let p; let mock; let token;
   before(async () => {
-    mock = await startMock();
+    mock = await startMock(['--require-key', SYSTEM_KEY]);
     const dir = tempDir();
     const config = path.join(dir, 'parley.toml');
     writeFileSync(config, `

@@ -4,26 +4,12 @@
 // through, and every call accounted in the usage table. The official SDK is exercised in tests/e2e.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, json, expectErrorEnvelope, tempDir, MOCK_BIN, BACKEND, sleep } from './harness.mjs';
+import { startParley, startMock, adminToken, createServiceKey, json, expectErrorEnvelope, tempDir, BACKEND, sleep } from './harness.mjs';
 
 const SYSTEM_KEY = 'sk-gatewaysystemkey-9f8e7d6c5b4a3210';
-
-async function startMock(extra = []) {
-  const proc = spawn(MOCK_BIN, ['--listen', '127.0.0.1:0', '--require-key', SYSTEM_KEY, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const url = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('mock did not start')), 15000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) { clearTimeout(t); resolve(m[1]); }
-    });
-  });
-  return { proc, url, stop: () => proc.kill('SIGTERM') };
-}
 
 function providerConfig(name, url, models) {
   return `
@@ -46,28 +32,15 @@ total_ms = 15000
 describe(`OpenAI-compatible gateway (${BACKEND})`, () => {
   let p; let mock; let slow; let token; let key;
   before(async () => {
-    mock = await startMock();
-    slow = await startMock(['--chunk-delay-ms', '400', '--chunks', '4']);
+    mock = await startMock(['--require-key', SYSTEM_KEY]);
+    slow = await startMock(['--require-key', SYSTEM_KEY, '--chunk-delay-ms', '400', '--chunks', '4']);
     const dir = tempDir();
     const config = path.join(dir, 'parley.toml');
     writeFileSync(config, providerConfig('mock', mock.url, ['gpt-4o-mini', 'text-embedding-3-small', 'mock-*']) +
       providerConfig('slow', slow.url, ['slow-model']));
     p = await startParley({ args: ['--config', config], env: { GW_SYSTEM_KEY: SYSTEM_KEY } });
-    await fetch(`${p.url}/api/v1/auth/register`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'gwadmin', email: 'gw@example.com', password: 'correct horse battery' }),
-    });
-    const login = await fetch(`${p.url}/api/v1/auth/token`, {
-      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: 'grant_type=password&username=gwadmin&password=correct+horse+battery',
-    });
-    token = (await json(login)).access_token;
-    const created = await fetch(`${p.url}/api/v1/api-keys`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ name: 'gateway-test' }),
-    });
-    const k = await json(created);
-    key = k.key;
+    token = await adminToken(p.url, 'gwadmin');
+    key = (await createServiceKey(p.url, token, 'gateway-test')).key;
     assert.match(key, /^ai_/);
   });
   after(async () => { await p.cleanup(); mock.stop(); slow.stop(); });
@@ -284,10 +257,7 @@ describe(`OpenAI-compatible gateway (${BACKEND})`, () => {
 
   test('every call is accounted in the usage table, per service key', async () => {
     // A key of its own, so that calls of earlier tests still waiting for their batch do not count.
-    const fresh = await json(await fetch(`${p.url}/api/v1/api-keys`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ name: 'usage-test' }),
-    }));
+    const fresh = await createServiceKey(p.url, token, 'usage-test');
     const before = usageRows(p, fresh.id);
     assert.equal(before.count, 0);
     const res = await v1('/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'account for these five words' }] }, fresh.key);

@@ -128,3 +128,66 @@ export function expectErrorEnvelope(assert, body, code) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Starts parley-mock on an ephemeral loopback port with `args` (e.g. --require-key K). Resolves
+// with {proc, url, stderr(), stop()}; stop() resolves once the process has exited.
+export async function startMock(args = []) {
+  const proc = spawn(MOCK_BIN, ['--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`parley-mock did not start:\n${err}`)), 15000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`parley-mock exited (${code}):\n${err}`)); });
+  });
+  return {
+    proc,
+    url,
+    stderr: () => err,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+    reset: () => fetch(`${url}/_mock/reset`, { method: 'POST' }).then((r) => r.text()),
+    faults: async (list) => {
+      const res = await fetch(`${url}/_mock/faults`, { method: 'POST', body: JSON.stringify({ faults: list }) });
+      if (res.status !== 200) throw new Error(`faults refused (${res.status}): ${await res.text()}`);
+      return json(res);
+    },
+    requests: async () => json(await fetch(`${url}/_mock/requests`)),
+  };
+}
+
+// Registers the first user (who becomes admin) and logs in; returns the access token.
+export async function adminToken(url, username = 'admin', password = 'correct horse battery') {
+  const reg = await fetch(`${url}/api/v1/auth/register`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, email: `${username}@example.com`, password }),
+  });
+  if (reg.status !== 201) throw new Error(`register failed (${reg.status}): ${await reg.text()}`);
+  const res = await fetch(`${url}/api/v1/auth/token`, {
+    method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', username, password }).toString(),
+  });
+  const body = await json(res);
+  if (res.status !== 200 || typeof body.access_token !== 'string') throw new Error(`login failed (${res.status})`);
+  return body.access_token;
+}
+
+// Creates a service key (ai_…) owned by the token's user; returns the whole record, `key` included.
+export async function createServiceKey(url, token, name = 'e2e') {
+  const res = await fetch(`${url}/api/v1/api-keys`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ name }),
+  });
+  const body = await json(res);
+  if (res.status !== 201 || typeof body.key !== 'string') throw new Error(`service key creation failed (${res.status})`);
+  return body;
+}

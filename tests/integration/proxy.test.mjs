@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, json, expectErrorEnvelope, tempDir, BACKEND } from './harness.mjs';
+import { startParley, adminToken, json, expectErrorEnvelope, tempDir, BACKEND } from './harness.mjs';
 
 function startRecordingProxy() {
   const lines = [];
@@ -51,15 +51,7 @@ describe(`provider calls through a proxy (${BACKEND})`, () => {
     writeFileSync(config, CONFIG);
     const p = await startParley({ args: ['--config', config], env: { REMOTE_KEY: 'sk-remote-proxytest-000111', ...env } });
     try {
-      await fetch(`${p.url}/api/v1/auth/register`, {
-        method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ username: 'proxyadmin', email: 'px@example.com', password: 'correct horse battery' }),
-      });
-      const login = await fetch(`${p.url}/api/v1/auth/token`, {
-        method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=password&username=proxyadmin&password=correct+horse+battery',
-      });
-      const token = (await json(login)).access_token;
+      const token = await adminToken(p.url, 'proxyadmin');
       const res = await fetch(`${p.url}/v1/chat/completions`, {
         method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
         body: JSON.stringify({ model: 'remote-model', messages: [{ role: 'user', content: 'through the proxy' }] }),

@@ -2,15 +2,13 @@
 // provider answers the gateway relays, and the built-in demo provider's chat, stream and embeddings.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <string>
 #include <vector>
 
 #include "provider/demo_provider.hpp"
 #include "provider/provider.hpp"
+#include "run_awaitable.hpp"
 
 namespace parley::provider {
 namespace {
@@ -18,13 +16,7 @@ namespace {
 namespace asio = boost::asio;
 namespace bj = boost::json;
 
-template <class T>
-T run(asio::awaitable<T> task) {
-  asio::io_context io;
-  auto f = asio::co_spawn(io, std::move(task), asio::use_future);
-  io.run();
-  return f.get();
-}
+using test::run;
 
 TEST(ProviderUsage, ReadsUsageFromACompletionOrAChunk) {
   auto u = usage_of(

@@ -3,14 +3,12 @@
 // and which models each caller may use under each credential mode.
 #include <gtest/gtest.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <map>
 #include <string>
 
 #include "provider/demo_provider.hpp"
+#include "run_awaitable.hpp"
 #include "services/gateway_service.hpp"
 
 namespace parley::services {
@@ -19,13 +17,7 @@ namespace {
 namespace asio = boost::asio;
 namespace bj = boost::json;
 
-template <class T>
-T run(asio::awaitable<T> task) {
-  asio::io_context io;
-  auto f = asio::co_spawn(io, std::move(task), asio::use_future);
-  io.run();
-  return f.get();
-}
+using test::run;
 
 // A provider that needs a key and is never reached in these tests.
 class KeyedProvider final : public provider::Provider {
@@ -140,7 +132,9 @@ TEST_F(GatewayTest, BadRequestsAreRefusedBeforeAnyProviderCall) {
     auto call = prepare(body, ep);
     ASSERT_FALSE(call) << body;
     EXPECT_EQ(call.error().kind, kind) << body;
-    if (param != nullptr) EXPECT_EQ(call.error().param, param) << body;
+    if (param != nullptr) {
+      EXPECT_EQ(call.error().param, param) << body;
+    }
   };
   expect("{not json", ErrorKind::kInvalidJson, nullptr);
   expect("[1]", ErrorKind::kBadRequest, nullptr);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "auth/principal.hpp"
+#include "backend_fixture.hpp"
 #include "core/clock.hpp"
 #include "crypto/fernet.hpp"
 #include "crypto/secret.hpp"
@@ -111,28 +112,15 @@ void expect_no_fragment(std::string_view text, std::string_view secret, std::str
   }
 }
 
-class VaultServiceTest : public ::testing::TestWithParam<Dialect> {
+class VaultServiceTest : public test::BackendTest {
  protected:
   void SetUp() override {
-    std::string url;
-    if (GetParam() == Dialect::kPostgres) {
-      const char* env = std::getenv("PARLEY_TEST_POSTGRES_URL");
-      if (env == nullptr || *env == '\0') {
-        GTEST_SKIP() << "PostgreSQL backend skipped: PARLEY_TEST_POSTGRES_URL is not set";
-      }
-      url = env;
-    }
-    auto scratch = store::ScratchDatabase::open(GetParam(), url);
-    ASSERT_TRUE(scratch) << scratch.error().message;
-    scratch_ = std::move(*scratch);
-    auto migrated = store::migrate(db());
-    ASSERT_TRUE(migrated) << migrated.error().message;
+    open_scratch(true);
+    if (IsSkipped() || HasFatalFailure()) return;
     audit_ = std::make_unique<AuditLog>(db(), clock_);
     fixture_ = PythonFixture::load();
     new_key_ = crypto::generate_fernet_key();
   }
-
-  store::Database& db() { return scratch_->db(); }
 
   // A vault whose encryption keys are `keys` (the first encrypts).
   std::unique_ptr<VaultService> vault(const std::vector<std::string>& keys, VaultOptions options = {}) {
@@ -182,7 +170,6 @@ class VaultServiceTest : public ::testing::TestWithParam<Dialect> {
   }
 
   ManualClock clock_{kT0};
-  std::unique_ptr<store::ScratchDatabase> scratch_;
   std::unique_ptr<AuditLog> audit_;
   PythonFixture fixture_;
   std::string new_key_;
@@ -736,9 +723,7 @@ TEST_P(VaultServiceTest, ImportRecordsAnAuditEventPerKeyWithoutTheKey) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, VaultServiceTest, ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
-                         [](const ::testing::TestParamInfo<Dialect>& param_info) {
-                           return std::string(store::dialect_name(param_info.param));
-                         });
+                         test::backend_name);
 
 }  // namespace
 }  // namespace parley::services

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend_fixture.hpp"
 #include "store/database.hpp"
 #include "store/migrations.hpp"
 #include "store/provider_key_store.hpp"
@@ -28,26 +29,8 @@ ProviderKeyRecord make_key(std::string_view user_id, std::string_view provider, 
       std::string(user_id), std::string(provider), std::string(token), "sk-…abcd", at, at};
 }
 
-class StoreProviderKeyTest : public ::testing::TestWithParam<Dialect> {
+class StoreProviderKeyTest : public test::BackendTest {
  protected:
-  void SetUp() override {
-    std::string url;
-    if (GetParam() == Dialect::kPostgres) {
-      const char* env = std::getenv("PARLEY_TEST_POSTGRES_URL");
-      if (env == nullptr || *env == '\0') {
-        GTEST_SKIP() << "PostgreSQL backend skipped: PARLEY_TEST_POSTGRES_URL is not set";
-      }
-      url = env;
-    }
-    auto scratch = ScratchDatabase::open(GetParam(), url);
-    ASSERT_TRUE(scratch) << scratch.error().message;
-    scratch_ = std::move(*scratch);
-    auto migrated = migrate(db());
-    ASSERT_TRUE(migrated) << migrated.error().message;
-  }
-
-  Database& db() { return scratch_->db(); }
-
   void create_user(std::string_view id) {
     UserRecord u;
     u.id = std::string(id);
@@ -61,8 +44,6 @@ class StoreProviderKeyTest : public ::testing::TestWithParam<Dialect> {
     auto created = users.create(u);
     ASSERT_TRUE(created) << created.error().message;
   }
-
-  std::unique_ptr<ScratchDatabase> scratch_;
 };
 
 TEST_P(StoreProviderKeyTest, UpsertInsertsThenReplacesTokenHintAndUpdatedAtButKeepsCreatedAt) {
@@ -213,10 +194,7 @@ TEST_P(StoreProviderKeyTest, ListBatchWalksEveryRowOnceInKeyOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreProviderKeyTest,
-                         ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
-                         [](const ::testing::TestParamInfo<Dialect>& param_info) {
-                           return std::string(dialect_name(param_info.param));
-                         });
+                         ::testing::Values(Dialect::kSqlite, Dialect::kPostgres), test::backend_name);
 
 }  // namespace
 }  // namespace parley::store

@@ -4,13 +4,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <string>
 #include <vector>
 
-#include "store/database.hpp"
-#include "store/migrations.hpp"
-#include "store/scratch_database.hpp"
+#include "backend_fixture.hpp"
 #include "store/usage_store.hpp"
 
 namespace parley::store {
@@ -37,29 +34,10 @@ UsageEvent event(int i, std::string key, std::string user, std::int64_t at) {
   return e;
 }
 
-class StoreUsageTest : public ::testing::TestWithParam<Dialect> {
- protected:
-  void SetUp() override {
-    std::string url;
-    if (GetParam() == Dialect::kPostgres) {
-      const char* env = std::getenv("PARLEY_TEST_POSTGRES_URL");
-      if (env == nullptr || *env == '\0') {
-        GTEST_SKIP() << "PostgreSQL backend skipped: PARLEY_TEST_POSTGRES_URL is not set";
-      }
-      url = env;
-    }
-    auto scratch = ScratchDatabase::open(GetParam(), url);
-    ASSERT_TRUE(scratch) << scratch.error().message;
-    scratch_ = std::move(*scratch);
-    auto migrated = migrate(scratch_->db());
-    ASSERT_TRUE(migrated) << migrated.error().message;
-  }
-
-  std::unique_ptr<ScratchDatabase> scratch_;
-};
+class StoreUsageTest : public test::BackendTest {};
 
 TEST_P(StoreUsageTest, AppendsBatchesLargerThanOneStatementAndSumsPerKey) {
-  UsageStore usage(scratch_->db());
+  UsageStore usage(db());
   std::vector<UsageEvent> batch;
   // 120 events: three multi-row statements (50 + 50 + 20) in one transaction.
   for (int i = 1; i <= 120; ++i) batch.push_back(event(i, i % 3 == 0 ? "key-b" : "key-a", "u1", kT0 + i));
@@ -87,7 +65,7 @@ TEST_P(StoreUsageTest, AppendsBatchesLargerThanOneStatementAndSumsPerKey) {
 }
 
 TEST_P(StoreUsageTest, EventsWithoutAKeyCountForTheirUserAndNothingMatchesAnUnknownKey) {
-  UsageStore usage(scratch_->db());
+  UsageStore usage(db());
   std::vector<UsageEvent> batch{event(1, "", "u1", kT0), event(2, "", "u2", kT0), event(3, "k", "u1", kT0)};
   ASSERT_TRUE(usage.append(batch));
   auto u1 = usage.totals({.user_id = "u1"});
@@ -101,7 +79,7 @@ TEST_P(StoreUsageTest, EventsWithoutAKeyCountForTheirUserAndNothingMatchesAnUnkn
 }
 
 TEST_P(StoreUsageTest, ADuplicateIdFailsTheWholeBatch) {
-  UsageStore usage(scratch_->db());
+  UsageStore usage(db());
   std::vector<UsageEvent> batch{event(1, "k", "u1", kT0), event(1, "k", "u1", kT0)};
   EXPECT_FALSE(usage.append(batch));
   auto all = usage.totals({});
