@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -16,6 +17,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <list>
 #include <random>
@@ -136,6 +138,26 @@ struct Server::Impl {
               std::size_t bytes, Worker& worker) const;
 };
 
+namespace {
+
+// "HTTP/1.1 200 OK\r\n" + fields + "\r\n": the head of a response whose fields are final.
+std::string render_head(const Response& res) {
+  std::string head;
+  head.reserve(256);
+  head.append("HTTP/1.1 ").append(std::to_string(res.result_int())).append(" ");
+  std::string_view reason = res.reason();
+  head.append(reason.data(), reason.size()).append("\r\n");
+  for (const auto& field : res) {
+    std::string_view name = field.name_string();
+    std::string_view value = field.value();
+    head.append(name.data(), name.size()).append(": ").append(value.data(), value.size()).append("\r\n");
+  }
+  head.append("\r\n");
+  return head;
+}
+
+}  // namespace
+
 // Chunked streaming for handlers (SSE). Lives for one request on the session's coroutine frame.
 class SessionStream final : public StreamWriter {
  public:
@@ -164,7 +186,15 @@ class SessionStream final : public StreamWriter {
     if (!started_ || !ok_) co_return false;
     if (data.empty()) co_return true;
     stream_.expires_after(impl_.options.limits.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, beast_http::make_chunk(asio::buffer(data)), kTuple);
+    // Chunk framing by hand (size in hex, CRLF, data, CRLF): one gathered write per chunk.
+    char size_line[20];
+    auto [end, err] = std::to_chars(size_line, size_line + sizeof size_line - 2, data.size(), 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    std::array<asio::const_buffer, 3> chunk{
+        asio::buffer(size_line, static_cast<std::size_t>(end - size_line)),
+        asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
+    auto [ec, n] = co_await asio::async_write(stream_, chunk, kTuple);
     if (ec) ok_ = false;
     bytes_ += data.size();
     co_return ok_;
@@ -363,7 +393,9 @@ void Server::Impl::finish_headers(Response& res, const RequestContext& ctx, std:
     res.set(beast_http::field::access_control_allow_origin, origin);
     res.set(beast_http::field::vary, "Origin");
     res.set(beast_http::field::access_control_expose_headers,
-            "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset");
+            "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+            "x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
+            "x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens");
   }
 }
 
@@ -546,16 +578,14 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       res.keep_alive(keep);
       std::size_t bytes = res.body().size();
       stream.expires_after(limits.write_timeout);
-      boost::system::error_code wec;
-      if (req.method() == Method::head) {
-        beast_http::response_serializer<beast_http::string_body> sr{res};
-        auto [ec, n] = co_await beast_http::async_write_header(stream, sr, kTuple);
-        wec = ec;
-        bytes = 0;
-      } else {
-        auto [ec, n] = co_await beast_http::async_write(stream, res, kTuple);
-        wec = ec;
-      }
+      // The head is rendered into one buffer and written with the body in one call: beast's
+      // generic serializer walks the fields through layered buffer views, which cost more than
+      // the rest of a small response.
+      std::string head_text = render_head(res);
+      if (req.method() == Method::head) bytes = 0;
+      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text),
+                                                asio::buffer(res.body().data(), bytes)};
+      auto [wec, wn] = co_await asio::async_write(stream, buffers, kTuple);
       record(ctx, route, method, res.result_int(), bytes, worker);
       if (wec || !keep) {
         stream.socket().shutdown(tcp::socket::shutdown_send, ignored);

@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -296,23 +298,31 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
     Stream& stream, Connection& c, const Endpoint& e, HttpRequest& request, const Timeouts& t,
     Clock::time_point deadline, HeadSink& on_head, BodySink& on_body, bool& keep) {
   keep = false;
-  bhttp::request<bhttp::string_body> req{request.method, request.target, 11};
-  req.set(bhttp::field::host, e.port == (e.tls ? 443 : 80) ? e.host : fmt::format("{}:{}", e.host, e.port));
-  for (const auto& [k, v] : request.headers) req.set(k, v);
-  req.keep_alive(true);
-  req.body() = request.body;
-  req.prepare_payload();
+  // The head is rendered into one string and sent with the body (not copied) in one write.
+  std::string head;
+  head.reserve(256 + request.target.size());
+  std::string_view verb = bhttp::to_string(request.method);
+  head.append(verb.data(), verb.size()).append(" ").append(request.target).append(" HTTP/1.1\r\nHost: ");
+  head.append(e.host);
+  if (e.port != (e.tls ? 443 : 80)) head.append(":").append(std::to_string(e.port));
+  head.append("\r\n");
+  for (const auto& [k, v] : request.headers) head.append(k).append(": ").append(v).append("\r\n");
+  if (!request.body.empty() || request.method == bhttp::verb::post || request.method == bhttp::verb::put) {
+    head.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
+  }
+  head.append("\r\n");
+  std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(request.body)};
 
-  beast::tcp_stream& tcp = c.tcp();
-  tcp.expires_after(remaining(deadline));
-  auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
+  beast::tcp_stream& transport = c.tcp();
+  transport.expires_after(remaining(deadline));
+  auto [wec, wn] = co_await asio::async_write(stream, wire, kTuple);
   if (wec)
     co_return std::unexpected(
         TransportError{TransportFailure::kReset, false, "send failed: " + wec.message()});
 
   bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(options.max_body_bytes);
-  tcp.expires_after(phase(t.first_byte, deadline));
+  transport.expires_after(phase(t.first_byte, deadline));
   auto [hec, hn] = co_await bhttp::async_read_header(stream, c.buffer, parser, kTuple);
   if (hec) {
     bool timeout = hec == beast::error::timeout;
@@ -332,7 +342,7 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    tcp.expires_after(phase(t.between_chunks, deadline));
+    transport.expires_after(phase(t.between_chunks, deadline));
     auto [rec, rn] = co_await bhttp::async_read_some(stream, c.buffer, parser, kTuple);
     if (rec == bhttp::error::need_buffer) rec = {};
     if (rec) {

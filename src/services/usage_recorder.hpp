@@ -20,7 +20,7 @@ class UsageRecorder {
   UsageRecorder(store::Database& db, const Clock& clock, std::size_t max_pending = 200'000)
       : db_(db), clock_(clock), max_pending_(max_pending) {}
 
-  // Fills id and created_at; queues the event.
+  // Fills id (time-ordered) and created_at; queues the event.
   void record(store::UsageEvent event);
   // BLOCKING: writes the queued events. On failure they are queued again (within the bound).
   Status flush();

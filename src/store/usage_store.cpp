@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "store/sql_util.hpp"
 
@@ -10,27 +11,56 @@ namespace parley::store {
 
 using detail::forward_error;
 
+namespace {
+
+constexpr std::size_t kColumnsPerRow = 14;
+
+// INSERT … VALUES ($1, …, $14), ($15, …) for `rows` rows.
+std::string insert_sql(std::size_t rows) {
+  std::string sql =
+      "INSERT INTO usage_events (id, user_id, api_key_id, provider, model, endpoint, status, streamed, "
+      "prompt_tokens, completion_tokens, total_tokens, latency_ms, request_id, created_at) VALUES ";
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ", (";
+    for (std::size_t c = 1; c <= kColumnsPerRow; ++c) {
+      if (c > 1) sql += ", ";
+      sql += fmt::format("${}", r * kColumnsPerRow + c);
+    }
+    sql += ')';
+  }
+  return sql;
+}
+
+void add_row(std::vector<Value>& params, const UsageEvent& e) {
+  params.insert(params.end(),
+                {Value(e.id), Value(e.user_id), Value(e.api_key_id), Value(e.provider), Value(e.model),
+                 Value(e.endpoint), Value(std::int64_t{e.status}), Value(std::int64_t{e.streamed ? 1 : 0}),
+                 Value(e.prompt_tokens), Value(e.completion_tokens), Value(e.total_tokens),
+                 Value(e.latency_ms), Value(e.request_id), Value(e.created_at)});
+}
+
+}  // namespace
+
 Status UsageStore::append(std::span<const UsageEvent> events) {
   if (events.empty()) return {};
-  // Multi-row INSERTs of up to 50 rows (700 parameters, under every engine's limit).
-  constexpr std::size_t kRowsPerStatement = 50;
+  // PostgreSQL: multi-row INSERTs of up to 50 rows (700 parameters), one round trip each. SQLite:
+  // one row per statement — the same statement, prepared once per connection and only re-run;
+  // SQLite compiles a multi-row VALUES list as a compound SELECT, whose preparation cost more than
+  // the inserts themselves.
+  const std::size_t per_statement = db_.dialect() == Dialect::kSqlite ? 1 : 50;
+  static const std::string one_row = insert_sql(1);
+  static const std::string full = insert_sql(50);
   return db_.transaction([&](Connection& c) -> Status {
-    for (std::size_t start = 0; start < events.size(); start += kRowsPerStatement) {
-      detail::Params params;
-      std::string sql =
-          "INSERT INTO usage_events (id, user_id, api_key_id, provider, model, endpoint, status, streamed, "
-          "prompt_tokens, completion_tokens, total_tokens, latency_ms, request_id, created_at) VALUES ";
-      for (std::size_t i = start; i < std::min(events.size(), start + kRowsPerStatement); ++i) {
-        const UsageEvent& e = events[i];
-        if (i != start) sql += ", ";
-        sql += fmt::format("({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})", params.add(e.id),
-                           params.add(e.user_id), params.add(e.api_key_id), params.add(e.provider),
-                           params.add(e.model), params.add(e.endpoint), params.add(std::int64_t{e.status}),
-                           params.add(std::int64_t{e.streamed ? 1 : 0}), params.add(e.prompt_tokens),
-                           params.add(e.completion_tokens), params.add(e.total_tokens),
-                           params.add(e.latency_ms), params.add(e.request_id), params.add(e.created_at));
-      }
-      Result<QueryResult> r = c.query(sql, params.span());
+    std::vector<Value> params;
+    params.reserve(per_statement * kColumnsPerRow);
+    for (std::size_t start = 0; start < events.size(); start += per_statement) {
+      const std::size_t rows = std::min(events.size() - start, per_statement);
+      params.clear();
+      for (std::size_t i = start; i < start + rows; ++i) add_row(params, events[i]);
+      Result<QueryResult> r = c.query(rows == 1    ? one_row
+                                      : rows == 50 ? full
+                                                   : insert_sql(rows),
+                                      std::span<const Value>(params));
       if (!r) return forward_error(r);
     }
     return {};

@@ -39,28 +39,28 @@ class StoreUsageTest : public test::BackendTest {};
 TEST_P(StoreUsageTest, AppendsBatchesLargerThanOneStatementAndSumsPerKey) {
   UsageStore usage(db());
   std::vector<UsageEvent> batch;
-  // 120 events: three multi-row statements (50 + 50 + 20) in one transaction.
-  for (int i = 1; i <= 120; ++i) batch.push_back(event(i, i % 3 == 0 ? "key-b" : "key-a", "u1", kT0 + i));
+  // 125 events: thirteen multi-row statements (12 × 10 + 5) in one transaction.
+  for (int i = 1; i <= 125; ++i) batch.push_back(event(i, i % 3 == 0 ? "key-b" : "key-a", "u1", kT0 + i));
   ASSERT_TRUE(usage.append(batch));
 
   auto all = usage.totals({});
   ASSERT_TRUE(all) << all.error().message;
-  EXPECT_EQ(all->requests, 120);
-  EXPECT_EQ(all->prompt_tokens, 120 * 121 / 2);
-  EXPECT_EQ(all->completion_tokens, 120 * 121);
-  EXPECT_EQ(all->total_tokens, 3 * 120 * 121 / 2);
+  EXPECT_EQ(all->requests, 125);
+  EXPECT_EQ(all->prompt_tokens, 125 * 126 / 2);
+  EXPECT_EQ(all->completion_tokens, 125 * 126);
+  EXPECT_EQ(all->total_tokens, 3 * 125 * 126 / 2);
 
   auto b = usage.totals({.api_key_id = "key-b"});
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->requests, 40);
+  EXPECT_EQ(b->requests, 41);
   std::int64_t sum_b = 0;
-  for (int i = 3; i <= 120; i += 3) sum_b += i;
+  for (int i = 3; i <= 125; i += 3) sum_b += i;
   EXPECT_EQ(b->prompt_tokens, sum_b);
 
   auto recent = usage.totals({.api_key_id = "key-a", .since_ms = kT0 + 101});
   ASSERT_TRUE(recent);
   int expected = 0;
-  for (int i = 101; i <= 120; ++i) expected += i % 3 != 0 ? 1 : 0;
+  for (int i = 101; i <= 125; ++i) expected += i % 3 != 0 ? 1 : 0;
   EXPECT_EQ(recent->requests, expected);
 }
 
@@ -88,9 +88,7 @@ TEST_P(StoreUsageTest, ADuplicateIdFailsTheWholeBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreUsageTest, ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
-                         [](const auto& info) {
-                           return info.param == Dialect::kSqlite ? "sqlite" : "postgres";
-                         });
+                         test::backend_name);
 
 }  // namespace
 }  // namespace parley::store

@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <system_error>
+#include <unordered_map>
 
 #include "store/detail.hpp"
 #include "store/pool.hpp"
@@ -67,8 +68,10 @@ class SqliteSession final : public Connection {
       }
     }
     const char* synchronous = options.sqlite_synchronous == SqliteSynchronous::kFull ? "FULL" : "NORMAL";
-    if (Status st = session->execute_script(
-            fmt::format("PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;", synchronous));
+    // temp_store = MEMORY: statement journals (a multi-row INSERT inside a transaction keeps one)
+    // and temporary tables stay in memory instead of a temporary file written page by page.
+    if (Status st = session->execute_script(fmt::format(
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;", synchronous));
         !st) {
       return std::unexpected(std::move(st.error()));
     }
@@ -77,7 +80,10 @@ class SqliteSession final : public Connection {
 
   SqliteSession(const SqliteSession&) = delete;
   SqliteSession& operator=(const SqliteSession&) = delete;
-  ~SqliteSession() override { sqlite3_close_v2(db_); }
+  ~SqliteSession() override {
+    cache_.clear();  // finalize the prepared statements before the connection
+    sqlite3_close_v2(db_);
+  }
 
   [[nodiscard]] Dialect dialect() const noexcept override { return Dialect::kSqlite; }
 
@@ -100,40 +106,68 @@ class SqliteSession final : public Connection {
 
  protected:
   Result<QueryResult> do_query(std::string_view sql, std::span<const Value> params) override {
+    auto prepared = statement_for(sql);
+    if (!prepared) return std::unexpected(std::move(prepared.error()));
+    sqlite3_stmt* stmt = *prepared;
+    // Whatever happens below, the statement goes back to the cache reset and without bindings
+    // (they point into `params`).
+    struct Release {
+      sqlite3_stmt* s;
+      ~Release() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+      }
+    } release{stmt};
+    return run(stmt, params);
+  }
+
+ private:
+  // Prepared statements are kept per connection, keyed by the SQL text as the stores write it, so
+  // a statement a store runs again (every INSERT of a batch, every warm lookup) is parsed once.
+  static constexpr std::size_t kMaxCachedStatements = 128;
+
+  Result<sqlite3_stmt*> statement_for(std::string_view sql) {
+    if (auto it = cache_.find(sql); it != cache_.end()) return it->second.get();
     const std::string text = to_sqlite_placeholders(sql);
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
-    int rc = sqlite3_prepare_v3(db_, text.data(), static_cast<int>(text.size()), 0, &raw, &tail);
+    int rc = sqlite3_prepare_v3(db_, text.data(), static_cast<int>(text.size()), SQLITE_PREPARE_PERSISTENT,
+                                &raw, &tail);
     Statement stmt(raw);
     if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, rc, "prepare"));
     if (!stmt) return fail(ErrorKind::kDatabase, "sqlite prepare: empty statement");
     if (Status st = only_whitespace_after(tail, text.data() + text.size()); !st) {
       return std::unexpected(std::move(st.error()));
     }
+    if (cache_.size() >= kMaxCachedStatements) cache_.clear();
+    return cache_.emplace(std::string(sql), std::move(stmt)).first->second.get();
+  }
 
-    const int expected = sqlite3_bind_parameter_count(stmt.get());
+  Result<QueryResult> run(sqlite3_stmt* stmt, std::span<const Value> params) {
+    int rc = SQLITE_OK;
+    const int expected = sqlite3_bind_parameter_count(stmt);
     if (static_cast<std::size_t>(expected) != params.size()) {
       return fail(ErrorKind::kDatabase,
                   fmt::format("sqlite bind: statement has {} parameters, {} given", expected, params.size()));
     }
     for (std::size_t i = 0; i < params.size(); ++i) {
-      if (Status st = bind(stmt.get(), static_cast<int>(i) + 1, params[i]); !st) {
+      if (Status st = bind(stmt, static_cast<int>(i) + 1, params[i]); !st) {
         return std::unexpected(std::move(st.error()));
       }
     }
 
     QueryResult result;
-    const int columns = sqlite3_column_count(stmt.get());
+    const int columns = sqlite3_column_count(stmt);
     result.columns.reserve(static_cast<std::size_t>(columns));
     for (int c = 0; c < columns; ++c) {
-      const char* name = sqlite3_column_name(stmt.get(), c);
+      const char* name = sqlite3_column_name(stmt, c);
       result.columns.emplace_back(name != nullptr ? name : "");
     }
     const sqlite3_int64 changes_before = sqlite3_total_changes64(db_);
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       std::vector<Value> values;
       values.reserve(static_cast<std::size_t>(columns));
-      for (int c = 0; c < columns; ++c) values.push_back(column_value(stmt.get(), c));
+      for (int c = 0; c < columns; ++c) values.push_back(column_value(stmt, c));
       result.rows.emplace_back(std::move(values));
     }
     if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(db_, rc, "step"));
@@ -143,7 +177,6 @@ class SqliteSession final : public Connection {
     return result;
   }
 
- private:
   explicit SqliteSession(sqlite3* db) : db_(db) {}
 
   Status only_whitespace_after(const char* tail, const char* end) {
@@ -202,7 +235,12 @@ class SqliteSession final : public Connection {
     }
   }
 
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
   sqlite3* db_;
+  std::unordered_map<std::string, Statement, Hash, std::equal_to<>> cache_;
 };
 
 class SqliteDatabase final : public Database {
