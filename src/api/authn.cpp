@@ -59,7 +59,7 @@ std::optional<std::int64_t> parse_iso8601(std::string_view t) {
   } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
     auto oh = num(i + 1, 2), om = num(i + 4, 2);
     if (!oh || !om || i + 3 >= t.size() || t[i + 3] != ':') return std::nullopt;
-    offset_s = (*oh * 3600 + *om * 60) * (t[i] == '+' ? 1 : -1);
+    offset_s = (std::int64_t{*oh} * 3600 + std::int64_t{*om} * 60) * (t[i] == '+' ? 1 : -1);
     i += 6;
   } else {
     return std::nullopt;  // a timestamp without a zone is ambiguous

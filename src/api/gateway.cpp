@@ -108,7 +108,9 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     add_headers(head, head_headers);
     co_return co_await stream.begin(std::move(head));
   };
-  std::string event;
+  // Events of one upstream read are gathered and sent as one chunk when the read is done: as
+  // prompt as per event (nothing waits for a later read), with one write instead of several.
+  std::string batch;
   provider::EventSink sink = [&](std::string_view data) -> asio::awaitable<bool> {
     std::string_view payload = data;
     std::string rewritten;
@@ -120,19 +122,19 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
         payload = rewritten;
       }
     }
-    if (!co_await start()) {
-      client_gone = true;
-      co_return false;
-    }
-    event.clear();
-    event.reserve(payload.size() + 8);
-    event.append("data: ").append(payload).append("\n\n");
-    if (!co_await stream.write(event)) {
-      client_gone = true;
-      co_return false;
-    }
+    batch.append("data: ").append(payload).append("\n\n");
     co_return true;
   };
+  auto flush = [&]() -> asio::awaitable<bool> {
+    if (batch.empty()) co_return true;
+    if (!co_await start() || !co_await stream.write(batch)) {
+      client_gone = true;
+      co_return false;
+    }
+    batch.clear();
+    co_return true;
+  };
+  call->route.call.on_stream_batch_end = flush;
   auto raced = co_await (upstream.post_stream(call->route.call, call->path, std::move(call->body), sink) ||
                          stream.client_closed());
   std::int64_t latency = ms_since(t0);
@@ -150,14 +152,16 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     co_return error_of(out.error(), ctx);
   }
   if (!co_await start()) co_return Response{};
+  // Whatever is still gathered goes out with the terminal event.
   if (out && !out->rejected()) {
     d.gateway.account(*who, *call, 200, usage, latency);
-    co_await stream.write("data: [DONE]\n\n");
+    batch.append("data: [DONE]\n\n");
   } else {
     Error e = out ? Error(ErrorKind::kOpenAiApiError, "The provider failed mid-stream") : out.error();
     d.gateway.account(*who, *call, e.status(), usage, latency);
-    co_await stream.write("data: " + http::error_body(e, ctx.request_id) + "\n\n");
+    batch.append("data: ").append(http::error_body(e, ctx.request_id)).append("\n\n");
   }
+  co_await stream.write(batch);
   co_return Response{};
 }
 

@@ -61,7 +61,7 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
       input.role = *parsed;
     }
     auto meta = meta_of(ctx);
-    auto created = co_await d.pool.run([&] { return d.users.create_user(*who, std::move(input), meta); });
+    auto created = co_await d.pool.run([&] { return d.users.create_user(*who, input, meta); });
     if (!created) co_return error_of(created.error(), ctx);
     co_return http::json_response(StatusCode::created, render_user(*created));
   });

@@ -77,7 +77,7 @@ KeyDef string_key(std::string_view key, std::string_view env, std::string Config
 }
 
 KeyDef choice_key(std::string_view key, std::string_view env, std::string Config::*field,
-                  std::vector<std::string_view> choices, std::string_view help) {
+                  const std::vector<std::string_view>& choices, std::string_view help) {
   return {{key, env, false, help},
           [field, choices, key](Config& c, std::string_view v) -> Status {
             if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
@@ -189,7 +189,8 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("blocking_threads", "PARLEY_BLOCKING_THREADS", &self, &Config::blocking_threads, 0,
                          256, "threads for database work and password hashing; 0 means max(2, cores)"));
     d.push_back(uint_key("http.max_header_bytes", "PARLEY_HTTP_MAX_HEADER_BYTES", &http_of,
-                         &HttpLimits::max_header_bytes, 1024, 1024 * 1024, "request head limit (431 above)"));
+                         &HttpLimits::max_header_bytes, 1024, std::uint64_t{1024} * 1024,
+                         "request head limit (431 above)"));
     d.push_back(uint_key("http.max_body_bytes", "PARLEY_HTTP_MAX_BODY_BYTES", &http_of,
                          &HttpLimits::max_body_bytes, 1024, 1024ULL * 1024 * 1024,
                          "request body limit (413 above)"));
@@ -220,7 +221,8 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("auth.access_token_ttl_s", "PARLEY_AUTH_ACCESS_TOKEN_TTL_S", &auth_of,
                          &AuthConfig::access_token_ttl_s, 60, 86400, "access token lifetime"));
     d.push_back(uint_key("auth.refresh_token_ttl_s", "PARLEY_AUTH_REFRESH_TOKEN_TTL_S", &auth_of,
-                         &AuthConfig::refresh_token_ttl_s, 300, 365 * 86400, "refresh token lifetime"));
+                         &AuthConfig::refresh_token_ttl_s, 300, std::uint64_t{365} * 86400,
+                         "refresh token lifetime"));
     d.push_back(uint_key("auth.jwt_leeway_s", "PARLEY_AUTH_JWT_LEEWAY_S", &auth_of, &AuthConfig::jwt_leeway_s,
                          0, 300, "clock skew allowed when checking exp/nbf/iat"));
     d.push_back(bool_key("auth.open_registration", "PARLEY_AUTH_OPEN_REGISTRATION",
@@ -240,8 +242,8 @@ const std::vector<KeyDef>& key_defs() {
                          &AuthConfig::login_window_s, 1, 86400,
                          "sliding window for the failed-login limits"));
     d.push_back(uint_key("auth.password_memory_kib", "PARLEY_AUTH_PASSWORD_MEMORY_KIB", &auth_of,
-                         &AuthConfig::password_memory_kib, 19 * 1024, 4 * 1024 * 1024,
-                         "argon2id memory per hash"));
+                         &AuthConfig::password_memory_kib, std::uint64_t{19} * 1024,
+                         std::uint64_t{4} * 1024 * 1024, "argon2id memory per hash"));
     d.push_back(uint_key("auth.password_passes", "PARLEY_AUTH_PASSWORD_PASSES", &auth_of,
                          &AuthConfig::password_passes, 2, 20, "argon2id passes per hash"));
     d.push_back({{"demo_provider", "PARLEY_DEMO_PROVIDER", false, "offer the built-in offline demo models"},
@@ -318,7 +320,8 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
     ProviderConfig p;
     for (const auto& [k, v] : *t) {
       std::string key(k.str());
-      std::string name = where + "." + key;
+      std::string name = where;
+      name.append(".").append(key);
       auto str = [&](std::string& field) -> Status {
         auto s = v.value_exact<std::string>();
         if (!s) return validation(name, "must be a string");
@@ -347,7 +350,8 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
         if (sub == nullptr) return validation(name, "must be a table");
         for (const auto& [sk, sv] : *sub) {
           std::string skey(sk.str());
-          std::string sname = name + "." + skey;
+          std::string sname = name;
+          sname.append(".").append(skey);
           auto subnum = [&](std::uint64_t& field, std::uint64_t min, std::uint64_t max) -> Status {
             auto i = sv.value_exact<std::int64_t>();
             if (!i || *i < static_cast<std::int64_t>(min) || *i > static_cast<std::int64_t>(max)) {

@@ -21,28 +21,28 @@ namespace parley::config {
 using Millis = std::chrono::milliseconds;
 
 struct HttpLimits {
-  std::size_t max_header_bytes = 16 * 1024;  // whole request head; larger → 431
-  std::size_t max_body_bytes = 1024 * 1024;  // request body; larger → 413
-  Millis header_timeout{10'000};             // from first byte to end of head; slower → 408
-  Millis body_timeout{30'000};               // to read the whole body; slower → 408
-  Millis idle_timeout{60'000};               // keep-alive connection with no request in progress
-  Millis write_timeout{30'000};              // a client that does not read its response
-  std::size_t max_connections = 10'000;      // more → 503 and close
-  Millis drain_timeout{10'000};              // graceful shutdown: in-flight requests get this long
+  std::size_t max_header_bytes = std::size_t{16} * 1024;  // whole request head; larger → 431
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;  // request body; larger → 413
+  Millis header_timeout{10'000};                          // from first byte to end of head; slower → 408
+  Millis body_timeout{30'000};                            // to read the whole body; slower → 408
+  Millis idle_timeout{60'000};                            // keep-alive connection with no request in progress
+  Millis write_timeout{30'000};                           // a client that does not read its response
+  std::size_t max_connections = 10'000;                   // more → 503 and close
+  Millis drain_timeout{10'000};  // graceful shutdown: in-flight requests get this long
 };
 
 struct AuthConfig {
   std::string jwt_issuer = "parley";
   std::string jwt_audience = "parley";
-  std::uint64_t access_token_ttl_s = 900;          // 15 minutes
-  std::uint64_t refresh_token_ttl_s = 30 * 86400;  // 30 days
+  std::uint64_t access_token_ttl_s = 900;                         // 15 minutes
+  std::uint64_t refresh_token_ttl_s = std::uint64_t{30} * 86400;  // 30 days
   std::uint64_t jwt_leeway_s = 30;
   bool open_registration = false;
   std::uint64_t principal_cache_ttl_ms = 5000;  // how stale a user's role/active flag may be
   std::uint64_t login_max_failures_per_user = 5;
   std::uint64_t login_max_failures_per_address = 20;
   std::uint64_t login_window_s = 900;
-  std::uint64_t password_memory_kib = 19 * 1024;
+  std::uint64_t password_memory_kib = std::uint64_t{19} * 1024;
   std::uint64_t password_passes = 2;
 };
 

@@ -36,7 +36,7 @@ struct CipherCtxFree {
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
 const unsigned char* bytes_of(std::string_view s) {
-  static const unsigned char kEmpty = 0;
+  static constexpr unsigned char kEmpty = 0;
   return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
 }
 

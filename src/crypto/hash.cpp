@@ -19,7 +19,7 @@ constexpr std::size_t kSha256BlockSize = 64;
 
 // OpenSSL wants a non-null pointer even for zero-length input.
 const unsigned char* bytes_of(std::string_view s) {
-  static const unsigned char kEmpty = 0;
+  static constexpr unsigned char kEmpty = 0;
   return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
 }
 

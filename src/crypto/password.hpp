@@ -20,7 +20,7 @@ namespace parley::crypto {
 // Defaults are OWASP's argon2id minimum: 19 MiB of memory, 2 passes (libsodium uses 1 lane).
 struct PasswordParams {
   unsigned long long ops_limit = 2;
-  std::size_t mem_limit_bytes = 19 * 1024 * 1024;
+  std::size_t mem_limit_bytes = std::size_t{19} * 1024 * 1024;
 };
 
 [[nodiscard]] Result<std::string> hash_password(std::string_view password, const PasswordParams& params = {});

@@ -105,6 +105,7 @@ std::optional<Router::Match> Router::match(Method method, std::string_view path)
 
 std::string allow_header(const std::vector<Method>& methods) {
   std::vector<std::string_view> names;
+  names.reserve(methods.size() + 1);
   for (Method m : methods) names.push_back(beast_http::to_string(m));
   if (std::find(methods.begin(), methods.end(), Method::get) != methods.end() &&
       std::find(methods.begin(), methods.end(), Method::head) == methods.end()) {

@@ -170,8 +170,9 @@ asio::awaitable<Result<ProviderResponse>> DemoProvider::post(const CallContext&,
   co_return res;
 }
 
-asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallContext&, std::string_view path,
-                                                                 std::string body, EventSink sink) {
+asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallContext& ctx,
+                                                                 std::string_view path, std::string body,
+                                                                 EventSink sink) {
   StreamOutcome outcome;
   std::string model = "demo";
   std::size_t prompt = 0;
@@ -197,16 +198,22 @@ asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallConte
   };
   auto words = words_of(*reply);
   std::string first = chunk(bj::object{{"role", "assistant"}, {"content", ""}}, nullptr);
-  if (!co_await sink(first)) co_return outcome;
+  // Each event is its own batch: the demo model streams word by word.
+  auto emit = [&](std::string_view data) -> asio::awaitable<bool> {
+    if (!co_await sink(data)) co_return false;
+    if (ctx.on_stream_batch_end && !co_await ctx.on_stream_batch_end()) co_return false;
+    co_return true;
+  };
+  if (!co_await emit(first)) co_return outcome;
   ++outcome.events;
   for (std::size_t i = 0; i < words.size(); ++i) {
     std::string piece = (i == 0 ? "" : " ") + std::string(words[i]);
     std::string data = chunk(bj::object{{"content", piece}}, nullptr);
-    if (!co_await sink(data)) co_return outcome;
+    if (!co_await emit(data)) co_return outcome;
     ++outcome.events;
   }
   std::string last = chunk(bj::object{}, "stop");
-  if (!co_await sink(last)) co_return outcome;
+  if (!co_await emit(last)) co_return outcome;
   bj::object usage_chunk{{"id", id},
                          {"object", "chat.completion.chunk"},
                          {"created", created},
@@ -216,7 +223,7 @@ asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallConte
                                               {"completion_tokens", words.size()},
                                               {"total_tokens", prompt + words.size()}}}};
   std::string usage = bj::serialize(usage_chunk);
-  if (!co_await sink(usage)) co_return outcome;
+  if (!co_await emit(usage)) co_return outcome;
   outcome.events += 2;
   co_return outcome;
 }

@@ -371,7 +371,7 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   co_return out;
 }
 
-HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>(options)) {}
+HttpClient::HttpClient(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 HttpClient::~HttpClient() = default;
 
 void HttpClient::close_idle() {

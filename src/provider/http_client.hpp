@@ -106,7 +106,7 @@ struct ClientOptions {
   std::optional<std::string> https_proxy;
   std::optional<std::string> no_proxy;
   Millis idle_timeout{30'000};
-  std::size_t max_body_bytes = 64 * 1024 * 1024;
+  std::size_t max_body_bytes = std::size_t{64} * 1024 * 1024;
 };
 
 class HttpClient {

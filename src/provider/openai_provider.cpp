@@ -165,11 +165,12 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
     };
     BodySink on_body = [&](std::string_view bytes) -> asio::awaitable<bool> {
       if (head_status < 200 || head_status >= 300) {
-        if (error_body.size() < 64 * 1024) error_body.append(bytes);
+        if (error_body.size() < std::size_t{64} * 1024) error_body.append(bytes);
         co_return true;
       }
       auto fed = parser.feed(bytes, [&](const upstream::SseEvent& e) { pending.push_back(e.data); });
       if (!fed) co_return false;
+      bool delivered = false;
       for (auto& data : pending) {
         if (done) break;
         if (upstream::is_done_marker(data)) {
@@ -180,9 +181,14 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
           consumer_gone = true;
           co_return false;
         }
+        delivered = true;
         ++outcome.events;
       }
       pending.clear();
+      if (delivered && ctx.on_stream_batch_end && !co_await ctx.on_stream_batch_end()) {
+        consumer_gone = true;
+        co_return false;
+      }
       co_return !done;
     };
     auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body), t, on_head,
@@ -203,6 +209,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
           if (!co_await sink(data)) co_return outcome;
           ++outcome.events;
         }
+        if (!pending.empty() && ctx.on_stream_batch_end) co_await ctx.on_stream_batch_end();
       }
       co_return outcome;
     }

@@ -27,6 +27,10 @@ struct CallContext {
   std::optional<crypto::Secret> api_key;  // the key to send, when the provider needs one
   // Streams only: called with the pass-through headers of a 2xx response head, before its first event.
   std::function<void(const std::vector<Header>&)> on_stream_head;
+  // Streams only, optional: called after the events of one upstream read went to the sink, so that
+  // a consumer that buffers them can pass them on together (one write per read, not per event).
+  // Returns false when the consumer is gone.
+  std::function<boost::asio::awaitable<bool>()> on_stream_batch_end;
 };
 
 // Token counts a provider reported.

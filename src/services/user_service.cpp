@@ -78,8 +78,8 @@ Result<store::UserRecord> UserService::register_user(NewUser input, const Reques
   return created;
 }
 
-Result<store::UserRecord> UserService::create_user(const std::optional<auth::Principal>& who, NewUser input,
-                                                   const RequestMeta& meta) {
+Result<store::UserRecord> UserService::create_user(const std::optional<auth::Principal>& who,
+                                                   const NewUser& input, const RequestMeta& meta) {
   if (who) {
     if (auto s = auth::authorize(*who, auth::Operation::kCreateUser); !s) return std::unexpected(s.error());
   }

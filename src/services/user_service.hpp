@@ -50,7 +50,7 @@ class UserService {
   // POST /auth/register. Returns the user and whether it became the first admin.
   Result<store::UserRecord> register_user(NewUser input, const RequestMeta& meta);
   // POST /users (admin) and `parley admin create` (who = nullopt: the operator at the console).
-  Result<store::UserRecord> create_user(const std::optional<auth::Principal>& who, NewUser input,
+  Result<store::UserRecord> create_user(const std::optional<auth::Principal>& who, const NewUser& input,
                                         const RequestMeta& meta);
   Result<store::UserRecord> get(const auth::Principal& who, std::string_view user_id);
   Result<store::Page<store::UserRecord>> list(const auth::Principal& who, const store::UserListQuery& query);

@@ -18,7 +18,7 @@ constexpr std::size_t kMaxKeyLength = 512;
 constexpr std::size_t kMinKeyLength = 8;
 constexpr std::size_t kMaxProviderLength = 64;
 // Longer lines cannot be a username and a token of a key of at most kMaxKeyLength characters.
-constexpr std::size_t kMaxImportLineLength = 16 * 1024;
+constexpr std::size_t kMaxImportLineLength = std::size_t{16} * 1024;
 // A row that changes under rotate_all() this many times in a row is reported as failed.
 constexpr int kMaxRotateAttempts = 3;
 

@@ -119,8 +119,8 @@ std::string_view dialect_name(Dialect dialect) noexcept {
 // ---- Row ------------------------------------------------------------------------------------
 
 const Value& Row::at(std::size_t column) const noexcept {
-  static const Value kNull;
-  return column < values_.size() ? values_[column] : kNull;
+  static const Value null_value;
+  return column < values_.size() ? values_[column] : null_value;
 }
 
 std::int64_t Row::get_int(std::size_t column) const {

@@ -271,7 +271,7 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
     if (!plan) co_return co_await send(stream, req, std::move(plan.error()), drop);
     std::array<char, 32> id{};
     std::snprintf(id.data(), id.size(), "chatcmpl-mock%012llu",
-                  static_cast<unsigned long long>(ctx.next_id.fetch_add(1, std::memory_order_relaxed) + 1));
+                  static_cast<unsigned long long>(ctx.next_id.fetch_add(1, std::memory_order_relaxed)) + 1);
     const std::int64_t created = unix_ms() / 1000;
     if (plan->stream) {
       const std::vector<std::string> events = render_chat_events(*plan, id.data(), created);
@@ -385,7 +385,7 @@ asio::awaitable<void> session(tcp::socket socket, Context& ctx) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-void report_failure(std::exception_ptr failure) {
+void report_failure(const std::exception_ptr& failure) {
   if (!failure) return;
   try {
     std::rethrow_exception(failure);
@@ -407,7 +407,9 @@ asio::awaitable<void> accept_loop(asio::io_context& io, tcp::acceptor& acceptor,
       co_await sleep_for(10ms);
       continue;
     }
-    asio::co_spawn(socket.get_executor(), session(std::move(socket), ctx), report_failure);
+    // The executor is read before the socket is moved into the session.
+    auto socket_executor = socket.get_executor();
+    asio::co_spawn(socket_executor, session(std::move(socket), ctx), report_failure);
   }
 }
 
