@@ -172,16 +172,17 @@ struct Components {
   }
 };
 
-// Writes buffered usage events every second and last-use times of service keys every five
-// seconds, off the loop threads.
+// Writes buffered usage events four times a second (small batches: no burst of inserts competing
+// with requests for the cores) and last-use times of service keys every five seconds, off the
+// loop threads.
 asio::awaitable<void> flush_usage(Components& c) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (unsigned tick = 1; c.server != nullptr && !c.server->draining(); ++tick) {
-    timer.expires_after(std::chrono::seconds(1));
+    timer.expires_after(std::chrono::milliseconds(250));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
     if (!s) spdlog::warn("could not record usage: {}", s.error().message);
-    if (tick % 5 != 0) continue;
+    if (tick % 20 != 0) continue;
     s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
     if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
   }
