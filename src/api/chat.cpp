@@ -26,14 +26,6 @@ asio::awaitable<std::optional<Result<services::ChatOutput>>> ask(ChatDeps& d, Re
   co_return std::move(std::get<0>(raced));
 }
 
-// What the access log records for a client that left; nobody receives it.
-Response client_left() {
-  Response res;
-  res.result(499);
-  res.keep_alive(false);
-  return res;
-}
-
 bj::object render_usage(const services::Usage& u) {
   return bj::object{{"prompt_tokens", u.prompt_tokens},
                     {"completion_tokens", u.completion_tokens},
@@ -118,7 +110,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     auto input = read_chat(*body, d.max_message_chars);
     if (!input) co_return error_of(input.error(), ctx);
     auto asked = co_await ask(d, ctx, *who, *input);
-    if (!asked) co_return client_left();
+    if (!asked) co_return http::client_closed_response();
     if (!*asked) co_return error_of(asked->error(), ctx);
     co_return chat_result(**asked);
   });
@@ -154,7 +146,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       co_return true;
     };
     auto raced = co_await (d.chat.chat_stream(*who, *input, ctx.request_id, sink) || stream.client_closed());
-    if (client_gone || raced.index() == 1) co_return client_left();
+    if (client_gone || raced.index() == 1) co_return http::client_closed_response();
     auto& out = std::get<0>(raced);
     if (!out && !stream.started()) co_return error_of(out.error(), ctx);
     if (!co_await start()) co_return Response{};
@@ -200,7 +192,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     input.messages = {{"system", summarize_prompt(st, words)}, {"user", **text}};
     input.endpoint = "summarize";
     auto asked = co_await ask(d, ctx, *who, input);
-    if (!asked) co_return client_left();
+    if (!asked) co_return http::client_closed_response();
     auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
     co_return http::json_response(StatusCode::ok, bj::object{{"summary", out->content},
@@ -233,7 +225,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     input.messages = {{"system", translate_prompt(src, **target)}, {"user", **text}};
     input.endpoint = "translate";
     auto asked = co_await ask(d, ctx, *who, input);
-    if (!asked) co_return client_left();
+    if (!asked) co_return http::client_closed_response();
     auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
     co_return http::json_response(StatusCode::ok, bj::object{{"translated_text", out->content},

@@ -16,8 +16,7 @@ using http::StatusCode;
 using services::GatewayEndpoint;
 using namespace boost::asio::experimental::awaitable_operators;
 
-// Status recorded for a call whose client left before the answer (nginx's convention).
-constexpr int kClientClosed = 499;
+constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
 
 namespace {
 
@@ -36,14 +35,6 @@ Response relay(unsigned status, std::string body, const std::vector<provider::He
   add_headers(res, headers);
   res.body() = std::move(body);
   res.prepare_payload();
-  return res;
-}
-
-// What the access log records for a client that left; nobody receives it.
-Response client_left() {
-  Response res;
-  res.result(kClientClosed);
-  res.keep_alive(false);
   return res;
 }
 
@@ -79,7 +70,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
                            stream.client_closed());
     if (raced.index() == 1) {
       d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
-      co_return client_left();
+      co_return http::client_closed_response();
     }
     auto& res = std::get<0>(raced);
     if (!res) {
@@ -140,7 +131,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   std::int64_t latency = ms_since(t0);
   if (client_gone || raced.index() == 1) {
     d.gateway.account(*who, *call, kClientClosed, usage, latency);
-    co_return client_left();
+    co_return http::client_closed_response();
   }
   auto& out = std::get<0>(raced);
   if (out && out->rejected() && !stream.started()) {

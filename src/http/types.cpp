@@ -66,6 +66,13 @@ std::string error_body(const Error& error, std::string_view request_id) {
   return boost::json::serialize(root);
 }
 
+Response client_closed_response() {
+  Response res;
+  res.result(kClientClosedStatus);
+  res.keep_alive(false);
+  return res;
+}
+
 Response error_response(const Error& error, std::string_view request_id) {
   return text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id),
                        "application/json");

@@ -77,6 +77,12 @@ Response json_response(StatusCode status, const boost::json::value& body);
 Response text_response(StatusCode status, std::string body, std::string_view content_type);
 // The error envelope of PRODUCT.md: {"error":{"code","message","type","param","request_id"}}.
 Response error_response(const Error& error, std::string_view request_id);
+
+// Status recorded for a request whose client left before the answer (nginx's convention).
+inline constexpr unsigned kClientClosedStatus = 499;
+// What a handler returns when its client left (see StreamWriter::client_closed): nobody receives
+// it; the access log and metrics record 499.
+Response client_closed_response();
 std::string error_body(const Error& error, std::string_view request_id);
 
 // Parses the request body as JSON (400 INVALID_JSON when it is not, 415 when the Content-Type says
