@@ -1,5 +1,5 @@
 // Usage accounting off the request path: handlers call record() (a mutex-guarded push, no I/O);
-// flush() writes everything pending in one transaction and runs every second on the blocking pool
+// flush() writes everything pending in one transaction and runs four times a second on the blocking pool
 // and once at shutdown. Bounded: past max_pending events, new ones are counted as dropped and
 // logged instead of growing memory while the database is down. Thread-safe.
 #pragma once
