@@ -117,12 +117,12 @@ Result<std::string> base64url_decode(std::string_view text, Padding padding) {
 
 std::string hex_encode(std::string_view bytes) {
   constexpr std::string_view kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
+  std::string out(bytes.size() * 2, '\0');
+  char* at = out.data();
   for (const char c : bytes) {
     const auto b = static_cast<unsigned char>(c);
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
+    *at++ = kDigits[b >> 4];
+    *at++ = kDigits[b & 15];
   }
   return out;
 }

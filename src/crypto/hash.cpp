@@ -23,13 +23,24 @@ const unsigned char* bytes_of(std::string_view s) {
   return s.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(s.data());
 }
 
+// Fetched once: EVP_sha256() makes every digest look the algorithm up again by name under a
+// lock, which cost several times the hashing itself (service keys are hashed on every call).
+const EVP_MD* sha256_md() {
+  static EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+    if (fetched == nullptr) die("SHA-256 fetch");
+    return fetched;
+  }();
+  return md;
+}
+
 }  // namespace
 
 std::string sha256(std::string_view data) {
   std::string out(kSha256Size, '\0');
   unsigned int len = 0;
   if (EVP_Digest(bytes_of(data), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                 EVP_sha256(), nullptr) != 1 ||
+                 sha256_md(), nullptr) != 1 ||
       len != kSha256Size) {
     die("SHA-256");
   }
@@ -46,7 +57,7 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   }
   std::string out(kSha256Size, '\0');
   unsigned int len = 0;
-  if (HMAC(EVP_sha256(), bytes_of(key), static_cast<int>(key.size()), bytes_of(data), data.size(),
+  if (HMAC(sha256_md(), bytes_of(key), static_cast<int>(key.size()), bytes_of(data), data.size(),
            reinterpret_cast<unsigned char*>(out.data()), &len) == nullptr ||
       len != kSha256Size) {
     die("HMAC-SHA256");

@@ -230,6 +230,9 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
                                              proxy ? "cannot resolve the proxy" : "cannot resolve host"});
   }
   auto c = std::make_unique<Connection>();
+  // Room for a whole typical answer: the head and body then arrive in one read instead of
+  // Beast's 512-byte first reads.
+  c->buffer.reserve(16 * 1024);
   beast::tcp_stream* tcp_stream = nullptr;
   if (e.tls) {
     c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, tls);
