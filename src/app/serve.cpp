@@ -35,6 +35,7 @@ struct Components {
   SystemClock clock;
   std::unique_ptr<store::Database> db;
   std::unique_ptr<http::BlockingPool> blocking;
+  std::unique_ptr<http::BlockingPool> background;  // usage rows and last-used times
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<services::PrincipalCache> principals;
   std::unique_ptr<services::AuditLog> audit;
@@ -175,15 +176,20 @@ struct Components {
 // Writes buffered usage events four times a second (small batches: no burst of inserts competing
 // with requests for the cores) and last-use times of service keys every five seconds, off the
 // loop threads.
+// Usage rows four times a second and key last-used times every five seconds, written at
+// background priority so they never delay a request. Should the background thread fall behind
+// (a saturated machine starves it), the ordinary blocking pool takes over until it catches up.
 asio::awaitable<void> flush_usage(Components& c) {
+  constexpr std::size_t kBacklog = 20'000;
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (unsigned tick = 1; c.server != nullptr && !c.server->draining(); ++tick) {
     timer.expires_after(std::chrono::milliseconds(250));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
+    http::BlockingPool& pool = c.usage->pending() > kBacklog ? *c.blocking : *c.background;
+    Status s = co_await pool.run([&c] { return c.usage->flush(); });
     if (!s) spdlog::warn("could not record usage: {}", s.error().message);
     if (tick % 20 != 0) continue;
-    s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
+    s = co_await c.background->run([&c] { return c.keys->flush_last_used(); });
     if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
   }
 }
@@ -284,6 +290,7 @@ int serve(config::LoadResult loaded) {
     spdlog::info("applied {} migration(s); schema version {}", report->applied.size(), report->to_version);
   }
   c.blocking = std::make_unique<http::BlockingPool>(c.config.blocking_threads);
+  c.background = std::make_unique<http::BlockingPool>(1, http::PoolPriority::kBackground);
   c.metrics = std::make_unique<http::Metrics>(c.config.workers, kVersion);
   c.build_services();
   if (auto s = c.build_providers(); !s) {
@@ -320,6 +327,7 @@ int serve(config::LoadResult loaded) {
   // Pooled provider connections belong to the server's event loops: close them while those exist.
   c.http_client->close_idle();
   c.blocking->stop();
+  c.background->stop();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);
   if (auto s = c.usage->flush(); !s) spdlog::warn("could not record usage: {}", s.error().message);

@@ -37,10 +37,22 @@ const EVP_MD* sha256_md() {
 }  // namespace
 
 std::string sha256(std::string_view data) {
+  // One context per thread, re-initialised for each digest: no allocation per call.
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    Context() {
+      if (ctx == nullptr) die("SHA-256 context");
+    }
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context context;
   std::string out(kSha256Size, '\0');
   unsigned int len = 0;
-  if (EVP_Digest(bytes_of(data), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                 sha256_md(), nullptr) != 1 ||
+  if (EVP_DigestInit_ex2(context.ctx, sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, bytes_of(data), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1 ||
       len != kSha256Size) {
     die("SHA-256");
   }

@@ -6,7 +6,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/parse.hpp>
 #include <random>
 
 #include "upstream/sse_parser.hpp"
@@ -112,11 +111,9 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const C
     if (res) {
       status = res->status;
       if (status >= 200 && status < 300) {
-        boost::system::error_code ec;
-        boost::json::value parsed = boost::json::parse(res->body, ec);
-        if (!ec && parsed.is_object()) {
+        if (std::optional<AnswerFacts> facts = inspect_answer(res->body)) {
           co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers),
-                                     usage_in(parsed)};
+                                     facts->usage};
         }
         kind = FailureKind::kMalformed;
       } else if (is_relayable_rejection(status)) {

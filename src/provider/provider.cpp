@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "upstream/json_outline.hpp"
+
 namespace parley::provider {
 
 namespace bj = boost::json;
@@ -35,6 +37,23 @@ Error rejection_error(unsigned status) {
 
 }  // namespace
 
+std::optional<AnswerFacts> inspect_answer(std::string_view body) {
+  static constexpr std::string_view kPaths[] = {"usage", "usage.prompt_tokens", "usage.completion_tokens",
+                                                "usage.total_tokens"};
+  std::optional<upstream::JsonOutline> doc = upstream::outline(body, kPaths);
+  if (!doc || doc->root != upstream::JsonKind::kObject) return std::nullopt;
+  AnswerFacts facts;
+  if (doc->members[0].kind == upstream::JsonKind::kObject) {
+    auto count = [&doc](std::size_t i) {
+      return doc->members[i].kind == upstream::JsonKind::kInt ? doc->members[i].integer : 0;
+    };
+    TokenUsage u{count(1), count(2), count(3)};
+    if (u.total_tokens == 0) u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    facts.usage = u;
+  }
+  return facts;
+}
+
 std::optional<TokenUsage> usage_of(std::string_view json_text) {
   // Most stream chunks carry no usage (or "usage":null): skip them without parsing.
   std::size_t at = json_text.find("\"usage\"");
@@ -42,10 +61,8 @@ std::optional<TokenUsage> usage_of(std::string_view json_text) {
   std::size_t i = at + 7;
   while (i < json_text.size() && (json_text[i] == ' ' || json_text[i] == ':' || json_text[i] == '\n')) ++i;
   if (i >= json_text.size() || json_text[i] != '{') return std::nullopt;
-  boost::system::error_code ec;
-  bj::value doc = bj::parse(json_text, ec);
-  if (ec) return std::nullopt;
-  return usage_from(doc);
+  std::optional<AnswerFacts> facts = inspect_answer(json_text);
+  return facts ? facts->usage : std::nullopt;
 }
 
 std::optional<TokenUsage> usage_in(const bj::value& doc) {

@@ -40,6 +40,13 @@ struct TokenUsage {
   std::int64_t total_tokens = 0;
 };
 
+// A successful answer's body, checked without building a document: nullopt unless it is one JSON
+// object; otherwise the `usage` it reports (nullopt when absent or not an object).
+struct AnswerFacts {
+  std::optional<TokenUsage> usage;
+};
+std::optional<AnswerFacts> inspect_answer(std::string_view body);
+
 // Reads `usage` from a response or stream chunk object ({"usage": {...}}); nullopt when absent or null.
 std::optional<TokenUsage> usage_of(std::string_view json_text);
 std::optional<TokenUsage> usage_in(const boost::json::value& doc);  // same, already parsed

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <unordered_set>
 
+#include "upstream/json_outline.hpp"
+
 namespace parley::services {
 
 namespace asio = boost::asio;
@@ -19,60 +21,75 @@ Error not_found(std::string_view model, const provider::ProviderRegistry& provid
           std::string("model")};
 }
 
+// Adds "stream_options": {"include_usage": true} to a request body, rarely: when the client sent
+// stream_options as null or without include_usage (the common case, no stream_options at all, is
+// handled by inserting the member as text).
+std::string with_usage_requested(std::string_view body) {
+  bj::value doc = bj::parse(body);
+  bj::object& o = doc.as_object();
+  auto so = o.find("stream_options");
+  if (so == o.end() || !so->value().is_object()) {
+    o["stream_options"] = bj::object{{"include_usage", true}};
+  } else {
+    so->value().as_object()["include_usage"] = true;
+  }
+  return bj::serialize(doc);
+}
+
 }  // namespace
 
 asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Principal& who,
                                                              GatewayEndpoint endpoint, std::string body,
                                                              const std::string& request_id) {
+  using upstream::JsonKind;
   GatewayCall call;
   call.endpoint = endpoint;
   call.path = endpoint == GatewayEndpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
-  boost::system::error_code ec;
-  bj::value doc = bj::parse(body, ec);
-  if (ec) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
-  if (!doc.is_object()) co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
-  bj::object& o = doc.as_object();
+  // Only these members are read; the body itself is forwarded as it came (see json_outline.hpp).
+  static constexpr std::string_view kPaths[] = {"model",  "messages",       "input",
+                                                "stream", "stream_options", "stream_options.include_usage"};
+  std::optional<upstream::JsonOutline> doc = upstream::outline(body, kPaths);
+  if (!doc) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
+  if (doc->root != JsonKind::kObject) co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
+  const upstream::JsonMember& model = doc->members[0];
+  const upstream::JsonMember& messages = doc->members[1];
+  const upstream::JsonMember& input = doc->members[2];
+  const upstream::JsonMember& stream = doc->members[3];
+  const upstream::JsonMember& stream_options = doc->members[4];
+  const upstream::JsonMember& include_usage = doc->members[5];
 
-  auto model = o.find("model");
-  if (model == o.end() || !model->value().is_string() || model->value().as_string().empty() ||
-      model->value().as_string().size() > 256) {
+  if (model.kind != JsonKind::kString || model.text.empty() || model.text.size() > 256) {
     co_return validation("model", "model must be a non-empty string naming the model to use");
   }
-  // Copied now: adding stream_options below may rehash the object and invalidate iterators.
-  const std::string model_name(model->value().as_string());
+  const std::string& model_name = model.text;
   if (endpoint == GatewayEndpoint::kChatCompletions) {
-    auto messages = o.find("messages");
-    if (messages == o.end() || !messages->value().is_array() || messages->value().as_array().empty()) {
+    if (messages.kind != JsonKind::kArray || messages.size == 0) {
       co_return validation("messages", "messages must be a non-empty array");
     }
-  } else {
-    auto input = o.find("input");
-    if (input == o.end() || input->value().is_null()) co_return validation("input", "input is required");
+  } else if (input.kind == JsonKind::kAbsent || input.kind == JsonKind::kNull) {
+    co_return validation("input", "input is required");
   }
-  if (auto stream = o.find("stream"); stream != o.end() && !stream->value().is_null()) {
-    if (!stream->value().is_bool()) co_return validation("stream", "stream must be a boolean");
-    call.stream = stream->value().as_bool();
+  if (stream.kind != JsonKind::kAbsent && stream.kind != JsonKind::kNull) {
+    if (stream.kind != JsonKind::kBool) co_return validation("stream", "stream must be a boolean");
+    call.stream = stream.boolean;
   }
   if (call.stream && endpoint == GatewayEndpoint::kEmbeddings) {
     co_return validation("stream", "embeddings cannot be streamed");
   }
   if (call.stream) {
-    auto so = o.find("stream_options");
-    if (so != o.end() && !so->value().is_null() && !so->value().is_object()) {
+    if (stream_options.kind != JsonKind::kAbsent && stream_options.kind != JsonKind::kNull &&
+        stream_options.kind != JsonKind::kObject) {
       co_return validation("stream_options", "stream_options must be an object");
     }
-    if (so != o.end() && so->value().is_object()) {
-      auto iu = so->value().as_object().find("include_usage");
-      call.client_wants_usage = iu != so->value().as_object().end() && iu->value() == true;
-    }
+    call.client_wants_usage = include_usage.kind == JsonKind::kBool && include_usage.boolean;
     if (!call.client_wants_usage) {
       // Ask the provider for the usage chunk; the handler removes it from what the client sees.
-      if (so == o.end() || !so->value().is_object()) {
-        o["stream_options"] = bj::object{{"include_usage", true}};
+      if (stream_options.kind == JsonKind::kAbsent) {
+        std::size_t open = body.find('{');  // the root is an object: its first non-blank byte
+        body.insert(open + 1, R"("stream_options":{"include_usage":true},)");
       } else {
-        so->value().as_object()["include_usage"] = true;
+        body = with_usage_requested(body);
       }
-      body = bj::serialize(doc);
     }
   }
 

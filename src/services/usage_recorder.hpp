@@ -1,6 +1,7 @@
 // Usage accounting off the request path: handlers call record() (a mutex-guarded push, no I/O);
-// flush() writes everything pending in one transaction and runs four times a second on the blocking pool
-// and once at shutdown. Bounded: past max_pending events, new ones are counted as dropped and
+// flush() writes everything pending in one transaction; it runs four times a second on a
+// background-priority thread (on the ordinary blocking pool while a backlog builds up) and once at
+// shutdown. Bounded: past max_pending events, new ones are counted as dropped and
 // logged instead of growing memory while the database is down. Thread-safe.
 #pragma once
 
@@ -20,11 +21,16 @@ class UsageRecorder {
   UsageRecorder(store::Database& db, const Clock& clock, std::size_t max_pending = 200'000)
       : db_(db), clock_(clock), max_pending_(max_pending) {}
 
-  // Fills id (time-ordered) and created_at; queues the event.
+  // Fills created_at; queues the event.
   void record(store::UsageEvent event);
   // BLOCKING: writes the queued events. On failure they are queued again (within the bound).
   Status flush();
 
+  // Events waiting for flush().
+  [[nodiscard]] std::size_t pending() const {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
   [[nodiscard]] std::uint64_t recorded() const { return recorded_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
@@ -32,7 +38,7 @@ class UsageRecorder {
   store::Database& db_;
   const Clock& clock_;
   std::size_t max_pending_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::vector<store::UsageEvent> pending_;
   std::atomic<std::uint64_t> recorded_{0};
   std::atomic<std::uint64_t> dropped_{0};

@@ -1,7 +1,8 @@
 // Versioned schema migrations, embedded in the binary at build time.
 //
 // Files live in src/store/migrations/ as NNNN_name.sql: portable SQL for both backends (TEXT ids,
-// BIGINT unix-millisecond timestamps, INTEGER 0/1 booleans, no AUTOINCREMENT/SERIAL). Where one
+// BIGINT unix-millisecond timestamps, INTEGER 0/1 booleans, no AUTOINCREMENT/SERIAL; the one
+// exception is usage_events, an append-only log whose ids the database assigns, see 0004). Where one
 // backend truly needs different text, NNNN_name.postgres.sql or NNNN_name.sqlite.sql replaces the
 // common file for that backend. A file is never edited once released; changes are new versions.
 // On SQLite a migration runs inside a transaction, where PRAGMA foreign_keys cannot change.

@@ -13,12 +13,12 @@ using detail::forward_error;
 
 namespace {
 
-constexpr std::size_t kColumnsPerRow = 14;
+constexpr std::size_t kColumnsPerRow = 13;
 
-// INSERT … VALUES ($1, …, $14), ($15, …) for `rows` rows.
+// INSERT … VALUES ($1, …, $13), ($14, …) for `rows` rows.
 std::string insert_sql(std::size_t rows) {
   std::string sql =
-      "INSERT INTO usage_events (id, user_id, api_key_id, provider, model, endpoint, status, streamed, "
+      "INSERT INTO usage_events (user_id, api_key_id, provider, model, endpoint, status, streamed, "
       "prompt_tokens, completion_tokens, total_tokens, latency_ms, request_id, created_at) VALUES ";
   for (std::size_t r = 0; r < rows; ++r) {
     sql += r == 0 ? "(" : ", (";
@@ -33,7 +33,7 @@ std::string insert_sql(std::size_t rows) {
 
 void add_row(std::vector<Value>& params, const UsageEvent& e) {
   params.insert(params.end(),
-                {Value(e.id), Value(e.user_id), Value(e.api_key_id), Value(e.provider), Value(e.model),
+                {Value(e.user_id), Value(e.api_key_id), Value(e.provider), Value(e.model),
                  Value(e.endpoint), Value(std::int64_t{e.status}), Value(std::int64_t{e.streamed ? 1 : 0}),
                  Value(e.prompt_tokens), Value(e.completion_tokens), Value(e.total_tokens),
                  Value(e.latency_ms), Value(e.request_id), Value(e.created_at)});
@@ -43,7 +43,7 @@ void add_row(std::vector<Value>& params, const UsageEvent& e) {
 
 Status UsageStore::append(std::span<const UsageEvent> events) {
   if (events.empty()) return {};
-  // PostgreSQL: multi-row INSERTs of up to 50 rows (700 parameters), one round trip each. SQLite:
+  // PostgreSQL: multi-row INSERTs of up to 50 rows (650 parameters), one round trip each. SQLite:
   // one row per statement — the same statement, prepared once per connection and only re-run;
   // SQLite compiles a multi-row VALUES list as a compound SELECT, whose preparation cost more than
   // the inserts themselves.

@@ -1,5 +1,5 @@
-// Usage events (migration 0003): one row per provider call made for a client, with token counts
-// and latency. Appended in batches; summed per key or per user over a time window.
+// Usage events (migrations 0003, 0004): one row per provider call made for a client, with token
+// counts and latency; the database numbers the rows. Appended in batches; summed per key or per user over a time window.
 //
 // BLOCKING (see database.hpp); holds a reference to its Executor. Errors: kDatabase/kUnavailable.
 #pragma once
@@ -15,7 +15,6 @@
 namespace parley::store {
 
 struct UsageEvent {
-  std::string id;
   std::string user_id;
   std::optional<std::string> api_key_id;
   std::string provider;

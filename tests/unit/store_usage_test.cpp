@@ -1,13 +1,15 @@
-// Usage events on both backends, against the real embedded migrations: batched multi-row inserts
-// and totals per key, per user and since a time. PostgreSQL cases run when
+// Usage events on both backends, against the real embedded migrations: batched inserts, totals
+// per key, per user and since a time, and the 0004 renumbering of rows written before it. PostgreSQL cases run when
 // PARLEY_TEST_POSTGRES_URL is set and are skipped otherwise.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend_fixture.hpp"
+#include "store/migrations.hpp"
 #include "store/usage_store.hpp"
 
 namespace parley::store {
@@ -17,7 +19,6 @@ constexpr std::int64_t kT0 = 1'700'000'000'000;
 
 UsageEvent event(int i, std::string key, std::string user, std::int64_t at) {
   UsageEvent e;
-  e.id = fmt::format("ev{:04}", i);
   e.user_id = std::move(user);
   if (!key.empty()) e.api_key_id = std::move(key);
   e.provider = "mock";
@@ -78,14 +79,64 @@ TEST_P(StoreUsageTest, EventsWithoutAKeyCountForTheirUserAndNothingMatchesAnUnkn
   EXPECT_EQ(none->total_tokens, 0);
 }
 
-TEST_P(StoreUsageTest, ADuplicateIdFailsTheWholeBatch) {
+TEST_P(StoreUsageTest, TheDatabaseNumbersRowsInTheOrderTheyAreAppended) {
   UsageStore usage(db());
-  std::vector<UsageEvent> batch{event(1, "k", "u1", kT0), event(1, "k", "u1", kT0)};
-  EXPECT_FALSE(usage.append(batch));
-  auto all = usage.totals({});
-  ASSERT_TRUE(all);
-  EXPECT_EQ(all->requests, 0);
+  ASSERT_TRUE(usage.append(std::vector<UsageEvent>{event(1, "k", "u1", kT0), event(2, "k", "u1", kT0)}));
+  ASSERT_TRUE(usage.append(std::vector<UsageEvent>{event(3, "k", "u1", kT0 - 5)}));
+  auto rows = db().query("SELECT id, request_id FROM usage_events ORDER BY id");
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->rows.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rows->rows[i].get_string(1), fmt::format("req-{}", i + 1));
+    if (i > 0) {
+      EXPECT_GT(rows->rows[i].get_int(0), rows->rows[i - 1].get_int(0));
+    }
+  }
 }
+
+// Migration 0004 replaced the writer's TEXT ids by database-assigned integers: rows written before
+// it are kept, numbered in time order, and later rows continue the sequence.
+class StoreUsageMigrationTest : public test::BackendTest {
+ protected:
+  void SetUp() override { open_scratch(false); }
+};
+
+TEST_P(StoreUsageMigrationTest, Migration0004KeepsEarlierRowsAndNumbersThemInTimeOrder) {
+  std::vector<MigrationSource> before;
+  for (const MigrationSource& m : detail::embedded_migration_sources()) {
+    if (m.file_name < std::string_view("0004")) before.push_back(m);
+  }
+  ASSERT_TRUE(migrate(db(), before));
+  for (auto [id, at] : {std::pair{"b", 30}, std::pair{"a", 10}, std::pair{"c", 20}}) {
+    auto ins = db().query(
+        "INSERT INTO usage_events (id, user_id, api_key_id, provider, model, endpoint, status, streamed, "
+        "prompt_tokens, completion_tokens, total_tokens, latency_ms, request_id, created_at) "
+        "VALUES ($1, 'u1', 'k', 'mock', 'm', 'chat.completions', 200, 0, 1, 2, 3, 4, $2, $3)",
+        {Value(id), Value(std::string("req-") + id), Value(kT0 + at)});
+    ASSERT_TRUE(ins) << ins.error().message;
+  }
+  auto migrated = migrate(db());
+  ASSERT_TRUE(migrated) << migrated.error().message;
+  ASSERT_EQ(migrated->applied.size(), static_cast<std::size_t>(latest_known_version() - 3));
+
+  UsageStore usage(db());
+  ASSERT_TRUE(usage.append(std::vector<UsageEvent>{event(9, "k", "u1", kT0 + 40)}));
+  auto rows = db().query("SELECT id, request_id, total_tokens FROM usage_events ORDER BY id");
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->rows.size(), 4u);
+  const char* expected[] = {"req-a", "req-c", "req-b", "req-9"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(rows->rows[i].get_int(0), static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(rows->rows[i].get_string(1), expected[i]);
+  }
+  auto totals = usage.totals({.api_key_id = "k"});
+  ASSERT_TRUE(totals);
+  EXPECT_EQ(totals->requests, 4);
+  EXPECT_EQ(totals->total_tokens, 3 * 3 + 27);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreUsageMigrationTest,
+                         ::testing::Values(Dialect::kSqlite, Dialect::kPostgres), test::backend_name);
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreUsageTest, ::testing::Values(Dialect::kSqlite, Dialect::kPostgres),
                          test::backend_name);
