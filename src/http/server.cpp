@@ -66,36 +66,27 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// A read deadline that, unlike tcp_stream's own timeout (which closes the socket), only cancels
-// the pending read, so the session can still answer 408 on the same connection.
-class ReadDeadline {
- public:
-  explicit ReadDeadline(const asio::any_io_executor& ex) : timer_(ex) {}
-  void arm(beast::tcp_stream& stream, std::chrono::milliseconds after) {
-    fired_ = false;
-    stream.expires_never();
-    timer_.expires_after(after);
-    timer_.async_wait([this, &stream](const boost::system::error_code& ec) {
-      if (ec) return;  // disarmed, or the session is gone: touch nothing
-      fired_ = true;
-      boost::system::error_code ignored;
-      stream.socket().cancel(ignored);
-    });
-  }
-  void disarm() { timer_.cancel(); }
-  [[nodiscard]] bool fired() const { return fired_; }
-
- private:
-  asio::steady_timer timer_;
-  bool fired_ = false;
-};
-
 }  // namespace
 
-// One connection's bookkeeping, touched only on its worker's thread.
+constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+// How often each worker looks for connections past their deadline.
+constexpr auto kSweepInterval = 100ms;
+
+// One connection's bookkeeping, touched only on its worker's thread. I/O deadlines (idle, head,
+// body, write) are checked by the worker's sweeper every kSweepInterval rather than by a timer
+// per operation: arming one is a store, and a passed one cancels the connection's pending I/O,
+// which then completes with operation_aborted and `expired` set.
 struct SessionSlot {
-  beast::tcp_stream* stream = nullptr;
+  tcp::socket* socket = nullptr;
   bool idle = true;  // waiting for the next request: may be closed at once when draining
+  std::chrono::steady_clock::time_point deadline = kNever;
+  bool expired = false;
+
+  void arm(std::chrono::milliseconds after) {
+    expired = false;
+    deadline = std::chrono::steady_clock::now() + after;
+  }
+  void disarm() { deadline = kNever; }
 };
 
 struct Worker {
@@ -127,6 +118,7 @@ struct Server::Impl {
   asio::awaitable<void> session(tcp::socket socket, Worker& worker);
   asio::awaitable<void> reject_overloaded(tcp::socket socket);
   asio::awaitable<void> drain_watch();
+  asio::awaitable<void> sweep(Worker& worker);
 
   asio::awaitable<Response> dispatch(Request& req, RequestContext& ctx, std::string_view& route);
   void finish_headers(Response& res, const RequestContext& ctx, std::string_view origin) const;
@@ -159,9 +151,9 @@ std::string render_head(const Response& res) {
 // Chunked streaming for handlers (SSE). Lives for one request on the session's coroutine frame.
 class SessionStream final : public StreamWriter {
  public:
-  SessionStream(beast::tcp_stream& stream, Server::Impl& impl, const RequestContext& ctx,
+  SessionStream(tcp::socket& socket, SessionSlot& slot, Server::Impl& impl, const RequestContext& ctx,
                 std::string_view origin, bool keep_alive)
-      : stream_(stream), impl_(impl), ctx_(ctx), origin_(origin), keep_alive_(keep_alive) {}
+      : socket_(socket), slot_(slot), impl_(impl), ctx_(ctx), origin_(origin), keep_alive_(keep_alive) {}
 
   asio::awaitable<bool> begin(Response head) override {
     if (started_) co_return false;
@@ -170,12 +162,10 @@ class SessionStream final : public StreamWriter {
     head.keep_alive(keep_alive_);
     head.chunked(true);
     status_ = head.result_int();
-    beast_http::response<beast_http::empty_body> header{head.result(), 11};
-    header.base() = head.base();
-    header.chunked(true);
-    beast_http::response_serializer<beast_http::empty_body> sr{header};
-    stream_.expires_after(impl_.options.limits.write_timeout);
-    auto [ec, n] = co_await beast_http::async_write_header(stream_, sr, kTuple);
+    std::string text = render_head(head);
+    slot_.arm(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(text), kTuple);
+    slot_.disarm();
     ok_ = !ec;
     co_return ok_;
   }
@@ -183,7 +173,6 @@ class SessionStream final : public StreamWriter {
   asio::awaitable<bool> write(std::string_view data) override {
     if (!started_ || !ok_) co_return false;
     if (data.empty()) co_return true;
-    stream_.expires_after(impl_.options.limits.write_timeout);
     // Chunk framing by hand (size in hex, CRLF, data, CRLF): one gathered write per chunk.
     char size_line[20];
     auto [end, err] = std::to_chars(size_line, size_line + sizeof size_line - 2, data.size(), 16);
@@ -192,7 +181,9 @@ class SessionStream final : public StreamWriter {
     std::array<asio::const_buffer, 3> chunk{
         asio::buffer(size_line, static_cast<std::size_t>(end - size_line)),
         asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
-    auto [ec, n] = co_await asio::async_write(stream_, chunk, kTuple);
+    slot_.arm(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, chunk, kTuple);
+    slot_.disarm();
     if (ec) ok_ = false;
     bytes_ += data.size();
     co_return ok_;
@@ -206,18 +197,18 @@ class SessionStream final : public StreamWriter {
     // pipelined request. A receive, unlike async_wait, reuses the socket's epoll registration
     // instead of re-arming it with epoll_ctl on every request.
     char byte = 0;
-    auto [ec, n] = co_await stream_.socket().async_receive(asio::buffer(&byte, 1),
-                                                           tcp::socket::message_peek, kTuple);
+    auto [ec, n] = co_await socket_.async_receive(asio::buffer(&byte, 1), tcp::socket::message_peek, kTuple);
     if (ec || n == 0) co_return;
     // The next request is already here: the client is present. Wait to be cancelled.
-    asio::steady_timer forever(stream_.socket().get_executor(), asio::steady_timer::time_point::max());
+    asio::steady_timer forever(socket_.get_executor(), asio::steady_timer::time_point::max());
     co_await forever.async_wait(kTuple);
   }
 
   asio::awaitable<bool> finish() {
     if (!ok_) co_return false;
-    stream_.expires_after(impl_.options.limits.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream_, beast_http::make_chunk_last(), kTuple);
+    slot_.arm(impl_.options.limits.write_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, beast_http::make_chunk_last(), kTuple);
+    slot_.disarm();
     ok_ = !ec;
     co_return ok_;
   }
@@ -227,7 +218,8 @@ class SessionStream final : public StreamWriter {
   [[nodiscard]] std::size_t bytes() const { return bytes_; }
 
  private:
-  beast::tcp_stream& stream_;
+  tcp::socket& socket_;
+  SessionSlot& slot_;
   Server::Impl& impl_;
   const RequestContext& ctx_;
   std::string_view origin_;
@@ -272,6 +264,7 @@ asio::any_io_executor Server::main_executor() const {
 
 void Server::run() {
   asio::co_spawn(impl_->workers[0]->io, impl_->accept_loop(), asio::detached);
+  for (auto& w : impl_->workers) asio::co_spawn(w->io, impl_->sweep(*w), asio::detached);
   std::vector<std::thread> threads;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& w : impl_->workers) guards.emplace_back(w->io.get_executor());
@@ -292,7 +285,7 @@ void Server::shutdown() {
   for (auto& w : impl_->workers) {
     asio::post(w->io, [w = w.get()] {
       for (SessionSlot* s : w->sessions) {
-        if (s->idle && s->stream != nullptr) s->stream->socket().close();
+        if (s->idle && s->socket != nullptr) s->socket->close();
       }
     });
   }
@@ -310,7 +303,7 @@ asio::awaitable<void> Server::Impl::drain_watch() {
     for (auto& w : workers) {
       asio::post(w->io, [w = w.get()] {
         for (SessionSlot* s : w->sessions) {
-          if (s->stream != nullptr) s->stream->socket().close();
+          if (s->socket != nullptr) s->socket->close();
         }
       });
     }
@@ -321,6 +314,23 @@ asio::awaitable<void> Server::Impl::drain_watch() {
     }
   }
   for (auto& w : workers) w->io.stop();
+}
+
+asio::awaitable<void> Server::Impl::sweep(Worker& worker) {
+  asio::steady_timer timer(worker.io);
+  for (;;) {
+    timer.expires_after(kSweepInterval);
+    auto [ec] = co_await timer.async_wait(kTuple);
+    if (ec) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    for (SessionSlot* s : worker.sessions) {
+      if (s->deadline > now) continue;
+      s->deadline = kNever;
+      s->expired = true;
+      boost::system::error_code ignored;
+      s->socket->cancel(ignored);
+    }
+  }
 }
 
 asio::awaitable<void> Server::Impl::accept_loop() {
@@ -460,22 +470,21 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   std::string client = socket.remote_endpoint(ignored).address().to_string();
-  beast::tcp_stream stream(std::move(socket));
   SessionSlot slot;
-  slot.stream = &stream;
+  slot.socket = &socket;
   worker.sessions.push_front(&slot);
   auto slot_it = worker.sessions.begin();
   beast::flat_buffer buffer;
   const auto& limits = options.limits;
-  ReadDeadline deadline(stream.get_executor());
 
   try {
     for (;;) {
       if (buffer.size() == 0) {
         slot.idle = true;
         if (self.draining()) break;
-        stream.expires_after(limits.idle_timeout);
-        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(8192), kTuple);
+        slot.arm(limits.idle_timeout);
+        auto [ec, n] = co_await socket.async_read_some(buffer.prepare(8192), kTuple);
+        slot.disarm();
         slot.idle = false;
         if (ec) break;
         buffer.commit(n);
@@ -488,15 +497,15 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       auto started = std::chrono::steady_clock::now();
 
       std::optional<Error> early;
-      deadline.arm(stream, limits.header_timeout);
-      auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, kTuple);
-      deadline.disarm();
+      slot.arm(limits.header_timeout);
+      auto [hec, hn] = co_await beast_http::async_read_header(socket, buffer, parser, kTuple);
+      slot.disarm();
       if (hec) {
         if (hec == beast_http::error::header_limit) {
           early = Error(ErrorKind::kHeaderTooLarge, "Request header block is too large");
         } else if (hec == beast_http::error::body_limit) {
           early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
-        } else if (deadline.fired() && !self.draining()) {
+        } else if (slot.expired && !self.draining()) {
           early = Error(ErrorKind::kRequestTimeout, "Request header not received in time");
         } else if (hec == beast_http::error::end_of_stream || hec == asio::error::eof ||
                    hec == asio::error::connection_reset || hec == asio::error::operation_aborted) {
@@ -514,16 +523,17 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       if (!early && !parser.is_done()) {
         if (iequals(head[beast_http::field::expect], "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          stream.expires_after(limits.write_timeout);
-          co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
+          slot.arm(limits.write_timeout);
+          co_await asio::async_write(socket, asio::buffer(kContinue), kTuple);
+          slot.disarm();
         }
-        deadline.arm(stream, limits.body_timeout);
-        auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, kTuple);
-        deadline.disarm();
+        slot.arm(limits.body_timeout);
+        auto [bec, bn] = co_await beast_http::async_read(socket, buffer, parser, kTuple);
+        slot.disarm();
         if (bec) {
           if (bec == beast_http::error::body_limit) {
             early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
-          } else if (deadline.fired()) {
+          } else if (slot.expired) {
             early = Error(ErrorKind::kRequestTimeout, "Request body not received in time");
           } else if (bec == beast_http::error::partial_message || bec == asio::error::eof ||
                      bec == asio::error::connection_reset) {
@@ -536,7 +546,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
 
       Request req = parser.release();
       metrics.request_started();
-      RequestContext ctx{req, {}, {}, {}, client, started, stream.get_executor(), nullptr};
+      RequestContext ctx{req, {}, {}, {}, client, started, socket.get_executor(), nullptr};
       std::string_view incoming_id = req["X-Request-ID"];
       ctx.request_id = valid_request_id(incoming_id) ? std::string(incoming_id) : new_request_id();
       std::string_view origin = ctx.header("Origin");
@@ -546,15 +556,16 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
         Response res = error_response(*early, ctx.request_id);
         finish_headers(res, ctx, {});
         res.keep_alive(false);
-        stream.expires_after(limits.write_timeout);
-        co_await beast_http::async_write(stream, res, kTuple);
+        slot.arm(limits.write_timeout);
+        co_await beast_http::async_write(socket, res, kTuple);
+        slot.disarm();
         record(ctx, "-", method, res.result_int(), res.body().size(), worker);
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
         break;
       }
 
       bool keep_alive = req.keep_alive();
-      SessionStream streamer(stream, *this, ctx, origin, keep_alive && !self.draining());
+      SessionStream streamer(socket, slot, *this, ctx, origin, keep_alive && !self.draining());
       ctx.stream = &streamer;
       std::string_view route = "-";
       Response res = co_await dispatch(req, ctx, route);
@@ -570,7 +581,6 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       bool keep = keep_alive && !self.draining() && !res.need_eof();
       res.keep_alive(keep);
       std::size_t bytes = res.body().size();
-      stream.expires_after(limits.write_timeout);
       // The head is rendered into one buffer and written with the body in one call: beast's
       // generic serializer walks the fields through layered buffer views, which cost more than
       // the rest of a small response.
@@ -578,10 +588,12 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       if (req.method() == Method::head) bytes = 0;
       std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text),
                                                 asio::buffer(res.body().data(), bytes)};
-      auto [wec, wn] = co_await asio::async_write(stream, buffers, kTuple);
+      slot.arm(limits.write_timeout);
+      auto [wec, wn] = co_await asio::async_write(socket, buffers, kTuple);
+      slot.disarm();
       record(ctx, route, method, res.result_int(), bytes, worker);
       if (wec || !keep) {
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        socket.shutdown(tcp::socket::shutdown_send, ignored);
         break;
       }
     }
@@ -589,7 +601,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
     spdlog::error("connection from {} failed: {}", client, e.what());
   }
   worker.sessions.erase(slot_it);
-  stream.socket().close(ignored);
+  socket.close(ignored);
   metrics.connection_closed();
   open_sessions.fetch_sub(1);
 }

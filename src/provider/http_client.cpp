@@ -14,7 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
@@ -47,6 +47,50 @@ namespace {
 bool is_loopback(std::string_view host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
 }
+}  // namespace
+
+namespace {
+
+// A response parser that writes the head straight into an HttpResponse (names lower-cased) and
+// gathers body bytes for the caller: no Beast field container is built for a message whose
+// headers are only copied out again.
+class ResponseReader final : public bhttp::basic_parser<false> {
+ public:
+  explicit ResponseReader(HttpResponse& out) : out_(out) {}
+
+  // Body bytes parsed and not yet handed on; the caller clears it.
+  std::string& body() { return body_; }
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code& ec) override {
+    ec = bhttp::error::bad_method;  // never called for a response parser
+  }
+  void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
+    out_.status = static_cast<unsigned>(code);
+  }
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value, beast::error_code&) override {
+    std::string lower(name.size(), '\0');
+    std::transform(name.begin(), name.end(), lower.begin(), [](char ch) {
+      return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+    });
+    out_.headers.emplace_back(std::move(lower), std::string(value.data(), value.size()));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, beast::error_code&) override {}
+  std::size_t on_body_impl(beast::string_view bytes, beast::error_code&) override {
+    body_.append(bytes.data(), bytes.size());
+    return bytes.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view bytes, beast::error_code& ec) override {
+    return on_body_impl(bytes, ec);
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  HttpResponse& out_;
+  std::string body_;
+};
+
 }  // namespace
 
 Result<Endpoint> parse_base_url(std::string_view url, bool allow_plain_remote) {
@@ -137,14 +181,47 @@ std::optional<Proxy> proxy_for(const Endpoint& endpoint, std::string_view https_
   return *proxy;
 }
 
+namespace {
+
+// The deadline of one phase of an exchange: when it passes, the connection's pending I/O is
+// cancelled (and completes with operation_aborted, expired() true). One timer per phase, where a
+// beast::tcp_stream arms and cancels one around every read and write.
+class IoDeadline {
+ public:
+  explicit IoDeadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
+  IoDeadline(const IoDeadline&) = delete;
+  IoDeadline& operator=(const IoDeadline&) = delete;
+  ~IoDeadline() { timer_.cancel(); }
+
+  void arm(Millis after) {
+    expired_ = false;
+    timer_.expires_after(after);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // re-armed, cancelled or destroyed: touch nothing
+      expired_ = true;
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    });
+  }
+  void cancel() { timer_.cancel(); }
+  [[nodiscard]] bool expired() const { return expired_; }
+
+ private:
+  tcp::socket& socket_;
+  asio::steady_timer timer_;
+  bool expired_ = false;
+};
+
+}  // namespace
+
 struct HttpClient::Connection {
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  std::unique_ptr<tcp::socket> plain;
+  std::unique_ptr<beast::ssl_stream<tcp::socket>> secure;
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
   bool reused = false;
 
-  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  tcp::socket& socket() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
 };
 
 struct HttpClient::Impl {
@@ -233,23 +310,24 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   // Room for a whole typical answer: the head and body then arrive in one read instead of
   // Beast's 512-byte first reads.
   c->buffer.reserve(16 * 1024);
-  beast::tcp_stream* tcp_stream = nullptr;
+  tcp::socket* socket = nullptr;
   if (e.tls) {
-    c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, tls);
-    tcp_stream = &beast::get_lowest_layer(*c->secure);
+    c->secure = std::make_unique<beast::ssl_stream<tcp::socket>>(ex, tls);
+    socket = &beast::get_lowest_layer(*c->secure);
   } else {
-    c->plain = std::make_unique<beast::tcp_stream>(ex);
-    tcp_stream = c->plain.get();
+    c->plain = std::make_unique<tcp::socket>(ex);
+    socket = c->plain.get();
   }
-  tcp_stream->expires_after(remaining(deadline));
-  auto [cec, ep] = co_await tcp_stream->async_connect(results, kTuple);
+  // One deadline for the whole set-up: connect, proxy tunnel, TLS handshake.
+  IoDeadline setup(*socket);
+  setup.arm(remaining(deadline));
+  auto [cec, ep] = co_await asio::async_connect(*socket, results, kTuple);
   if (cec) {
-    co_return std::unexpected(
-        TransportError{cec == beast::error::timeout ? TransportFailure::kTimeout : TransportFailure::kConnect,
-                       false, "connect failed: " + cec.message()});
+    co_return std::unexpected(TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect,
+                                             false, "connect failed: " + cec.message()});
   }
   boost::system::error_code ignored;
-  tcp_stream->socket().set_option(tcp::no_delay(true), ignored);
+  socket->set_option(tcp::no_delay(true), ignored);
   if (proxy) {
     // CONNECT host:port, then TLS end to end through the tunnel.
     std::string authority = e.host.find(':') != std::string::npos ? fmt::format("[{}]:{}", e.host, e.port)
@@ -257,19 +335,18 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
     bhttp::request<bhttp::empty_body> req{bhttp::verb::connect, authority, 11};
     req.set(bhttp::field::host, authority);
     if (!proxy->authorization.empty()) req.set(bhttp::field::proxy_authorization, proxy->authorization);
-    tcp_stream->expires_after(remaining(deadline));
-    auto [wec, wn] = co_await bhttp::async_write(*tcp_stream, req, kTuple);
+    auto [wec, wn] = co_await bhttp::async_write(*socket, req, kTuple);
     if (wec)
       co_return std::unexpected(
           TransportError{TransportFailure::kConnect, false, "proxy closed the connection"});
     bhttp::response_parser<bhttp::empty_body> parser;
     parser.skip(true);  // a CONNECT answer has no body
     beast::flat_buffer buffer;
-    auto [pec, pn] = co_await bhttp::async_read_header(*tcp_stream, buffer, parser, kTuple);
+    auto [pec, pn] = co_await bhttp::async_read_header(*socket, buffer, parser, kTuple);
     if (pec) {
-      co_return std::unexpected(TransportError{
-          pec == beast::error::timeout ? TransportFailure::kTimeout : TransportFailure::kConnect, false,
-          "no answer from the proxy: " + pec.message()});
+      co_return std::unexpected(
+          TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect, false,
+                         "no answer from the proxy: " + pec.message()});
     }
     if (parser.get().result_int() / 100 != 2 || buffer.size() != 0) {
       co_return std::unexpected(
@@ -285,10 +362,11 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
     c->secure->set_verify_callback(asio::ssl::host_name_verification(e.host));
     auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, kTuple);
     if (hec) {
-      co_return std::unexpected(
-          TransportError{TransportFailure::kConnect, false, "TLS handshake failed: " + hec.message()});
+      co_return std::unexpected(TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect,
+                                               false, "TLS handshake failed: " + hec.message()});
     }
   }
+  setup.cancel();
   {
     std::lock_guard lock(mutex);
     ++opened;
@@ -316,61 +394,80 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   head.append("\r\n");
   std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(request.body)};
 
-  beast::tcp_stream& transport = c.tcp();
-  transport.expires_after(remaining(deadline));
+  // The first-byte deadline runs from the start of the write: one timer for write and head.
+  IoDeadline io(c.socket());
+  io.arm(phase(t.first_byte, deadline));
   auto [wec, wn] = co_await asio::async_write(stream, wire, kTuple);
-  if (wec)
-    co_return std::unexpected(
-        TransportError{TransportFailure::kReset, false, "send failed: " + wec.message()});
+  if (wec) {
+    co_return std::unexpected(TransportError{io.expired() ? TransportFailure::kTimeout : TransportFailure::kReset,
+                                             false, "send failed: " + wec.message()});
+  }
 
-  bhttp::response_parser<bhttp::buffer_body> parser;
+  HttpResponse out;
+  ResponseReader parser(out);
   parser.body_limit(options.max_body_bytes);
-  transport.expires_after(phase(t.first_byte, deadline));
+  parser.eager(true);
   auto [hec, hn] = co_await bhttp::async_read_header(stream, c.buffer, parser, kTuple);
   if (hec) {
-    bool timeout = hec == beast::error::timeout;
+    bool timeout = io.expired();
     co_return std::unexpected(TransportError{timeout ? TransportFailure::kTimeout : TransportFailure::kReset,
                                              false, "no response head: " + hec.message()});
   }
-  HttpResponse out;
-  out.status = parser.get().result_int();
-  for (const auto& f : parser.get()) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    out.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
   if (on_head) co_await on_head(out);
 
-  char chunk[16 * 1024];
-  while (!parser.is_done()) {
-    parser.get().body().data = chunk;
-    parser.get().body().size = sizeof chunk;
-    transport.expires_after(phase(t.between_chunks, deadline));
-    auto [rec, rn] = co_await bhttp::async_read_some(stream, c.buffer, parser, kTuple);
-    if (rec == bhttp::error::need_buffer) rec = {};
-    if (rec) {
-      TransportFailure kind = rec == beast::error::timeout      ? TransportFailure::kTimeout
-                              : rec == bhttp::error::body_limit ? TransportFailure::kProtocol
-                                                                : TransportFailure::kReset;
-      co_return std::unexpected(TransportError{kind, true, "response body interrupted: " + rec.message()});
-    }
-    std::size_t got = sizeof chunk - parser.get().body().size;
-    if (got == 0) continue;
-    std::string_view bytes(chunk, got);
-    if (on_body) {
-      if (!co_await on_body(bytes)) {
-        co_return std::unexpected(
-            TransportError{TransportFailure::kCancelled, true, "cancelled by the caller"});
+  auto interrupted = [&io](const beast::error_code& ec) {
+    TransportFailure kind = io.expired()                     ? TransportFailure::kTimeout
+                            : ec == bhttp::error::body_limit ? TransportFailure::kProtocol
+                                                             : TransportFailure::kReset;
+    return std::unexpected(TransportError{kind, true, "response body interrupted: " + ec.message()});
+  };
+  for (;;) {
+    // Parse what is buffered first: a small answer usually arrived with its head, and needs no
+    // further read.
+    beast::error_code pec;
+    while (c.buffer.size() > 0 && !parser.is_done()) {
+      std::size_t used = parser.put(c.buffer.data(), pec);
+      c.buffer.consume(used);
+      if (pec == bhttp::error::need_more) {
+        pec = {};
+        break;
       }
-    } else {
-      if (out.body.size() + got > options.max_body_bytes) {
-        co_return std::unexpected(
-            TransportError{TransportFailure::kProtocol, true, "response body too large"});
-      }
-      out.body.append(bytes);
+      if (pec || used == 0) break;
     }
+    if (pec) co_return interrupted(pec);
+    std::string& bytes = parser.body();
+    if (!bytes.empty()) {
+      if (on_body) {
+        if (!co_await on_body(bytes)) {
+          co_return std::unexpected(
+              TransportError{TransportFailure::kCancelled, true, "cancelled by the caller"});
+        }
+      } else {
+        if (out.body.size() + bytes.size() > options.max_body_bytes) {
+          co_return std::unexpected(
+              TransportError{TransportFailure::kProtocol, true, "response body too large"});
+        }
+        if (out.body.empty()) {
+          out.body.swap(bytes);
+        } else {
+          out.body.append(bytes);
+        }
+      }
+      bytes.clear();
+    }
+    if (parser.is_done()) break;
+    io.arm(phase(t.between_chunks, deadline));
+    auto [rec, rn] = co_await stream.async_read_some(c.buffer.prepare(16 * 1024), kTuple);
+    c.buffer.commit(rn);
+    if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
+      // A body that ends with the connection (no length, not chunked) is complete here.
+      parser.put_eof(pec);
+      if (pec) co_return interrupted(pec);
+      continue;
+    }
+    if (rec) co_return interrupted(rec);
   }
-  keep = parser.get().keep_alive();
+  keep = parser.keep_alive();
   co_return out;
 }
 

@@ -59,7 +59,7 @@ std::optional<Proxy> proxy_for(const Endpoint& endpoint, std::string_view https_
 
 struct Timeouts {
   Millis connect{5'000};
-  Millis first_byte{60'000};      // request sent → response head
+  Millis first_byte{60'000};      // request write started → response head
   Millis between_chunks{60'000};  // gap between body reads
   Millis total{120'000};          // whole exchange
 };

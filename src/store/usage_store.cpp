@@ -43,24 +43,29 @@ void add_row(std::vector<Value>& params, const UsageEvent& e) {
 
 Status UsageStore::append(std::span<const UsageEvent> events) {
   if (events.empty()) return {};
-  // PostgreSQL: multi-row INSERTs of up to 50 rows (650 parameters), one round trip each. SQLite:
-  // one row per statement — the same statement, prepared once per connection and only re-run;
-  // SQLite compiles a multi-row VALUES list as a compound SELECT, whose preparation cost more than
-  // the inserts themselves.
-  const std::size_t per_statement = db_.dialect() == Dialect::kSqlite ? 1 : 50;
+  // Multi-row INSERTs of a fixed size (PostgreSQL 50 rows, one round trip each; SQLite 16), the
+  // remainder one row per statement. Only two statement texts per backend: SQLite's per-connection
+  // statement cache prepares each once and then only re-runs it (a VALUES list of a new length
+  // would be compiled again, as a compound SELECT, at a cost above the inserts themselves).
+  const std::size_t per_statement = db_.dialect() == Dialect::kSqlite ? 16 : 50;
   static const std::string one_row = insert_sql(1);
-  static const std::string full = insert_sql(50);
+  static const std::string sqlite_rows = insert_sql(16);
+  static const std::string postgres_rows = insert_sql(50);
+  const std::string& full = db_.dialect() == Dialect::kSqlite ? sqlite_rows : postgres_rows;
   return db_.transaction([&](Connection& c) -> Status {
     std::vector<Value> params;
     params.reserve(per_statement * kColumnsPerRow);
-    for (std::size_t start = 0; start < events.size(); start += per_statement) {
-      const std::size_t rows = std::min(events.size() - start, per_statement);
+    std::size_t start = 0;
+    for (; start + per_statement <= events.size(); start += per_statement) {
       params.clear();
-      for (std::size_t i = start; i < start + rows; ++i) add_row(params, events[i]);
-      Result<QueryResult> r = c.query(rows == 1    ? one_row
-                                      : rows == 50 ? full
-                                                   : insert_sql(rows),
-                                      std::span<const Value>(params));
+      for (std::size_t i = start; i < start + per_statement; ++i) add_row(params, events[i]);
+      Result<QueryResult> r = c.query(full, std::span<const Value>(params));
+      if (!r) return forward_error(r);
+    }
+    for (; start < events.size(); ++start) {
+      params.clear();
+      add_row(params, events[start]);
+      Result<QueryResult> r = c.query(one_row, std::span<const Value>(params));
       if (!r) return forward_error(r);
     }
     return {};

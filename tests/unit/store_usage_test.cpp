@@ -40,7 +40,8 @@ class StoreUsageTest : public test::BackendTest {};
 TEST_P(StoreUsageTest, AppendsBatchesLargerThanOneStatementAndSumsPerKey) {
   UsageStore usage(db());
   std::vector<UsageEvent> batch;
-  // 125 events: thirteen multi-row statements (12 × 10 + 5) in one transaction.
+  // 125 events in one transaction: full multi-row statements (7 × 16 on SQLite, 2 × 50 on
+  // PostgreSQL) and the remainder one row at a time.
   for (int i = 1; i <= 125; ++i) batch.push_back(event(i, i % 3 == 0 ? "key-b" : "key-a", "u1", kT0 + i));
   ASSERT_TRUE(usage.append(batch));
 
