@@ -1,6 +1,6 @@
 #include "api/chat.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <optional>
 #include <boost/json.hpp>
 
 #include "api/json_input.hpp"
@@ -13,7 +13,6 @@ using http::Method;
 using http::RequestContext;
 using http::Response;
 using http::StatusCode;
-using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -21,9 +20,10 @@ namespace {
 asio::awaitable<std::optional<Result<services::ChatOutput>>> ask(ChatDeps& d, RequestContext& ctx,
                                                                  const auth::Principal& who,
                                                                  const services::ChatInput& input) {
-  auto raced = co_await (d.chat.chat(who, input, ctx.request_id) || ctx.stream->client_closed());
-  if (raced.index() == 1) co_return std::nullopt;
-  co_return std::move(std::get<0>(raced));
+  http::CloseWatch watch(*ctx.stream);
+  auto out = co_await d.chat.chat(who, input, ctx.request_id);
+  if (watch.client_left()) co_return std::nullopt;
+  co_return out;
 }
 
 bj::object render_usage(const services::Usage& u) {
@@ -145,9 +145,11 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       }
       co_return true;
     };
-    auto raced = co_await (d.chat.chat_stream(*who, *input, ctx.request_id, sink) || stream.client_closed());
-    if (client_gone || raced.index() == 1) co_return http::client_closed_response();
-    auto& out = std::get<0>(raced);
+    std::optional<http::CloseWatch> watch(std::in_place, stream);
+    auto out = co_await d.chat.chat_stream(*who, *input, ctx.request_id, sink);
+    const bool left = watch->client_left();
+    watch.reset();
+    if (client_gone || left) co_return http::client_closed_response();
     if (!out && !stream.started()) co_return error_of(out.error(), ctx);
     if (!co_await start()) co_return Response{};
     std::string final_event;

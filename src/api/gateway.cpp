@@ -1,8 +1,8 @@
 #include "api/gateway.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <optional>
 
 namespace parley::api {
 
@@ -14,7 +14,6 @@ using http::RequestContext;
 using http::Response;
 using http::StatusCode;
 using services::GatewayEndpoint;
-using namespace boost::asio::experimental::awaitable_operators;
 
 constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
 
@@ -24,14 +23,15 @@ std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The provider's pass-through headers, onto a response that has none of them yet.
 void add_headers(Response& res, const std::vector<provider::Header>& headers) {
-  for (const auto& [name, value] : headers) res.set(name, value);
+  for (const auto& [name, value] : headers) res.insert(name, value);
 }
 
 // A provider's answer (2xx or a relayable rejection), body untouched.
 Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers) {
   Response res{static_cast<StatusCode>(status), 11};
-  res.set(bhttp::field::content_type, "application/json");
+  res.insert(bhttp::field::content_type, "application/json");
   add_headers(res, headers);
   res.body() = std::move(body);
   res.prepare_payload();
@@ -66,13 +66,14 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   http::StreamWriter& stream = *ctx.stream;
   if (!call->stream) {
     // A client that leaves cancels the provider call (its connection is closed, no retry follows).
-    auto raced = co_await (upstream.post(call->route.call, call->path, std::move(call->body)) ||
-                           stream.client_closed());
-    if (raced.index() == 1) {
+    std::optional<http::CloseWatch> watch(std::in_place, stream);
+    auto res = co_await upstream.post(call->route.call, call->path, std::move(call->body));
+    const bool left = watch->client_left();
+    watch.reset();
+    if (left) {
       d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
       co_return http::client_closed_response();
     }
-    auto& res = std::get<0>(raced);
     if (!res) {
       d.gateway.account(*who, *call, res.error().status(), {}, ms_since(t0));
       co_return error_of(res.error(), ctx);
@@ -126,14 +127,15 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     co_return true;
   };
   call->route.call.on_stream_batch_end = flush;
-  auto raced = co_await (upstream.post_stream(call->route.call, call->path, std::move(call->body), sink) ||
-                         stream.client_closed());
+  std::optional<http::CloseWatch> watch(std::in_place, stream);
+  auto out = co_await upstream.post_stream(call->route.call, call->path, std::move(call->body), sink);
+  const bool left = watch->client_left();
+  watch.reset();
   std::int64_t latency = ms_since(t0);
-  if (client_gone || raced.index() == 1) {
+  if (client_gone || left) {
     d.gateway.account(*who, *call, kClientClosed, usage, latency);
     co_return http::client_closed_response();
   }
-  auto& out = std::get<0>(raced);
   if (out && out->rejected() && !stream.started()) {
     d.gateway.account(*who, *call, static_cast<int>(out->status), usage, latency);
     co_return relay(out->status, std::move(out->error_body), {});

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -18,6 +21,7 @@
 #include <charconv>
 #include <chrono>
 #include <list>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -89,6 +93,16 @@ struct SessionSlot {
   void disarm() { deadline = kNever; }
 };
 
+// Per connection, shared with the callbacks of its close watch (which may run after a request is
+// over, and must then do nothing). `signal` is bound to the session coroutine: emitting it cancels
+// whatever that coroutine awaits.
+struct CloseWatchState {
+  asio::cancellation_signal signal;
+  std::uint64_t generation = 0;  // bumped on every arm and disarm: stale callbacks see a mismatch
+  bool left = false;
+  char peeked = 0;
+};
+
 struct Worker {
   asio::io_context io{1};
   std::list<SessionSlot*> sessions;
@@ -115,13 +129,13 @@ struct Server::Impl {
   std::size_t next_worker = 0;
 
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> session(tcp::socket socket, Worker& worker);
+  asio::awaitable<void> session(tcp::socket socket, Worker& worker, std::shared_ptr<CloseWatchState> watch);
   asio::awaitable<void> reject_overloaded(tcp::socket socket);
   asio::awaitable<void> drain_watch();
   asio::awaitable<void> sweep(Worker& worker);
 
   asio::awaitable<Response> dispatch(Request& req, RequestContext& ctx, std::string_view& route);
-  void finish_headers(Response& res, const RequestContext& ctx, std::string_view origin) const;
+  void finish_headers(Response& res, std::string_view origin) const;
   [[nodiscard]] bool host_allowed(std::string_view host) const;
   [[nodiscard]] bool origin_allowed(std::string_view origin) const;
   void record(const RequestContext& ctx, std::string_view route, std::string_view method, unsigned status,
@@ -130,18 +144,28 @@ struct Server::Impl {
 
 namespace {
 
-// "HTTP/1.1 200 OK\r\n" + fields + "\r\n": the head of a response whose fields are final.
-std::string render_head(const Response& res) {
+// "HTTP/1.1 200 OK\r\n" + fields + the headers every response carries + "\r\n", for a response
+// whose fields are final (see finish_headers). The constant security headers and the request id
+// are written here rather than inserted into the field container, which costs more than the text.
+std::string render_head(const Response& res, std::string_view request_id) {
+  static constexpr std::string_view kAlways =
+      "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
+  static constexpr std::string_view kDefaultCsp =
+      "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
   std::string head;
-  head.reserve(256);
+  head.reserve(384);
   head.append("HTTP/1.1 ").append(std::to_string(res.result_int())).append(" ");
   std::string_view reason = res.reason();
   head.append(reason.data(), reason.size()).append("\r\n");
+  bool has_csp = false;
   for (const auto& field : res) {
     std::string_view name = field.name_string();
     std::string_view value = field.value();
+    if (!has_csp && name.size() == 23 && iequals(name, "Content-Security-Policy")) has_csp = true;
     head.append(name.data(), name.size()).append(": ").append(value.data(), value.size()).append("\r\n");
   }
+  head.append("X-Request-ID: ").append(request_id).append("\r\n").append(kAlways);
+  if (!has_csp) head.append(kDefaultCsp);
   head.append("\r\n");
   return head;
 }
@@ -151,18 +175,24 @@ std::string render_head(const Response& res) {
 // Chunked streaming for handlers (SSE). Lives for one request on the session's coroutine frame.
 class SessionStream final : public StreamWriter {
  public:
-  SessionStream(tcp::socket& socket, SessionSlot& slot, Server::Impl& impl, const RequestContext& ctx,
-                std::string_view origin, bool keep_alive)
-      : socket_(socket), slot_(slot), impl_(impl), ctx_(ctx), origin_(origin), keep_alive_(keep_alive) {}
+  SessionStream(tcp::socket& socket, SessionSlot& slot, std::shared_ptr<CloseWatchState> watch,
+                Server::Impl& impl, const RequestContext& ctx, std::string_view origin, bool keep_alive)
+      : socket_(socket),
+        slot_(slot),
+        watch_(std::move(watch)),
+        impl_(impl),
+        ctx_(ctx),
+        origin_(origin),
+        keep_alive_(keep_alive) {}
 
   asio::awaitable<bool> begin(Response head) override {
     if (started_) co_return false;
     started_ = true;
-    impl_.finish_headers(head, ctx_, origin_);
+    impl_.finish_headers(head, origin_);
     head.keep_alive(keep_alive_);
     head.chunked(true);
     status_ = head.result_int();
-    std::string text = render_head(head);
+    std::string text = render_head(head, ctx_.request_id);
     slot_.arm(impl_.options.limits.write_timeout);
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(text), kTuple);
     slot_.disarm();
@@ -191,18 +221,28 @@ class SessionStream final : public StreamWriter {
 
   [[nodiscard]] bool started() const override { return started_; }
 
-  asio::awaitable<void> client_closed() override {
-    // A one-byte peek that waits for the socket to become readable: 0 bytes is the client's FIN,
-    // an error a reset (or the cancellation when the handler finished first), a byte the next
-    // pipelined request. A receive, unlike async_wait, reuses the socket's epoll registration
-    // instead of re-arming it with epoll_ctl on every request.
-    char byte = 0;
-    auto [ec, n] = co_await socket_.async_receive(asio::buffer(&byte, 1), tcp::socket::message_peek, kTuple);
-    if (ec || n == 0) co_return;
-    // The next request is already here: the client is present. Wait to be cancelled.
-    asio::steady_timer forever(socket_.get_executor(), asio::steady_timer::time_point::max());
-    co_await forever.async_wait(kTuple);
+  void watch_close(bool on) override {
+    const std::uint64_t generation = ++watch_->generation;
+    if (!on) {
+      // Drops the pending peek (a completion already queued sees the new generation).
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+      return;
+    }
+    watch_->left = false;
+    // A one-byte peek that completes when the socket turns readable: 0 bytes (FIN) or an error
+    // (reset) is a client that left; a byte is its next request, a client still there. One
+    // callback and no coroutine: cheap enough to arm around every provider call.
+    socket_.async_receive(asio::buffer(&watch_->peeked, 1), tcp::socket::message_peek,
+                          [watch = watch_, generation](const boost::system::error_code& ec, std::size_t n) {
+                            if (ec == asio::error::operation_aborted || watch->generation != generation) return;
+                            if (!ec && n > 0) return;
+                            watch->left = true;
+                            watch->signal.emit(asio::cancellation_type::terminal);
+                          });
   }
+
+  [[nodiscard]] bool client_left() const override { return watch_->left; }
 
   asio::awaitable<bool> finish() {
     if (!ok_) co_return false;
@@ -220,6 +260,7 @@ class SessionStream final : public StreamWriter {
  private:
   tcp::socket& socket_;
   SessionSlot& slot_;
+  std::shared_ptr<CloseWatchState> watch_;
   Server::Impl& impl_;
   const RequestContext& ctx_;
   std::string_view origin_;
@@ -351,7 +392,12 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       continue;
     }
     open_sessions.fetch_add(1);
-    asio::co_spawn(target.io, session(std::move(socket), target), asio::detached);
+    // The session's cancellation slot belongs to its close watch; the completion handler keeps
+    // the signal alive for as long as the coroutine may be cancelled through it.
+    auto watch = std::make_shared<CloseWatchState>();
+    asio::cancellation_slot cancel_slot = watch->signal.slot();
+    asio::co_spawn(target.io, session(std::move(socket), target, watch),
+                   asio::bind_cancellation_slot(cancel_slot, [watch](const std::exception_ptr&) {}));
   }
 }
 
@@ -383,14 +429,8 @@ bool Server::Impl::origin_allowed(std::string_view origin) const {
   return false;
 }
 
-void Server::Impl::finish_headers(Response& res, const RequestContext& ctx, std::string_view origin) const {
-  res.set("X-Request-ID", ctx.request_id);
-  res.set("X-Content-Type-Options", "nosniff");
-  res.set("X-Frame-Options", "DENY");
-  res.set("Referrer-Policy", "no-referrer");
-  if (res.find("Content-Security-Policy") == res.end()) {
-    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-  }
+void Server::Impl::finish_headers(Response& res, std::string_view origin) const {
+  // X-Request-ID and the security headers are added by render_head.
   if (!res.has_content_length() && !res.chunked()) res.prepare_payload();
   if (origin_allowed(origin)) {
     res.set(beast_http::field::access_control_allow_origin, origin);
@@ -465,7 +505,11 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
   co_return error_response(Error(ErrorKind::kInternal, "An unexpected error occurred"), ctx.request_id);
 }
 
-asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) {
+asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
+                                            std::shared_ptr<CloseWatchState> watch) {
+  // A close watch cancels the handler's provider call; everything else carries on as usual (no
+  // exception from the next co_await).
+  co_await asio::this_coro::throw_if_cancelled(false);
   metrics.connection_opened();
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
@@ -554,10 +598,12 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
 
       if (early) {
         Response res = error_response(*early, ctx.request_id);
-        finish_headers(res, ctx, {});
+        finish_headers(res, {});
         res.keep_alive(false);
+        std::string head_text = render_head(res, ctx.request_id);
+        std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text), asio::buffer(res.body())};
         slot.arm(limits.write_timeout);
-        co_await beast_http::async_write(socket, res, kTuple);
+        co_await asio::async_write(socket, buffers, kTuple);
         slot.disarm();
         record(ctx, "-", method, res.result_int(), res.body().size(), worker);
         socket.shutdown(tcp::socket::shutdown_send, ignored);
@@ -565,10 +611,11 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
       }
 
       bool keep_alive = req.keep_alive();
-      SessionStream streamer(socket, slot, *this, ctx, origin, keep_alive && !self.draining());
+      SessionStream streamer(socket, slot, watch, *this, ctx, origin, keep_alive && !self.draining());
       ctx.stream = &streamer;
       std::string_view route = "-";
       Response res = co_await dispatch(req, ctx, route);
+      if (watch->left) co_await asio::this_coro::reset_cancellation_state();
 
       if (streamer.started()) {
         bool ok = co_await streamer.finish();
@@ -577,14 +624,14 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker) 
         continue;
       }
 
-      finish_headers(res, ctx, origin);
+      finish_headers(res, origin);
       bool keep = keep_alive && !self.draining() && !res.need_eof();
       res.keep_alive(keep);
       std::size_t bytes = res.body().size();
       // The head is rendered into one buffer and written with the body in one call: beast's
       // generic serializer walks the fields through layered buffer views, which cost more than
       // the rest of a small response.
-      std::string head_text = render_head(res);
+      std::string head_text = render_head(res, ctx.request_id);
       if (req.method() == Method::head) bytes = 0;
       std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text),
                                                 asio::buffer(res.body().data(), bytes)};

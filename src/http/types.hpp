@@ -36,10 +36,25 @@ class StreamWriter {
   virtual boost::asio::awaitable<bool> begin(Response head) = 0;
   virtual boost::asio::awaitable<bool> write(std::string_view data) = 0;
   [[nodiscard]] virtual bool started() const = 0;
-  // Completes when the client closes its side of the connection (FIN or reset) while the handler
-  // works; never for a client that has already sent its next (pipelined) request. Meant to race a
-  // provider call (awaitable operator ||) so that a client who leaves cancels it.
-  virtual boost::asio::awaitable<void> client_closed() = 0;
+  // While on, a client that closes its side of the connection (FIN or reset) cancels what the
+  // handler awaits — a terminal cancellation of the request's coroutine, on which a provider call
+  // ends without retrying — and client_left() turns true. A client that has already sent its next
+  // (pipelined) request is present. Use it through CloseWatch.
+  virtual void watch_close(bool on) = 0;
+  [[nodiscard]] virtual bool client_left() const = 0;
+};
+
+// Watches for the client leaving while it lives; see StreamWriter::watch_close.
+class CloseWatch {
+ public:
+  explicit CloseWatch(StreamWriter& stream) : stream_(stream) { stream_.watch_close(true); }
+  CloseWatch(const CloseWatch&) = delete;
+  CloseWatch& operator=(const CloseWatch&) = delete;
+  ~CloseWatch() { stream_.watch_close(false); }
+  [[nodiscard]] bool client_left() const { return stream_.client_left(); }
+
+ private:
+  StreamWriter& stream_;
 };
 
 struct PathParam {
@@ -80,7 +95,7 @@ Response error_response(const Error& error, std::string_view request_id);
 
 // Status recorded for a request whose client left before the answer (nginx's convention).
 inline constexpr unsigned kClientClosedStatus = 499;
-// What a handler returns when its client left (see StreamWriter::client_closed): nobody receives
+// What a handler returns when its client left (see StreamWriter::watch_close): nobody receives
 // it; the access log and metrics record 499.
 Response client_closed_response();
 std::string error_body(const Error& error, std::string_view request_id);

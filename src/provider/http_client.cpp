@@ -206,6 +206,14 @@ class IoDeadline {
   void cancel() { timer_.cancel(); }
   [[nodiscard]] bool expired() const { return expired_; }
 
+  // What an I/O error means: the deadline passed, the caller's coroutine was cancelled (its
+  // client left), or `otherwise`.
+  [[nodiscard]] TransportFailure classify(const boost::system::error_code& ec, TransportFailure otherwise) const {
+    if (expired_) return TransportFailure::kTimeout;
+    if (ec == asio::error::operation_aborted) return TransportFailure::kCancelled;
+    return otherwise;
+  }
+
  private:
   tcp::socket& socket_;
   asio::steady_timer timer_;
@@ -303,7 +311,9 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   tcp::resolver resolver(ex);
   auto [rec, results] = co_await resolver.async_resolve(dial_host, std::to_string(dial_port), kTuple);
   if (rec) {
-    co_return std::unexpected(TransportError{TransportFailure::kConnect, false,
+    co_return std::unexpected(TransportError{rec == asio::error::operation_aborted ? TransportFailure::kCancelled
+                                                                                  : TransportFailure::kConnect,
+                                             false,
                                              proxy ? "cannot resolve the proxy" : "cannot resolve host"});
   }
   auto c = std::make_unique<Connection>();
@@ -323,8 +333,8 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   setup.arm(remaining(deadline));
   auto [cec, ep] = co_await asio::async_connect(*socket, results, kTuple);
   if (cec) {
-    co_return std::unexpected(TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect,
-                                             false, "connect failed: " + cec.message()});
+    co_return std::unexpected(
+        TransportError{setup.classify(cec, TransportFailure::kConnect), false, "connect failed: " + cec.message()});
   }
   boost::system::error_code ignored;
   socket->set_option(tcp::no_delay(true), ignored);
@@ -336,16 +346,17 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
     req.set(bhttp::field::host, authority);
     if (!proxy->authorization.empty()) req.set(bhttp::field::proxy_authorization, proxy->authorization);
     auto [wec, wn] = co_await bhttp::async_write(*socket, req, kTuple);
-    if (wec)
+    if (wec) {
       co_return std::unexpected(
-          TransportError{TransportFailure::kConnect, false, "proxy closed the connection"});
+          TransportError{setup.classify(wec, TransportFailure::kConnect), false, "proxy closed the connection"});
+    }
     bhttp::response_parser<bhttp::empty_body> parser;
     parser.skip(true);  // a CONNECT answer has no body
     beast::flat_buffer buffer;
     auto [pec, pn] = co_await bhttp::async_read_header(*socket, buffer, parser, kTuple);
     if (pec) {
       co_return std::unexpected(
-          TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect, false,
+          TransportError{setup.classify(pec, TransportFailure::kConnect), false,
                          "no answer from the proxy: " + pec.message()});
     }
     if (parser.get().result_int() / 100 != 2 || buffer.size() != 0) {
@@ -362,8 +373,8 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
     c->secure->set_verify_callback(asio::ssl::host_name_verification(e.host));
     auto [hec] = co_await c->secure->async_handshake(asio::ssl::stream_base::client, kTuple);
     if (hec) {
-      co_return std::unexpected(TransportError{setup.expired() ? TransportFailure::kTimeout : TransportFailure::kConnect,
-                                               false, "TLS handshake failed: " + hec.message()});
+      co_return std::unexpected(TransportError{setup.classify(hec, TransportFailure::kConnect), false,
+                                               "TLS handshake failed: " + hec.message()});
     }
   }
   setup.cancel();
@@ -399,8 +410,8 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   io.arm(phase(t.first_byte, deadline));
   auto [wec, wn] = co_await asio::async_write(stream, wire, kTuple);
   if (wec) {
-    co_return std::unexpected(TransportError{io.expired() ? TransportFailure::kTimeout : TransportFailure::kReset,
-                                             false, "send failed: " + wec.message()});
+    co_return std::unexpected(
+        TransportError{io.classify(wec, TransportFailure::kReset), false, "send failed: " + wec.message()});
   }
 
   HttpResponse out;
@@ -409,16 +420,14 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   parser.eager(true);
   auto [hec, hn] = co_await bhttp::async_read_header(stream, c.buffer, parser, kTuple);
   if (hec) {
-    bool timeout = io.expired();
-    co_return std::unexpected(TransportError{timeout ? TransportFailure::kTimeout : TransportFailure::kReset,
-                                             false, "no response head: " + hec.message()});
+    co_return std::unexpected(
+        TransportError{io.classify(hec, TransportFailure::kReset), false, "no response head: " + hec.message()});
   }
   if (on_head) co_await on_head(out);
 
   auto interrupted = [&io](const beast::error_code& ec) {
-    TransportFailure kind = io.expired()                     ? TransportFailure::kTimeout
-                            : ec == bhttp::error::body_limit ? TransportFailure::kProtocol
-                                                             : TransportFailure::kReset;
+    TransportFailure kind = io.classify(
+        ec, ec == bhttp::error::body_limit ? TransportFailure::kProtocol : TransportFailure::kReset);
     return std::unexpected(TransportError{kind, true, "response body interrupted: " + ec.message()});
   };
   for (;;) {

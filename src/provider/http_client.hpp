@@ -85,7 +85,7 @@ enum class TransportFailure {
   kReset,     // connection lost before the complete response
   kTimeout,   // first-byte, between-chunks or total deadline
   kProtocol,  // not HTTP, or a body over the limit
-  kCancelled  // the sink asked to stop (our client went away)
+  kCancelled  // our client went away: the sink asked to stop, or the call was cancelled
 };
 
 struct TransportError {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -46,6 +47,17 @@ std::vector<Header> passthrough_headers(const std::vector<Header>& headers) {
       out.emplace_back(k, v);
   }
   return out;
+}
+
+// A call whose coroutine was cancelled (its client left; see http::CloseWatch) ends at once: no
+// retry, no further attempt after a back-off sleep the cancellation cut short.
+asio::awaitable<bool> stop_requested() {
+  asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+Error cancelled_error() {
+  return {ErrorKind::kOpenAiConnection, "The call was cancelled: the client left"};
 }
 
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
@@ -124,6 +136,7 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const C
         retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
       }
     } else {
+      if (res.error().kind == TransportFailure::kCancelled) co_return std::unexpected(cancelled_error());
       kind = failure_of(res.error());
     }
     auto decision = upstream::decide(retry_, attempt, kind, static_cast<int>(status), retry_after, false,
@@ -136,6 +149,7 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const C
     spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
                  attempt + 1, decision.delay.count(), ctx.request_id);
     co_await sleep_for(decision.delay);
+    if (co_await stop_requested()) co_return std::unexpected(cancelled_error());
   }
 }
 
@@ -214,6 +228,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
     unsigned status = head_status;
     std::optional<std::chrono::milliseconds> retry_after;
     if (!res) {
+      if (res.error().kind == TransportFailure::kCancelled) co_return std::unexpected(cancelled_error());
       kind = failure_of(res.error());
       if (head_status >= 200 && head_status < 300) status = 0;
     } else if (auto ra = res->header("retry-after")) {
@@ -230,6 +245,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
     spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
                  attempt + 1, decision.delay.count(), ctx.request_id);
     co_await sleep_for(decision.delay);
+    if (co_await stop_requested()) co_return std::unexpected(cancelled_error());
   }
 }
 

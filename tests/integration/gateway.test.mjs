@@ -255,6 +255,27 @@ describe(`OpenAI-compatible gateway (${BACKEND})`, () => {
     }
   });
 
+  test('a client that leaves during the back-off before a retry ends the call: no further attempt', async () => {
+    await reset();
+    // The provider asks for a 3 s pause; the client leaves during it.
+    await faults([{ status: 503, retry_after: 3 }]);
+    const ctl = new AbortController();
+    const pending = fetch(`${p.url}/v1/chat/completions`, {
+      method: 'POST', signal: ctl.signal,
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'patience' }] }),
+    }).catch((e) => e);
+    for (let i = 0; i < 100 && (await recorded()).length === 0; i++) await sleep(50);
+    assert.equal((await recorded()).length, 1, 'the first attempt reached the provider');
+    await sleep(200);
+    ctl.abort();
+    await pending;
+    await sleep(3500);
+    assert.equal((await recorded()).length, 1, 'no attempt after the client left');
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    assert.equal(Number(metrics.match(/^parley_http_requests_in_flight (\d+)/m)[1]), 1, 'only this request in flight');
+  });
+
   test('every call is accounted in the usage table, per service key', async () => {
     // A key of its own, so that calls of earlier tests still waiting for their batch do not count.
     const fresh = await createServiceKey(p.url, token, 'usage-test');
