@@ -1,7 +1,7 @@
 #include "api/chat.hpp"
 
-#include <optional>
 #include <boost/json.hpp>
+#include <optional>
 
 #include "api/json_input.hpp"
 

@@ -235,7 +235,8 @@ class SessionStream final : public StreamWriter {
     // callback and no coroutine: cheap enough to arm around every provider call.
     socket_.async_receive(asio::buffer(&watch_->peeked, 1), tcp::socket::message_peek,
                           [watch = watch_, generation](const boost::system::error_code& ec, std::size_t n) {
-                            if (ec == asio::error::operation_aborted || watch->generation != generation) return;
+                            if (ec == asio::error::operation_aborted || watch->generation != generation)
+                              return;
                             if (!ec && n > 0) return;
                             watch->left = true;
                             watch->signal.emit(asio::cancellation_type::terminal);

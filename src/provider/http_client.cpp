@@ -11,10 +11,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
@@ -31,6 +31,8 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// Bytes asked of the socket per read: a typical answer, head and body, in one.
+constexpr std::size_t kReadSize = std::size_t{16} * 1024;
 
 std::string Endpoint::origin() const {
   return fmt::format("{}://{}:{}", tls ? "https" : "http", host, port);
@@ -62,17 +64,18 @@ class ResponseReader final : public bhttp::basic_parser<false> {
   std::string& body() { return body_; }
 
  private:
-  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int, beast::error_code& ec) override {
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
+                       beast::error_code& ec) override {
     ec = bhttp::error::bad_method;  // never called for a response parser
   }
   void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
     out_.status = static_cast<unsigned>(code);
   }
-  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value, beast::error_code&) override {
+  void on_field_impl(bhttp::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
     std::string lower(name.size(), '\0');
-    std::transform(name.begin(), name.end(), lower.begin(), [](char ch) {
-      return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
-    });
+    std::transform(name.begin(), name.end(), lower.begin(),
+                   [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; });
     out_.headers.emplace_back(std::move(lower), std::string(value.data(), value.size()));
   }
   void on_header_impl(beast::error_code&) override {}
@@ -184,8 +187,9 @@ std::optional<Proxy> proxy_for(const Endpoint& endpoint, std::string_view https_
 namespace {
 
 // The deadline of one phase of an exchange: when it passes, the connection's pending I/O is
-// cancelled (and completes with operation_aborted, expired() true). One timer per phase, where a
-// beast::tcp_stream arms and cancels one around every read and write.
+// cancelled (and completes with operation_aborted, expired() true). A beast::tcp_stream arms and
+// cancels a timer around every read and write; here a later deadline only moves a time point, and
+// the pending wait, when it fires early, waits again for the rest (a stream re-arms per read).
 class IoDeadline {
  public:
   explicit IoDeadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
@@ -195,28 +199,46 @@ class IoDeadline {
 
   void arm(Millis after) {
     expired_ = false;
-    timer_.expires_after(after);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // re-armed, cancelled or destroyed: touch nothing
-      expired_ = true;
-      boost::system::error_code ignored;
-      socket_.cancel(ignored);
-    });
+    deadline_ = Clock::now() + after;
+    if (waiting_ && timer_.expiry() <= deadline_) return;
+    wait();
   }
-  void cancel() { timer_.cancel(); }
+  void cancel() {
+    waiting_ = false;
+    timer_.cancel();
+  }
   [[nodiscard]] bool expired() const { return expired_; }
 
   // What an I/O error means: the deadline passed, the caller's coroutine was cancelled (its
   // client left), or `otherwise`.
-  [[nodiscard]] TransportFailure classify(const boost::system::error_code& ec, TransportFailure otherwise) const {
+  [[nodiscard]] TransportFailure classify(const boost::system::error_code& ec,
+                                          TransportFailure otherwise) const {
     if (expired_) return TransportFailure::kTimeout;
     if (ec == asio::error::operation_aborted) return TransportFailure::kCancelled;
     return otherwise;
   }
 
  private:
+  void wait() {
+    waiting_ = true;
+    timer_.expires_at(deadline_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // re-armed earlier, cancelled or destroyed: touch nothing
+      waiting_ = false;
+      if (Clock::now() < deadline_) {
+        wait();  // moved later meanwhile
+        return;
+      }
+      expired_ = true;
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    });
+  }
+
   tcp::socket& socket_;
   asio::steady_timer timer_;
+  Clock::time_point deadline_;
+  bool waiting_ = false;
   bool expired_ = false;
 };
 
@@ -311,15 +333,14 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   tcp::resolver resolver(ex);
   auto [rec, results] = co_await resolver.async_resolve(dial_host, std::to_string(dial_port), kTuple);
   if (rec) {
-    co_return std::unexpected(TransportError{rec == asio::error::operation_aborted ? TransportFailure::kCancelled
-                                                                                  : TransportFailure::kConnect,
-                                             false,
-                                             proxy ? "cannot resolve the proxy" : "cannot resolve host"});
+    co_return std::unexpected(TransportError{
+        rec == asio::error::operation_aborted ? TransportFailure::kCancelled : TransportFailure::kConnect,
+        false, proxy ? "cannot resolve the proxy" : "cannot resolve host"});
   }
   auto c = std::make_unique<Connection>();
   // Room for a whole typical answer: the head and body then arrive in one read instead of
   // Beast's 512-byte first reads.
-  c->buffer.reserve(16 * 1024);
+  c->buffer.reserve(kReadSize);
   tcp::socket* socket = nullptr;
   if (e.tls) {
     c->secure = std::make_unique<beast::ssl_stream<tcp::socket>>(ex, tls);
@@ -333,8 +354,8 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
   setup.arm(remaining(deadline));
   auto [cec, ep] = co_await asio::async_connect(*socket, results, kTuple);
   if (cec) {
-    co_return std::unexpected(
-        TransportError{setup.classify(cec, TransportFailure::kConnect), false, "connect failed: " + cec.message()});
+    co_return std::unexpected(TransportError{setup.classify(cec, TransportFailure::kConnect), false,
+                                             "connect failed: " + cec.message()});
   }
   boost::system::error_code ignored;
   socket->set_option(tcp::no_delay(true), ignored);
@@ -347,17 +368,16 @@ HttpClient::Impl::connect(const Endpoint& e, Clock::time_point deadline) {
     if (!proxy->authorization.empty()) req.set(bhttp::field::proxy_authorization, proxy->authorization);
     auto [wec, wn] = co_await bhttp::async_write(*socket, req, kTuple);
     if (wec) {
-      co_return std::unexpected(
-          TransportError{setup.classify(wec, TransportFailure::kConnect), false, "proxy closed the connection"});
+      co_return std::unexpected(TransportError{setup.classify(wec, TransportFailure::kConnect), false,
+                                               "proxy closed the connection"});
     }
     bhttp::response_parser<bhttp::empty_body> parser;
     parser.skip(true);  // a CONNECT answer has no body
     beast::flat_buffer buffer;
     auto [pec, pn] = co_await bhttp::async_read_header(*socket, buffer, parser, kTuple);
     if (pec) {
-      co_return std::unexpected(
-          TransportError{setup.classify(pec, TransportFailure::kConnect), false,
-                         "no answer from the proxy: " + pec.message()});
+      co_return std::unexpected(TransportError{setup.classify(pec, TransportFailure::kConnect), false,
+                                               "no answer from the proxy: " + pec.message()});
     }
     if (parser.get().result_int() / 100 != 2 || buffer.size() != 0) {
       co_return std::unexpected(
@@ -420,8 +440,8 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
   parser.eager(true);
   auto [hec, hn] = co_await bhttp::async_read_header(stream, c.buffer, parser, kTuple);
   if (hec) {
-    co_return std::unexpected(
-        TransportError{io.classify(hec, TransportFailure::kReset), false, "no response head: " + hec.message()});
+    co_return std::unexpected(TransportError{io.classify(hec, TransportFailure::kReset), false,
+                                             "no response head: " + hec.message()});
   }
   if (on_head) co_await on_head(out);
 
@@ -466,7 +486,7 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::Impl::e
     }
     if (parser.is_done()) break;
     io.arm(phase(t.between_chunks, deadline));
-    auto [rec, rn] = co_await stream.async_read_some(c.buffer.prepare(16 * 1024), kTuple);
+    auto [rec, rn] = co_await stream.async_read_some(c.buffer.prepare(kReadSize), kTuple);
     c.buffer.commit(rn);
     if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
       // A body that ends with the connection (no length, not chunked) is complete here.

@@ -1,6 +1,7 @@
 #include "provider/provider.hpp"
 
 #include <fmt/format.h>
+#include <string.h>  // memmem (GNU)
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -56,9 +57,11 @@ std::optional<AnswerFacts> inspect_answer(std::string_view body) {
 
 std::optional<TokenUsage> usage_of(std::string_view json_text) {
   // Most stream chunks carry no usage (or "usage":null): skip them without parsing.
-  std::size_t at = json_text.find("\"usage\"");
-  if (at == std::string_view::npos) return std::nullopt;
-  std::size_t i = at + 7;
+  // memmem: std::string_view::find stops at every '"' of the text, and JSON has many.
+  static constexpr std::string_view kKey = "\"usage\"";
+  const void* found = ::memmem(json_text.data(), json_text.size(), kKey.data(), kKey.size());
+  if (found == nullptr) return std::nullopt;
+  std::size_t i = static_cast<std::size_t>(static_cast<const char*>(found) - json_text.data()) + kKey.size();
   while (i < json_text.size() && (json_text[i] == ' ' || json_text[i] == ':' || json_text[i] == '\n')) ++i;
   if (i >= json_text.size() || json_text[i] != '{') return std::nullopt;
   std::optional<AnswerFacts> facts = inspect_answer(json_text);

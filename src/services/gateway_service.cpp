@@ -50,7 +50,8 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
                                                 "stream", "stream_options", "stream_options.include_usage"};
   std::optional<upstream::JsonOutline> doc = upstream::outline(body, kPaths);
   if (!doc) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
-  if (doc->root != JsonKind::kObject) co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
+  if (doc->root != JsonKind::kObject)
+    co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
   const upstream::JsonMember& model = doc->members[0];
   const upstream::JsonMember& messages = doc->members[1];
   const upstream::JsonMember& input = doc->members[2];

@@ -33,8 +33,8 @@ std::string insert_sql(std::size_t rows) {
 
 void add_row(std::vector<Value>& params, const UsageEvent& e) {
   params.insert(params.end(),
-                {Value(e.user_id), Value(e.api_key_id), Value(e.provider), Value(e.model),
-                 Value(e.endpoint), Value(std::int64_t{e.status}), Value(std::int64_t{e.streamed ? 1 : 0}),
+                {Value(e.user_id), Value(e.api_key_id), Value(e.provider), Value(e.model), Value(e.endpoint),
+                 Value(std::int64_t{e.status}), Value(std::int64_t{e.streamed ? 1 : 0}),
                  Value(e.prompt_tokens), Value(e.completion_tokens), Value(e.total_tokens),
                  Value(e.latency_ms), Value(e.request_id), Value(e.created_at)});
 }

@@ -1,5 +1,6 @@
 // Usage events (migrations 0003, 0004): one row per provider call made for a client, with token
-// counts and latency; the database numbers the rows. Appended in batches; summed per key or per user over a time window.
+// counts and latency; the database numbers the rows. Appended in batches; summed per key or per user over a
+// time window.
 //
 // BLOCKING (see database.hpp); holds a reference to its Executor. Errors: kDatabase/kUnavailable.
 #pragma once

@@ -21,16 +21,20 @@ struct Path {
 // name. Levels are counted from the root container (level 0).
 class OutlineHandler {
  public:
+  // Names fixed by boost::json's handler interface.
+  // NOLINTBEGIN(readability-identifier-naming)
   static constexpr std::size_t max_object_size = std::numeric_limits<std::size_t>::max();
   static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
   static constexpr std::size_t max_key_size = std::numeric_limits<std::size_t>::max();
   static constexpr std::size_t max_string_size = std::numeric_limits<std::size_t>::max();
+  // NOLINTEND(readability-identifier-naming)
 
   OutlineHandler(std::span<const std::string_view> paths, JsonOutline& out) : out_(out) {
     paths_.reserve(paths.size());
     for (std::string_view p : paths) {
       std::size_t dot = p.find('.');
-      paths_.push_back(dot == std::string_view::npos ? Path{p, {}} : Path{p.substr(0, dot), p.substr(dot + 1)});
+      paths_.push_back(dot == std::string_view::npos ? Path{p, {}}
+                                                     : Path{p.substr(0, dot), p.substr(dot + 1)});
     }
     out_.members.assign(paths.size(), JsonMember{});
   }
@@ -145,7 +149,8 @@ class OutlineHandler {
 
   bool close(std::size_t n) {
     --depth_;
-    if (depth_ < kLevels && owner_[depth_] >= 0) out_.members[static_cast<std::size_t>(owner_[depth_])].size = n;
+    if (depth_ < kLevels && owner_[depth_] >= 0)
+      out_.members[static_cast<std::size_t>(owner_[depth_])].size = n;
     return true;
   }
 

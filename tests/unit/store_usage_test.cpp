@@ -1,6 +1,6 @@
 // Usage events on both backends, against the real embedded migrations: batched inserts, totals
-// per key, per user and since a time, and the 0004 renumbering of rows written before it. PostgreSQL cases run when
-// PARLEY_TEST_POSTGRES_URL is set and are skipped otherwise.
+// per key, per user and since a time, and the 0004 renumbering of rows written before it. PostgreSQL cases
+// run when PARLEY_TEST_POSTGRES_URL is set and are skipped otherwise.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 

@@ -16,8 +16,9 @@ std::optional<JsonOutline> scan(std::string_view text, std::vector<std::string_v
 }
 
 TEST(JsonOutline, ReadsRootMembersOfEveryKind) {
-  auto o = scan(R"({"model":"gpt-4o","stream":true,"n":2,"t":0.5,"x":null,"messages":[{"a":1},2,[3]],"so":{}})",
-                {"model", "stream", "n", "t", "x", "messages", "so", "missing"});
+  auto o =
+      scan(R"({"model":"gpt-4o","stream":true,"n":2,"t":0.5,"x":null,"messages":[{"a":1},2,[3]],"so":{}})",
+           {"model", "stream", "n", "t", "x", "messages", "so", "missing"});
   ASSERT_TRUE(o);
   EXPECT_EQ(o->root, JsonKind::kObject);
   EXPECT_EQ(o->members[0].kind, JsonKind::kString);
@@ -38,8 +39,8 @@ TEST(JsonOutline, ReadsRootMembersOfEveryKind) {
 TEST(JsonOutline, ReadsMembersOfARootMemberObjectOnly) {
   auto o = scan(R"({"choices":[{"usage":{"total_tokens":99}}],
                     "usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"deep":{"total_tokens":1}}})",
-                {"usage", "usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens", "usage.deep",
-                 "choices.usage"});
+                {"usage", "usage.prompt_tokens", "usage.completion_tokens", "usage.total_tokens",
+                 "usage.deep", "choices.usage"});
   ASSERT_TRUE(o);
   EXPECT_EQ(o->members[0].kind, JsonKind::kObject);
   EXPECT_EQ(o->members[0].size, 4u);
@@ -97,9 +98,24 @@ TEST(JsonOutline, ReportsTheRootKindOfNonObjects) {
 
 TEST(JsonOutline, RejectsWhatTheFullParserRejects) {
   const std::vector<std::string> texts = {
-      "",          "{",         "{\"a\":1,}",     "{\"a\" 1}",         "[1,]",   "{\"a\":1} {}", "{\"a\":1}x",
-      "nul",       "{'a':1}",   "{\"a\":01}",     "{\"a\":\"\x01\"}", "\"\xff\"", "{\"a\":tru}",  "{\"a\":1}}",
-      "{\"a\":[}", "{\"a\":-}", "{\"a\":\"\\q\"}", std::string(40, '[') + std::string(40, ']'),
+      "",
+      "{",
+      "{\"a\":1,}",
+      "{\"a\" 1}",
+      "[1,]",
+      "{\"a\":1} {}",
+      "{\"a\":1}x",
+      "nul",
+      "{'a':1}",
+      "{\"a\":01}",
+      "{\"a\":\"\x01\"}",
+      "\"\xff\"",
+      "{\"a\":tru}",
+      "{\"a\":1}}",
+      "{\"a\":[}",
+      "{\"a\":-}",
+      "{\"a\":\"\\q\"}",
+      std::string(40, '[') + std::string(40, ']'),
   };
   for (const std::string& text : texts) {
     boost::system::error_code ec;
@@ -107,8 +123,8 @@ TEST(JsonOutline, RejectsWhatTheFullParserRejects) {
     EXPECT_TRUE(ec) << "the full parser accepts: " << text;
     EXPECT_FALSE(scan(text, {"a"})) << text;
   }
-  const std::vector<std::string> valid = {"{}", " {\"a\" : [ ] } \n", "[[[[1]]]]", "{\"a\":{\"b\":{\"c\":{}}}}",
-                                          "-0.5e+3"};
+  const std::vector<std::string> valid = {"{}", " {\"a\" : [ ] } \n", "[[[[1]]]]",
+                                          "{\"a\":{\"b\":{\"c\":{}}}}", "-0.5e+3"};
   for (const std::string& text : valid) EXPECT_TRUE(scan(text, {"a", "a.b"})) << text;
 }
 
@@ -117,7 +133,8 @@ TEST(JsonOutline, AgreesWithTheFullParserOnRealRequests) {
       R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[)"
       R"({"type":"text","text":"hi"}]}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],)"
       R"("stream":false,"stream_options":{"include_usage":false},"temperature":0.2,"seed":7})";
-  auto o = scan(text, {"model", "messages", "stream", "stream_options", "stream_options.include_usage", "seed"});
+  auto o =
+      scan(text, {"model", "messages", "stream", "stream_options", "stream_options.include_usage", "seed"});
   ASSERT_TRUE(o);
   boost::json::object full = boost::json::parse(text).as_object();
   EXPECT_EQ(o->members[0].text, full.at("model").as_string());
