@@ -302,3 +302,57 @@ function usageRows(p, keyId) {
   const [count, prompt, streamed] = out.trim().split('|').map(Number);
   return { count, prompt, streamed };
 }
+
+describe(`gateway stream deadlines (${BACKEND})`, () => {
+  // One slow provider (an event every 300 ms) behind two entries: one allows 100 ms between
+  // chunks, the other a second. The deadline of each read replaces the previous one.
+  let p; let slow; let key;
+  before(async () => {
+    slow = await startMock(['--require-key', SYSTEM_KEY, '--chunk-delay-ms', '300', '--chunks', '3']);
+    const entry = (name, model, betweenMs) => `
+[[providers]]
+name = "${name}"
+base_url = "${slow.url}/v1"
+credentials = "system"
+api_key_env = "GW_SYSTEM_KEY"
+models = ["${model}"]
+[providers.timeouts]
+first_byte_ms = 3000
+between_chunks_ms = ${betweenMs}
+total_ms = 15000
+`;
+    const config = path.join(tempDir(), 'parley.toml');
+    writeFileSync(config, entry('hasty', 'hasty-model', 100) + entry('patient', 'patient-model', 1000));
+    p = await startParley({ args: ['--config', config], env: { GW_SYSTEM_KEY: SYSTEM_KEY } });
+    const token = await adminToken(p.url, 'deadlines');
+    key = (await createServiceKey(p.url, token, 'deadlines')).key;
+  });
+  after(async () => { await p.cleanup(); slow.stop(); });
+
+  const stream = async (model) => {
+    const res = await fetch(`${p.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'one two three' }] }),
+    });
+    const text = await res.text();
+    return { status: res.status, events: text.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => b.slice(6)) };
+  };
+
+  test('a provider silent for longer than between_chunks_ms ends the stream with one timeout event', async () => {
+    const { status, events } = await stream('hasty-model');
+    assert.equal(status, 200, 'the first event arrived in time, so the stream had started');
+    assert.ok(!events.includes('[DONE]'), 'a cut stream does not claim to be complete');
+    const last = JSON.parse(events.at(-1));
+    assert.equal(last.error?.code, 'OPENAI_TIMEOUT');
+    assert.equal(events.filter((e) => e.includes('"error"')).length, 1);
+  });
+
+  test('gaps within between_chunks_ms keep the stream going to its end', async () => {
+    const { status, events } = await stream('patient-model');
+    assert.equal(status, 200);
+    assert.equal(events.at(-1), '[DONE]');
+    const text = events.slice(0, -1).map((e) => JSON.parse(e).choices?.[0]?.delta?.content ?? '').join('');
+    assert.ok(text.length > 0, 'content arrived');
+    assert.ok(!events.some((e) => e.includes('"error"')));
+  });
+});
