@@ -3,11 +3,14 @@
 #include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <mutex>
+#include <string>
 
 #include "log/redact.hpp"
 
@@ -57,6 +60,44 @@ class TextFormatter final : public spdlog::formatter {
   spdlog::pattern_formatter inner_;
 };
 
+// stderr, written in batches: lines formatted while more are queued for the logging thread are
+// gathered and written together (one write() per batch instead of per line, stderr being
+// unbuffered); the last line of a burst is written at once, so an idle server's log is never
+// behind. `more_pending` says whether the logging thread has more lines queued.
+class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit BatchingStderrSink(std::function<bool()> more_pending) : more_pending_(std::move(more_pending)) {}
+  BatchingStderrSink(const BatchingStderrSink&) = delete;
+  BatchingStderrSink& operator=(const BatchingStderrSink&) = delete;
+  ~BatchingStderrSink() override { write_out(); }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    pending_.append(formatted.data(), formatted.size());
+    if (pending_.size() >= kBatchBytes || !more_pending_ || !more_pending_()) write_out();
+  }
+  void flush_() override { write_out(); }
+
+ private:
+  static constexpr std::size_t kBatchBytes = 64 * 1024;
+
+  void write_out() {
+    std::size_t done = 0;
+    while (done < pending_.size()) {
+      ssize_t n = ::write(STDERR_FILENO, pending_.data() + done, pending_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // nowhere to write: the lines are dropped rather than blocking the loop
+      done += static_cast<std::size_t>(n);
+    }
+    pending_.clear();
+  }
+
+  std::function<bool()> more_pending_;
+  std::string pending_;
+};
+
 }  // namespace
 
 Result<Format> parse_format(std::string_view text) {
@@ -76,7 +117,15 @@ Result<spdlog::level::level_enum> parse_level(std::string_view text) {
 }
 
 void init(const Options& options) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  if (options.async) spdlog::init_thread_pool(16384, 1);
+  std::function<bool()> more_pending;
+  if (options.async) {
+    // A plain pointer: the pool outlives every line its thread writes (its destructor joins the
+    // thread), and a shared_ptr held by the sink could end up destroying the pool on its own thread.
+    spdlog::details::thread_pool* pool = spdlog::thread_pool().get();
+    more_pending = [pool] { return pool->queue_size() > 0; };
+  }
+  auto sink = std::make_shared<BatchingStderrSink>(std::move(more_pending));
   if (options.format == Format::kJson) {
     sink->set_formatter(std::make_unique<JsonFormatter>());
   } else {
@@ -85,7 +134,6 @@ void init(const Options& options) {
   std::shared_ptr<spdlog::logger> logger;
   if (options.async) {
     // A bounded queue; when full the caller blocks rather than losing lines (logs are evidence).
-    spdlog::init_thread_pool(16384, 1);
     logger = std::make_shared<spdlog::async_logger>("parley", sink, spdlog::thread_pool(),
                                                     spdlog::async_overflow_policy::block);
   } else {
