@@ -81,7 +81,7 @@ class BatchingStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override { write_out(); }
 
  private:
-  static constexpr std::size_t kBatchBytes = 64 * 1024;
+  static constexpr std::size_t kBatchBytes = std::size_t{64} * 1024;
 
   void write_out() {
     std::size_t done = 0;
