@@ -22,7 +22,7 @@ asio::awaitable<std::optional<Result<services::ChatOutput>>> ask(ChatDeps& d, Re
                                                                  const services::ChatInput& input) {
   http::CloseWatch watch(*ctx.stream);
   auto out = co_await d.chat.chat(who, input, ctx.request_id);
-  if (watch.client_left()) co_return std::nullopt;
+  if (watch.finish()) co_return std::nullopt;
   co_return out;
 }
 
@@ -145,10 +145,9 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       }
       co_return true;
     };
-    std::optional<http::CloseWatch> watch(std::in_place, stream);
+    http::CloseWatch watch(stream);
     auto out = co_await d.chat.chat_stream(*who, *input, ctx.request_id, sink);
-    const bool left = watch->client_left();
-    watch.reset();
+    const bool left = watch.finish();
     if (client_gone || left) co_return http::client_closed_response();
     if (!out && !stream.started()) co_return error_of(out.error(), ctx);
     if (!co_await start()) co_return Response{};

@@ -66,10 +66,9 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   http::StreamWriter& stream = *ctx.stream;
   if (!call->stream) {
     // A client that leaves cancels the provider call (its connection is closed, no retry follows).
-    std::optional<http::CloseWatch> watch(std::in_place, stream);
+    http::CloseWatch watch(stream);
     auto res = co_await upstream.post(call->route.call, call->path, std::move(call->body));
-    const bool left = watch->client_left();
-    watch.reset();
+    const bool left = watch.finish();
     if (left) {
       d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
       co_return http::client_closed_response();
@@ -127,10 +126,9 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     co_return true;
   };
   call->route.call.on_stream_batch_end = flush;
-  std::optional<http::CloseWatch> watch(std::in_place, stream);
+  http::CloseWatch watch(stream);
   auto out = co_await upstream.post_stream(call->route.call, call->path, std::move(call->body), sink);
-  const bool left = watch->client_left();
-  watch.reset();
+  const bool left = watch.finish();
   std::int64_t latency = ms_since(t0);
   if (client_gone || left) {
     d.gateway.account(*who, *call, kClientClosed, usage, latency);

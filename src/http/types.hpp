@@ -50,11 +50,19 @@ class CloseWatch {
   explicit CloseWatch(StreamWriter& stream) : stream_(stream) { stream_.watch_close(true); }
   CloseWatch(const CloseWatch&) = delete;
   CloseWatch& operator=(const CloseWatch&) = delete;
-  ~CloseWatch() { stream_.watch_close(false); }
-  [[nodiscard]] bool client_left() const { return stream_.client_left(); }
+  ~CloseWatch() { finish(); }
+  // Stops watching (once; later calls only answer) and says whether the client left meanwhile.
+  bool finish() {
+    if (armed_) {
+      armed_ = false;
+      stream_.watch_close(false);
+    }
+    return stream_.client_left();
+  }
 
  private:
   StreamWriter& stream_;
+  bool armed_ = true;
 };
 
 struct PathParam {
