@@ -23,24 +23,21 @@ Response asset_response(std::string_view name, std::string_view content_type, st
 
 }  // namespace
 
-void register_ops_routes(http::Router& router, OpsDeps deps) {
-  auto shared = std::make_shared<OpsDeps>(std::move(deps));
-
-  router.add(Method::get, "/health", [shared](RequestContext&) -> boost::asio::awaitable<Response> {
+void register_ops_routes(http::Router& router, OpsDeps& deps) {
+  router.add(Method::get, "/health", [&deps](RequestContext&) -> boost::asio::awaitable<Response> {
     co_return http::json_response(http::StatusCode::ok,
-                                  bj::object{{"status", "ok"}, {"version", shared->version}});
+                                  bj::object{{"status", "ok"}, {"version", deps.version}});
   });
 
-  router.add(Method::get, "/health/ready", [shared](RequestContext& ctx) -> boost::asio::awaitable<Response> {
-    Status s = co_await shared->ready();
+  router.add(Method::get, "/health/ready", [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
+    Status s = co_await deps.ready();
     if (!s) co_return http::error_response(s.error(), ctx.request_id);
     co_return http::json_response(
         http::StatusCode::ok, bj::object{{"status", "ready"}, {"checks", bj::object{{"database", "ok"}}}});
   });
 
-  router.add(Method::get, "/metrics", [shared](RequestContext&) -> boost::asio::awaitable<Response> {
-    co_return http::text_response(http::StatusCode::ok, shared->metrics.render(),
-                                  "text/plain; version=0.0.4");
+  router.add(Method::get, "/metrics", [&deps](RequestContext&) -> boost::asio::awaitable<Response> {
+    co_return http::text_response(http::StatusCode::ok, deps.metrics.render(), "text/plain; version=0.0.4");
   });
 
   router.add(Method::get, "/openapi.json", [](RequestContext&) -> boost::asio::awaitable<Response> {

@@ -18,6 +18,7 @@ struct OpsDeps {
   std::function<boost::asio::awaitable<Status>()> ready;
 };
 
-void register_ops_routes(http::Router& router, OpsDeps deps);
+// `deps` must outlive the router (the handlers refer to it).
+void register_ops_routes(http::Router& router, OpsDeps& deps);
 
 }  // namespace parley::api

@@ -52,6 +52,20 @@ Result<services::PreferencesPatch> read_patch(const bj::object& body) {
   return p;
 }
 
+// PUT (replace) and PATCH (merge).
+asio::awaitable<Response> save_preferences(IdentityDeps& d, RequestContext& ctx, bool replace) {
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return error_of(who.error(), ctx);
+  auto body = read_object(ctx);
+  if (!body) co_return error_of(body.error(), ctx);
+  auto patch = read_patch(*body);
+  if (!patch) co_return error_of(patch.error(), ctx);
+  std::string id(ctx.param("user_id"));
+  auto prefs = co_await d.pool.run([&] { return d.preferences.save(*who, id, *patch, replace); });
+  if (!prefs) co_return error_of(prefs.error(), ctx);
+  co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
+}
+
 }  // namespace
 
 void register_preference_routes(http::Router& router, IdentityDeps& d) {
@@ -64,22 +78,10 @@ void register_preference_routes(http::Router& router, IdentityDeps& d) {
                if (!prefs) co_return error_of(prefs.error(), ctx);
                co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
              });
-  for (Method m : {Method::put, Method::patch}) {
-    router.add(
-        m, "/api/v1/users/{user_id}/preferences", [&d, m](RequestContext& ctx) -> asio::awaitable<Response> {
-          auto who = co_await d.authenticator.authenticate(ctx);
-          if (!who) co_return error_of(who.error(), ctx);
-          auto body = read_object(ctx);
-          if (!body) co_return error_of(body.error(), ctx);
-          auto patch = read_patch(*body);
-          if (!patch) co_return error_of(patch.error(), ctx);
-          std::string id(ctx.param("user_id"));
-          bool replace = m == Method::put;
-          auto prefs = co_await d.pool.run([&] { return d.preferences.save(*who, id, *patch, replace); });
-          if (!prefs) co_return error_of(prefs.error(), ctx);
-          co_return http::json_response(StatusCode::ok, render_preferences(*prefs));
-        });
-  }
+  router.add(Method::put, "/api/v1/users/{user_id}/preferences",
+             [&d](RequestContext& ctx) { return save_preferences(d, ctx, true); });
+  router.add(Method::patch, "/api/v1/users/{user_id}/preferences",
+             [&d](RequestContext& ctx) { return save_preferences(d, ctx, false); });
 }
 
 }  // namespace parley::api

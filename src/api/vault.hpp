@@ -28,7 +28,7 @@
 namespace parley::api {
 
 // Tries `key` against `provider` (e.g. GET {base_url}/models). Ok when the provider accepts it;
-// kInvalidApiKey when it answers 401; any other error (unknown provider → kValidation with param
+// kInvalidApiKey when it answers 401 or 403; any other error (unknown provider → kValidation with param
 // "provider", connection failures, timeouts) is passed to the client as is. Must not put the key
 // into its error messages or logs. Runs on an event-loop thread: must not block.
 using KeyVerifier = std::function<boost::asio::awaitable<Status>(std::string provider, crypto::Secret key)>;

@@ -29,6 +29,36 @@ namespace {
 
 namespace asio = boost::asio;
 
+// A user's own provider key, decrypted by the vault on the blocking pool.
+class VaultOwnKeys final : public services::OwnKeys {
+ public:
+  VaultOwnKeys(services::VaultService& vault, http::BlockingPool& pool) : vault_(vault), pool_(pool) {}
+
+  asio::awaitable<Result<std::optional<crypto::Secret>>> find(std::string user_id,
+                                                              std::string provider) override {
+    co_return co_await pool_.run([&] { return vault_.decrypted(user_id, provider); });
+  }
+
+ private:
+  services::VaultService& vault_;
+  http::BlockingPool& pool_;
+};
+
+// Tries a key with the named provider (the vault's `verify: true`).
+asio::awaitable<Status> verify_provider_key(const provider::ProviderRegistry& providers,
+                                            std::string provider_name, crypto::Secret key) {
+  const provider::ProviderEntry* entry = providers.find_by_name(provider_name);
+  if (entry == nullptr)
+    co_return validation("provider", "No provider called \"" + provider_name + "\" is configured");
+  provider::CallContext call;
+  call.api_key = std::move(key);
+  co_return co_await entry->provider->verify_key(call);
+}
+
+// Readiness: not draining, and the database answers.
+struct Components;
+asio::awaitable<Status> check_ready(Components& c);
+
 // Everything the routes need, built once in serve() and passed down explicitly.
 struct Components {
   config::Config config;
@@ -48,6 +78,8 @@ struct Components {
   std::unique_ptr<api::IdentityDeps> identity;
   std::unique_ptr<services::VaultService> vault;
   std::unique_ptr<api::VaultDeps> vault_deps;
+  std::unique_ptr<services::OwnKeys> own_keys;
+  std::unique_ptr<api::OpsDeps> ops_deps;
   std::unique_ptr<provider::HttpClient> http_client;
   provider::ProviderRegistry providers;
   std::unique_ptr<services::ChatService> chat;
@@ -118,24 +150,13 @@ struct Components {
         }
       }
     }
-    services::VaultLookup vault_lookup =
-        [this](const std::string& user_id,
-               const std::string& provider_name) -> asio::awaitable<Result<std::optional<crypto::Secret>>> {
-      co_return co_await blocking->run(
-          [this, user_id, provider_name] { return vault->decrypted(user_id, provider_name); });
-    };
+    own_keys = std::make_unique<VaultOwnKeys>(*vault, *blocking);
     usage = std::make_unique<services::UsageRecorder>(*db, clock);
-    chat = std::make_unique<services::ChatService>(providers, std::move(vault_lookup), default_model,
-                                                   usage.get());
+    chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get());
     gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
-    vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) -> asio::awaitable<Status> {
-      const provider::ProviderEntry* entry = providers.find_by_name(provider_name);
-      if (entry == nullptr)
-        co_return validation("provider", "No provider called \"" + provider_name + "\" is configured");
-      provider::CallContext call;
-      call.api_key = std::move(key);
-      co_return co_await entry->provider->verify_key(call);
+    vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) {
+      return verify_provider_key(providers, std::move(provider_name), std::move(key));
     };
     chat_deps =
         std::make_unique<api::ChatDeps>(api::ChatDeps{*chat, *authenticator, config.max_message_chars});
@@ -217,17 +238,19 @@ Status check_secrets(const config::Config& config) {
   return {};
 }
 
+asio::awaitable<Status> check_ready(Components& c) {
+  if (c.server != nullptr && c.server->draining())
+    co_return fail(ErrorKind::kUnavailable, "Server is shutting down");
+  if (!c.db) co_return fail(ErrorKind::kUnavailable, "Database is not open");
+  Status s = co_await c.blocking->run([&c] { return c.db->ping(); });
+  if (!s) co_return fail(ErrorKind::kUnavailable, "Database is not reachable");
+  co_return Status{};
+}
+
 void register_routes(http::Router& router, Components& c) {
-  api::register_ops_routes(
-      router, api::OpsDeps{kVersion, *c.metrics, [&c]() -> asio::awaitable<Status> {
-                             if (c.server != nullptr && c.server->draining()) {
-                               co_return fail(ErrorKind::kUnavailable, "Server is shutting down");
-                             }
-                             if (!c.db) co_return fail(ErrorKind::kUnavailable, "Database is not open");
-                             Status s = co_await c.blocking->run([&c] { return c.db->ping(); });
-                             if (!s) co_return fail(ErrorKind::kUnavailable, "Database is not reachable");
-                             co_return Status{};
-                           }});
+  c.ops_deps =
+      std::make_unique<api::OpsDeps>(api::OpsDeps{kVersion, *c.metrics, [&c] { return check_ready(c); }});
+  api::register_ops_routes(router, *c.ops_deps);
   api::register_identity_routes(router, *c.identity);
   api::register_vault_routes(router, *c.vault_deps);
   api::register_chat_routes(router, *c.chat_deps);

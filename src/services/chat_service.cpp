@@ -65,7 +65,7 @@ asio::awaitable<Result<ChatService::Route>> ChatService::route(const auth::Princ
   if (!r.entry->provider->needs_key()) co_return r;
   using provider::Credentials;
   if (r.entry->credentials != Credentials::kSystem) {
-    auto own = co_await vault_(who.user_id, r.entry->provider->name());
+    auto own = co_await own_keys_.find(who.user_id, r.entry->provider->name());
     if (!own) co_return std::unexpected(own.error());
     if (*own) {
       r.call.api_key = std::move(**own);
@@ -119,7 +119,7 @@ asio::awaitable<Result<bool>> ChatService::usable(const auth::Principal& who,
   using provider::Credentials;
   if (entry.credentials != Credentials::kByok && entry.system_key) co_return true;
   if (entry.credentials == Credentials::kSystem) co_return false;
-  auto own = co_await vault_(who.user_id, entry.provider->name());
+  auto own = co_await own_keys_.find(who.user_id, entry.provider->name());
   if (!own) co_return std::unexpected(own.error());
   co_return own->has_value();
 }

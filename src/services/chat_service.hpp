@@ -40,9 +40,17 @@ struct ChatOutput {
   std::int64_t latency_ms = 0;
 };
 
-// Looks up the caller's own key for a provider (the vault). nullopt: none stored.
-using VaultLookup = std::function<boost::asio::awaitable<Result<std::optional<crypto::Secret>>>(
-    const std::string& user_id, const std::string& provider)>;
+// Where a caller's own provider key comes from (the vault). An interface rather than a callable
+// holding a lambda coroutine: see docs/ARCHITECTURE.md, "Coroutines". The arguments are taken by
+// value because an implementation reads them after a suspension.
+class OwnKeys {
+ public:
+  virtual ~OwnKeys() = default;
+  // The user's key for `provider`; nullopt when none is stored; kApiKeyDecryptionFailed when the
+  // stored key no longer decrypts.
+  virtual boost::asio::awaitable<Result<std::optional<crypto::Secret>>> find(std::string user_id,
+                                                                             std::string provider) = 0;
+};
 
 // Called per streamed token; returns false when the client is gone.
 using TokenSink = std::function<boost::asio::awaitable<bool>(std::string_view token)>;
@@ -50,12 +58,9 @@ using TokenSink = std::function<boost::asio::awaitable<bool>(std::string_view to
 class ChatService {
  public:
   // `usage` may be null (no accounting, e.g. in tests).
-  ChatService(const provider::ProviderRegistry& providers, VaultLookup vault, std::string default_model,
+  ChatService(const provider::ProviderRegistry& providers, OwnKeys& own_keys, std::string default_model,
               UsageRecorder* usage = nullptr)
-      : providers_(providers),
-        vault_(std::move(vault)),
-        default_model_(std::move(default_model)),
-        usage_(usage) {}
+      : providers_(providers), own_keys_(own_keys), default_model_(std::move(default_model)), usage_(usage) {}
 
   boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
                                                   const std::string& request_id);
@@ -87,7 +92,7 @@ class ChatService {
                bool streamed, const Usage& usage, std::int64_t latency_ms);
 
   const provider::ProviderRegistry& providers_;
-  VaultLookup vault_;
+  OwnKeys& own_keys_;
   std::string default_model_;
   UsageRecorder* usage_;
 };

@@ -186,7 +186,7 @@ ErrorKind error_kind_for(FailureKind kind, int http_status) noexcept {
       return ErrorKind::kOpenAiApiError;
     case FailureKind::kHttpStatus:
       if (http_status == 429) return ErrorKind::kOpenAiRateLimit;
-      if (http_status == 401) return ErrorKind::kInvalidApiKey;
+      if (http_status == 401 || http_status == 403) return ErrorKind::kInvalidApiKey;  // the key is refused
       return ErrorKind::kOpenAiApiError;
   }
   return ErrorKind::kOpenAiApiError;

@@ -91,11 +91,11 @@ inline constexpr std::chrono::milliseconds kMaxBackoffDelay = std::chrono::hours
 
 // The ErrorKind reported to our client when the final attempt failed this way:
 //   429                         -> kOpenAiRateLimit   (429 OPENAI_RATE_LIMIT)
-//   401                         -> kInvalidApiKey     (400 INVALID_API_KEY)
+//   401, 403                    -> kInvalidApiKey     (400 INVALID_API_KEY: the key was refused)
 //   kConnect, kReset            -> kOpenAiConnection  (503 OPENAI_CONNECTION_ERROR)
 //   kTimeout                    -> kOpenAiTimeout     (504 OPENAI_TIMEOUT)
 //   any other status, kMalformed -> kOpenAiApiError   (502 OPENAI_API_ERROR)
-// Provider 400/403/404/422 are "other upstream failures" in PRODUCT.md's terms, as in the seed
+// Provider 400/404/422 are "other upstream failures" in PRODUCT.md's terms, as in the seed
 // service, so they are OPENAI_API_ERROR; the caller should carry the provider's error message
 // (never a key) so the user can see, e.g., an unknown model or an over-long context. Surfaces that
 // relay the provider's own response (the OpenAI-compatible /v1 routes) may pass status and body

@@ -89,6 +89,64 @@ describe(`server (${BACKEND})`, () => {
     assert.equal((r.data.match(/HTTP\/1\.1 /g) || []).length, 1);
   });
 
+  // RFC 9112 §6.1: a request whose Transfer-Encoding does not end in chunked has no knowable body
+  // length. Read as an empty body, the bytes after it would run as a second request.
+  for (const te of ['identity', 'gzip', 'xchunked', 'chunked, gzip', 'gzip, chunked', 'chunked, chunked', '']) {
+    test(`Transfer-Encoding "${te}" is 400 and the bytes after it never run as a request`, async () => {
+      const r = await rawRequest(p.port,
+        `POST /api/v1/auth/logout HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: ${te}\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+        { timeoutMs: 3000 });
+      assert.equal(statusOf(r.data), 400, r.data);
+      expectErrorEnvelope(assert, JSON.parse(bodyOf(r.data)), 'BAD_REQUEST');
+      assert.equal(r.closed, true);
+      assert.equal((r.data.match(/HTTP\/1\.1 /g) || []).length, 1, r.data);
+    });
+  }
+
+  test('Transfer-Encoding split over two fields is read as one list', async () => {
+    const r = await rawRequest(p.port,
+      'POST /api/v1/auth/logout HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n',
+      { timeoutMs: 3000 });
+    assert.equal(statusOf(r.data), 400, r.data);
+    assert.equal(r.closed, true);
+  });
+
+  test('Transfer-Encoding on an HTTP/1.0 request is 400', async () => {
+    const r = await rawRequest(p.port,
+      'POST /health HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', { timeoutMs: 3000 });
+    assert.equal(statusOf(r.data), 400, r.data);
+    assert.equal(r.closed, true);
+  });
+
+  test('a plain chunked body with a small trailer is read and the connection kept', async () => {
+    const r = await rawRequest(p.port,
+      'POST /health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 1\r\n\r\nGET /health HTTP/1.1\r\nHost: localhost\r\n\r\n',
+      { timeoutMs: 1500 });
+    assert.equal(statusOf(r.data), 405, r.data);
+    assert.equal((r.data.match(/HTTP\/1\.1 /g) || []).length, 2, r.data);
+  });
+
+  // A trailer field of 64 KiB or more made Beast's field container throw inside a completion
+  // handler, which ended the process. No authentication is needed to send one.
+  for (const size of [65535, 70000, 1 << 20]) {
+    test(`a chunk trailer of ${size} bytes is 431 and the server keeps serving`, async () => {
+      const r = await rawRequest(p.port,
+        `POST /api/v1/chat HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: ${'t'.repeat(size)}\r\n\r\n`,
+        { timeoutMs: 5000 });
+      assert.equal(statusOf(r.data), 431, r.data.slice(0, 300));
+      expectErrorEnvelope(assert, JSON.parse(bodyOf(r.data)), 'HEADER_TOO_LARGE');
+      assert.equal(r.closed, true);
+      assert.equal((await fetch(`${p.url}/health`)).status, 200);
+      assert.equal(p.proc.exitCode, null);
+    });
+  }
+
+  test('a second Host header is 400 (RFC 9112 §3.2)', async () => {
+    const r = await rawRequest(p.port, 'GET /health HTTP/1.1\r\nHost: localhost\r\nHost: other.example\r\n\r\n', { timeoutMs: 3000 });
+    assert.equal(statusOf(r.data), 400, r.data);
+    assert.equal(r.closed, true);
+  });
+
   for (const [name, line] of [
     ['garbage request line', 'HELLO\r\n\r\n'],
     ['bad version', 'GET /health HTTP/9.9\r\nHost: localhost\r\n\r\n'],
@@ -216,6 +274,31 @@ describe(`server (${BACKEND})`, () => {
     assert.equal(lines.length, 1, p.stderr);
     assert.match(lines[0], /method=GET route=\/health status=200 duration_ms=[0-9.]+ bytes=\d+/);
     assert.doesNotMatch(p.stderr, /topsecretvalue123/);
+  });
+});
+
+describe(`header limit above 64 KiB (${BACKEND})`, () => {
+  let p;
+  before(async () => { p = await startParley({ env: { PARLEY_HTTP_MAX_HEADER_BYTES: String(256 * 1024) } }); });
+  after(async () => { await p.cleanup(); });
+
+  // Beast stores a field in at most 64 KiB; with a larger header limit one long field used to
+  // throw std::length_error past the event loop.
+  for (const [name, payload] of [
+    ['header field', `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(70000)}\r\n\r\n`],
+    ['trailer field', `POST /health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Big: ${'a'.repeat(70000)}\r\n\r\n`],
+  ]) {
+    test(`one ${name} of 70,000 bytes is 431 and the server keeps serving`, async () => {
+      const r = await rawRequest(p.port, payload, { timeoutMs: 5000 });
+      assert.equal(statusOf(r.data), 431, r.data.slice(0, 300));
+      assert.equal((await fetch(`${p.url}/health`)).status, 200);
+      assert.equal(p.proc.exitCode, null);
+    });
+  }
+
+  test('a 60 KiB header field within the limit is served', async () => {
+    const r = await rawRequest(p.port, `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(60000)}\r\nConnection: close\r\n\r\n`, { timeoutMs: 5000 });
+    assert.equal(statusOf(r.data), 200, r.data.slice(0, 300));
   });
 });
 

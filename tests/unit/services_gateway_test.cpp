@@ -39,6 +39,21 @@ class KeyedProvider final : public provider::Provider {
   std::string name_;
 };
 
+// The vault as a map of "user/provider" → key.
+class MapOwnKeys final : public OwnKeys {
+ public:
+  explicit MapOwnKeys(const std::map<std::string, std::string>& keys) : keys_(keys) {}
+  asio::awaitable<Result<std::optional<crypto::Secret>>> find(std::string user_id,
+                                                              std::string provider) override {
+    auto it = keys_.find(user_id + "/" + provider);
+    if (it == keys_.end()) co_return std::optional<crypto::Secret>{};
+    co_return std::optional<crypto::Secret>(crypto::Secret(it->second));
+  }
+
+ private:
+  const std::map<std::string, std::string>& keys_;
+};
+
 class GatewayTest : public ::testing::Test {
  protected:
   GatewayTest() {
@@ -58,14 +73,7 @@ class GatewayTest : public ::testing::Test {
     demo.credentials = provider::Credentials::kSystem;
     demo.models = {"demo", "demo-*"};
     registry_.add(std::move(demo));
-    VaultLookup vault =
-        [this](const std::string& user_id,
-               const std::string& provider) -> asio::awaitable<Result<std::optional<crypto::Secret>>> {
-      auto it = vault_.find(user_id + "/" + provider);
-      if (it == vault_.end()) co_return std::optional<crypto::Secret>{};
-      co_return std::optional<crypto::Secret>(crypto::Secret(it->second));
-    };
-    chat_ = std::make_unique<ChatService>(registry_, std::move(vault), "demo");
+    chat_ = std::make_unique<ChatService>(registry_, own_keys_, "demo");
     gateway_ = std::make_unique<GatewayService>(*chat_, nullptr, 1'700'000'000);
     alice_.user_id = "alice";
     bob_.user_id = "bob";
@@ -79,6 +87,7 @@ class GatewayTest : public ::testing::Test {
 
   provider::ProviderRegistry registry_;
   std::map<std::string, std::string> vault_;
+  MapOwnKeys own_keys_{vault_};
   std::unique_ptr<ChatService> chat_;
   std::unique_ptr<GatewayService> gateway_;
   auth::Principal alice_;

@@ -279,7 +279,7 @@ TEST(UpstreamRetryPolicy, MapsFinalFailuresToProductErrorCodes) {
       {FailureKind::kHttpStatus, 500, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
       {FailureKind::kHttpStatus, 503, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
       {FailureKind::kHttpStatus, 400, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
-      {FailureKind::kHttpStatus, 403, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
+      {FailureKind::kHttpStatus, 403, ErrorKind::kInvalidApiKey, 400, "INVALID_API_KEY"},
       {FailureKind::kHttpStatus, 404, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
       {FailureKind::kHttpStatus, 422, ErrorKind::kOpenAiApiError, 502, "OPENAI_API_ERROR"},
   };
