@@ -25,6 +25,7 @@
 #include <random>
 #include <thread>
 
+#include "http/request_reader.hpp"
 #include "log/log.hpp"
 
 namespace parley::http {
@@ -70,88 +71,19 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
-using RequestParser = beast_http::request_parser<beast_http::string_body>;
-
-// RFC 9112 §6.1 and §6.3 for a request whose head has been read: the only transfer coding parley
-// reads is `chunked`, alone. A list that does not end in `chunked` has no knowable length (reading
-// it as an empty body would run its bytes as a second request), `chunked` twice is malformed,
-// another coding before `chunked` is one parley does not implement, and an HTTP/1.0 request may
-// not carry Transfer-Encoding at all: each is 400 and the connection closes. (Beast looks only at
-// the last coding.)
-std::optional<Error> check_transfer_encoding(const Request& head) {
-  std::vector<std::string_view> codings;
-  for (auto it = head.find(beast_http::field::transfer_encoding);
-       it != head.end() && it->name() == beast_http::field::transfer_encoding; ++it) {
-    std::string_view list = it->value();
-    for (;;) {
-      std::size_t comma = list.find(',');
-      std::string_view coding = trim_ows(list.substr(0, comma));
-      if (!coding.empty()) codings.push_back(coding);
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-  }
-  if (codings.empty()) {
-    if (head.count(beast_http::field::transfer_encoding) == 0) return std::nullopt;
-    return Error(ErrorKind::kBadRequest, "Transfer-Encoding is empty");
-  }
-  if (head.version() < 11)
-    return Error(ErrorKind::kBadRequest, "HTTP/1.0 requests may not use Transfer-Encoding");
-  if (!iequals(codings.back(), "chunked")) {
-    return Error(ErrorKind::kBadRequest, "Transfer-Encoding of a request must end with chunked");
-  }
-  for (std::size_t i = 0; i + 1 < codings.size(); ++i) {
-    if (iequals(codings[i], "chunked"))
-      return Error(ErrorKind::kBadRequest, "chunked may be applied only once");
-  }
-  if (codings.size() > 1) {
-    return Error(ErrorKind::kBadRequest, "Only the chunked transfer coding is supported");
-  }
-  return std::nullopt;
-}
-
-// Reads from `socket` into `buffer` and feeds the parser until it has the head (`head_only`) or
-// the whole message. What Beast's http::async_read does, with the parser called here, on the
-// session's coroutine: Beast's field container throws std::length_error for a field of 64 KiB or
-// more (possible in a chunk trailer, which no header limit covers), and an exception thrown inside
-// a composed operation's completion escapes io_context::run() and ends the process. Here it is
-// caught and becomes header_limit (431). The buffer's max_size bounds what a trailer may occupy.
+// Reads from `socket` into `buffer` and feeds the reader until it has the head
+// (`head_only`) or the whole message, or fails.
 asio::awaitable<boost::system::error_code> read_request(tcp::socket& socket, beast::flat_buffer& buffer,
-                                                        RequestParser& parser, bool head_only) {
-  auto done = [&] { return head_only ? parser.is_header_done() : parser.is_done(); };
+                                                        RequestReader& reader, bool head_only) {
   for (;;) {
-    if (buffer.size() > 0) {
-      boost::system::error_code ec;
-      std::size_t used = 0;
-      try {
-        used = parser.put(buffer.data(), ec);
-      } catch (const std::length_error&) {
-        co_return beast_http::error::header_limit;
-      }
-      buffer.consume(used);
-      if (!ec && done()) co_return ec;
-      if (ec && ec != beast_http::error::need_more) co_return ec;
-      if (!ec && used > 0) continue;
-    }
-    const std::size_t room = buffer.max_size() - buffer.size();
-    if (room == 0) co_return beast_http::error::buffer_overflow;
-    auto [ec, n] =
-        co_await socket.async_read_some(buffer.prepare(std::min<std::size_t>(room, 65536)), kTuple);
+    FeedResult fed = reader.feed(buffer, head_only);
+    if (!fed.need_more) co_return fed.ec;
+    const std::size_t room = std::min<std::size_t>(buffer.max_size() - buffer.size(), 65536);
+    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(room), kTuple);
     buffer.commit(n);
-    if (ec == asio::error::eof) {
-      if (!parser.got_some()) co_return beast_http::error::end_of_stream;
-      boost::system::error_code eof_ec;
-      parser.put_eof(eof_ec);
-      co_return eof_ec ? eof_ec : (done() ? boost::system::error_code{} : beast_http::error::partial_message);
-    }
+    if (ec == asio::error::eof) co_return reader.finish_at_eof(head_only);
     if (ec) co_return ec;
   }
 }
@@ -643,14 +575,13 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       }
       slot.idle = false;
 
-      RequestParser parser;
-      parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-      parser.body_limit(limits.max_body_bytes);
+      RequestReader reader(limits.max_header_bytes, limits.max_body_bytes);
+      RequestParser& parser = reader.parser();
       auto started = std::chrono::steady_clock::now();
 
       std::optional<Error> early;
       slot.arm(limits.header_timeout);
-      boost::system::error_code hec = co_await read_request(socket, buffer, parser, true);
+      boost::system::error_code hec = co_await read_request(socket, buffer, reader, true);
       slot.disarm();
       if (hec) {
         if (hec == beast_http::error::header_limit || hec == beast_http::error::buffer_overflow) {
@@ -667,15 +598,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
         }
       }
       Request& head = parser.get();
-      if (!early && head.count(beast_http::field::content_length) > 0 &&
-          head.count(beast_http::field::transfer_encoding) > 0) {
-        early =
-            Error(ErrorKind::kBadRequest, "Content-Length and Transfer-Encoding must not both be present");
-      }
-      if (!early) early = check_transfer_encoding(head);
-      if (!early && head.count(beast_http::field::host) > 1) {
-        early = Error(ErrorKind::kBadRequest, "A request carries one Host header");  // RFC 9112 §3.2
-      }
+      if (!early) early = check_request_head(head);
       if (!early && !parser.is_done()) {
         if (iequals(head[beast_http::field::expect], "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -684,7 +607,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
           slot.disarm();
         }
         slot.arm(limits.body_timeout);
-        boost::system::error_code bec = co_await read_request(socket, buffer, parser, false);
+        boost::system::error_code bec = co_await read_request(socket, buffer, reader, false);
         slot.disarm();
         if (bec) {
           if (bec == beast_http::error::body_limit) {

@@ -141,6 +141,24 @@ describe(`server (${BACKEND})`, () => {
     });
   }
 
+  // Beast asserted when the last chunk arrived split after its first line; the debug build aborted.
+  test('a last chunk that arrives in pieces ends the body normally', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: p.port });
+    await new Promise((resolve) => socket.on('connect', resolve));
+    let data = '';
+    socket.on('data', (d) => { data += d.toString('latin1'); });
+    socket.setNoDelay(true);
+    for (const piece of ['POST /health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n', '0\r\n', '\r', '\n']) {
+      socket.write(piece);
+      await sleep(60);
+    }
+    for (let i = 0; i < 50 && !data.includes('\r\n\r\n'); i++) await sleep(20);
+    socket.destroy();
+    assert.equal(statusOf(data), 405, data);
+    assert.equal((await fetch(`${p.url}/health`)).status, 200);
+    assert.equal(p.proc.exitCode, null);
+  });
+
   test('a second Host header is 400 (RFC 9112 §3.2)', async () => {
     const r = await rawRequest(p.port, 'GET /health HTTP/1.1\r\nHost: localhost\r\nHost: other.example\r\n\r\n', { timeoutMs: 3000 });
     assert.equal(statusOf(r.data), 400, r.data);

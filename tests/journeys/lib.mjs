@@ -1,0 +1,104 @@
+// Shared pieces of the journey tier: each tests/journeys/seed_*.test.mjs walks one source service's
+// documented user flow (../shared/seeds/) over HTTP against the built binary (PARLEY_BIN, debug or
+// release) and parley-mock, in the order its README gives, with every credential mode it allows.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startParley, startMock, tempDir, BACKEND, collectedLogs } from '../integration/harness.mjs';
+
+export { BACKEND, collectedLogs };
+
+// A made-up provider key: `sk-<who>-<random>`; never a real one.
+export const providerKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
+
+// parley + parley-mock. `credentials`: "system", "byok" or "byok_or_system" for the provider named
+// "mock" (models "gpt-*" and "mock-*"); the demo provider stays on. `mockKeys`: the keys the mock
+// accepts (none: any). Retries are fast (base 40 ms) so journeys stay short.
+export async function startStack({ credentials = 'system', mockKeys = [], env = {}, extraConfig = '' } = {}) {
+  const systemKey = providerKey('system');
+  const mock = await startMock(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []);
+  const dir = tempDir('parley-journey-');
+  const config = path.join(dir, 'parley.toml');
+  writeFileSync(config, `
+[[providers]]
+name = "mock"
+base_url = "${mock.url}/v1"
+credentials = "${credentials}"
+api_key_env = "JOURNEY_SYSTEM_KEY"
+models = ["gpt-*", "mock-*", "text-embedding-*"]
+[providers.retry]
+max_retries = 3
+base_delay_ms = 40
+max_delay_ms = 400
+retry_after_cap_ms = 400
+[providers.timeouts]
+first_byte_ms = 3000
+total_ms = 15000
+${extraConfig}`);
+  const p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
+  return {
+    p, mock, systemKey, url: p.url,
+    stop: async () => { await p.stop(); await mock.stop(); },
+  };
+}
+
+// One HTTP call; the body is parsed as JSON when it is JSON. `token`: a JWT or a service key sent
+// as Bearer; `apiKey`: a service key sent as X-API-Key; `form`: urlencoded body.
+export async function api(url, method, route, { token, apiKey, body, form, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.Authorization = `Bearer ${token}`;
+  if (apiKey) h['X-API-Key'] = apiKey;
+  let payload;
+  if (form) {
+    h['Content-Type'] = 'application/x-www-form-urlencoded';
+    payload = new URLSearchParams(form).toString();
+  } else if (body !== undefined) {
+    h['Content-Type'] = 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const res = await fetch(`${url}${route}`, { method, headers: h, body: payload });
+  const text = await res.text();
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON: SSE or text */ }
+  return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+// Asserts the status, and for errors our envelope with `code`.
+export function expectStatus(r, status, code) {
+  assert.equal(r.status, status, `expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+  if (code) {
+    assert.ok(r.body?.error, `no error envelope: ${r.text.slice(0, 500)}`);
+    assert.equal(r.body.error.code, code);
+    assert.equal(typeof r.body.error.message, 'string');
+    assert.equal(typeof r.body.error.type, 'string');
+    assert.ok('param' in r.body.error);
+    assert.equal(typeof r.body.error.request_id, 'string');
+  }
+  return r.body;
+}
+
+// Registers (open registration, or the first user, who becomes admin) and logs in with the OAuth2
+// password form. Returns { token, refresh, id, username, password }.
+export async function signUp(url, username, password = 'correct horse battery staple') {
+  const reg = await api(url, 'POST', '/api/v1/auth/register', { body: { username, email: `${username}@example.com`, password } });
+  expectStatus(reg, 201);
+  const login = await api(url, 'POST', '/api/v1/auth/token', { form: { grant_type: 'password', username, password } });
+  expectStatus(login, 200);
+  return { token: login.body.access_token, refresh: login.body.refresh_token, id: reg.body.id, username, password };
+}
+
+// The events of an SSE body (`data: …` blocks) as parsed JSON ([DONE] as the string).
+export function sseEvents(text) {
+  return text.split('\n\n').map((b) => b.trim()).filter((b) => b.startsWith('data: '))
+    .map((b) => b.slice(6)).map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+}
+
+// No log line of any instance started in this process contains any of `secrets`.
+export function expectNoSecretsInLogs(secrets) {
+  for (const inst of collectedLogs) {
+    for (const s of secrets) {
+      assert.ok(!inst.stderr.includes(s) && !inst.stdout.includes(s), 'a secret reached a log');
+    }
+  }
+}
