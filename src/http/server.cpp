@@ -558,7 +558,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   const auto& limits = options.limits;
   // Bounds what one connection buffers besides a body: a request head (header_limit applies) or a
   // chunk trailer (which no header limit covers), plus room for the next pipelined bytes.
-  beast::flat_buffer buffer(limits.max_header_bytes + 16 * 1024);
+  beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
 
   try {
     for (;;) {

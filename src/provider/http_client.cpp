@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -18,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 
@@ -249,7 +251,6 @@ struct HttpClient::Connection {
   std::unique_ptr<beast::ssl_stream<tcp::socket>> secure;
   beast::flat_buffer buffer;
   Clock::time_point idle_since;
-  bool reused = false;
 
   tcp::socket& socket() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
 };
@@ -291,12 +292,20 @@ struct HttpClient::Impl {
     while (!list.empty()) {
       auto c = std::move(list.back());
       list.pop_back();
-      if (Clock::now() - c->idle_since < options.idle_timeout) {
-        c->reused = true;
-        return c;
-      }
+      if (Clock::now() - c->idle_since < options.idle_timeout && still_open(c->socket())) return c;
     }
     return nullptr;
+  }
+
+  // An idle connection that the server has closed (FIN or reset), or that holds bytes nobody asked
+  // for, cannot carry a request. A non-blocking one-byte peek tells without a round trip, so a
+  // request is never sent on a connection known to be dead — and a request that fails after it
+  // was sent is a real attempt, counted by the retry policy (a blind resend on a fresh connection
+  // could make one call reach the provider twice per attempt).
+  static bool still_open(tcp::socket& socket) {
+    char byte = 0;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   void checkin(const void* loop, const std::string& origin, std::unique_ptr<Connection> c) {
@@ -530,35 +539,25 @@ asio::awaitable<std::expected<HttpResponse, TransportError>> HttpClient::send(
   const std::string origin = endpoint.origin();
   const Clock::time_point deadline = Clock::now() + timeouts.total;
 
-  // A pooled connection may have been closed by the server while idle; such a failure before any
-  // response byte is retried once on a fresh connection (it is not a provider failure).
-  for (int round = 0; round < 2; ++round) {
-    std::unique_ptr<Connection> c = round == 0 ? impl_->checkout(loop, origin) : nullptr;
-    if (!c) {
-      Clock::time_point connect_deadline = std::min(deadline, Clock::now() + timeouts.connect);
-      auto fresh = co_await impl_->connect(endpoint, connect_deadline);
-      if (!fresh) co_return std::unexpected(fresh.error());
-      c = std::move(*fresh);
-    }
-    bool keep = false;
-    // (No co_await inside ?: — g++ 12 destroys such temporaries twice.)
-    std::expected<HttpResponse, TransportError> result;
-    if (c->secure) {
-      result = co_await impl_->exchange(*c->secure, *c, endpoint, request, timeouts, deadline, on_head,
-                                        on_body, keep);
-    } else {
-      result = co_await impl_->exchange(*c->plain, *c, endpoint, request, timeouts, deadline, on_head,
-                                        on_body, keep);
-    }
-    if (result) {
-      if (keep) impl_->checkin(loop, origin, std::move(c));
-      co_return result;
-    }
-    if (c->reused && !result.error().response_started && result.error().kind == TransportFailure::kReset)
-      continue;
-    co_return result;
+  std::unique_ptr<Connection> c = impl_->checkout(loop, origin);
+  if (!c) {
+    Clock::time_point connect_deadline = std::min(deadline, Clock::now() + timeouts.connect);
+    auto fresh = co_await impl_->connect(endpoint, connect_deadline);
+    if (!fresh) co_return std::unexpected(fresh.error());
+    c = std::move(*fresh);
   }
-  co_return std::unexpected(TransportError{TransportFailure::kReset, false, "connection lost"});
+  bool keep = false;
+  // (No co_await inside ?: — g++ 12 destroys such temporaries twice.)
+  std::expected<HttpResponse, TransportError> result;
+  if (c->secure) {
+    result = co_await impl_->exchange(*c->secure, *c, endpoint, request, timeouts, deadline, on_head, on_body,
+                                      keep);
+  } else {
+    result = co_await impl_->exchange(*c->plain, *c, endpoint, request, timeouts, deadline, on_head, on_body,
+                                      keep);
+  }
+  if (result && keep) impl_->checkin(loop, origin, std::move(c));
+  co_return result;
 }
 
 }  // namespace parley::provider

@@ -146,7 +146,20 @@ total_ms = 10000
     assert.equal((await recorded()).length, 2);
   });
 
-  for (const [status, code] of [[400, 'OPENAI_API_ERROR'], [401, 'INVALID_API_KEY'], [403, 'OPENAI_API_ERROR'], [404, 'OPENAI_API_ERROR'], [422, 'OPENAI_API_ERROR']]) {
+  // Each reset used to be followed by a resend on a fresh connection when the failed one came from
+  // the pool, so with idle connections pooled one call reached the provider up to 8 times.
+  test('resets on pooled connections: at most 4 requests reach the provider', async () => {
+    await Promise.all(Array.from({ length: 8 }, () =>
+      post(p.url, token, '/api/v1/chat', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'warm the pool' }] })));
+    await reset();
+    await faults(Array.from({ length: 10 }, () => ({ reset: true })));
+    const res = await post(p.url, token, '/api/v1/chat', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'provider down' }] });
+    expectErrorEnvelope(assert, await json(res), 'OPENAI_CONNECTION_ERROR');
+    assert.equal((await recorded()).length, 4);
+    await reset();
+  });
+
+  for (const [status, code] of [[400, 'OPENAI_API_ERROR'], [401, 'INVALID_API_KEY'], [403, 'INVALID_API_KEY'], [404, 'OPENAI_API_ERROR'], [422, 'OPENAI_API_ERROR']]) {
     test(`${status} reaches the provider exactly once (${code})`, async () => {
       await reset();
       await faults([{ status }]);
