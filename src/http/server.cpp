@@ -89,6 +89,9 @@ asio::awaitable<boost::system::error_code> read_request(tcp::socket& socket, bea
 }
 
 constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+// Lingering close after an error answered mid-request: how long, and how much, to read and discard.
+constexpr auto kLingerTime = 2s;
+constexpr std::size_t kLingerBytes = std::size_t{4} << 20;
 // How often each worker looks for connections past their deadline.
 constexpr auto kSweepInterval = 100ms;
 
@@ -147,6 +150,7 @@ struct Server::Impl {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(tcp::socket socket, Worker& worker, std::shared_ptr<CloseWatchState> watch);
   asio::awaitable<void> reject_overloaded(tcp::socket socket);
+  asio::awaitable<void> linger(tcp::socket& socket, SessionSlot& slot);
   asio::awaitable<void> drain_watch();
   asio::awaitable<void> sweep(Worker& worker);
 
@@ -542,6 +546,22 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
   co_return error_response(Error(ErrorKind::kInternal, "An unexpected error occurred"), ctx.request_id);
 }
 
+// After an error answered before the request was read whole (413, 431, 400 ...), the client may
+// still be sending. Closing with its bytes unread makes the kernel send a reset, which can destroy
+// our answer before the client reads it. As nginx's lingering close: read and discard what still
+// comes, until the client closes or kLingerTime / kLingerBytes pass.
+asio::awaitable<void> Server::Impl::linger(tcp::socket& socket, SessionSlot& slot) {
+  std::array<char, 16384> scratch{};
+  std::size_t discarded = 0;
+  slot.arm(std::chrono::duration_cast<std::chrono::milliseconds>(kLingerTime));
+  while (discarded < kLingerBytes && !slot.expired) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(scratch), kTuple);
+    if (ec) break;
+    discarded += n;
+  }
+  slot.disarm();
+}
+
 asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
                                             std::shared_ptr<CloseWatchState> watch) {
   // A close watch cancels the handler's provider call; everything else carries on as usual (no
@@ -644,6 +664,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
         slot.disarm();
         record(ctx, "-", method, res.result_int(), res.body().size(), worker);
         socket.shutdown(tcp::socket::shutdown_send, ignored);
+        co_await linger(socket, slot);
         break;
       }
 

@@ -98,7 +98,7 @@ export function rawRequest(port, payload, { timeoutMs = 5000, keepOpenAfterWrite
       if (!keepOpenAfterWrite) socket.end();
     });
     socket.on('data', (d) => { data += d.toString('latin1'); });
-    socket.on('error', (e) => { clearTimeout(timer); if (e.code === 'ECONNRESET') resolve({ data, closed: true }); else reject(e); });
+    socket.on('error', (e) => { clearTimeout(timer); if (e.code === 'ECONNRESET' || e.code === 'EPIPE') resolve({ data, closed: true }); else reject(e); });
     socket.on('close', () => { clearTimeout(timer); resolve({ data, closed: true }); });
   });
 }
