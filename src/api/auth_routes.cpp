@@ -90,7 +90,9 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
     input.password = **password;
     input.phone_number = *phone;
     auto meta = meta_of(ctx);
-    auto created = co_await d.pool.run([&] { return d.users.register_user(std::move(input), meta); });
+    auto pass = d.hashing.try_enter();
+    if (!pass) co_return busy_response(ctx, "registration");
+    auto created = co_await d.hashing_pool.run([&] { return d.users.register_user(std::move(input), meta); });
     if (!created) co_return error_of(created.error(), ctx);
     co_return http::json_response(StatusCode::created, render_user(*created));
   });
@@ -113,7 +115,10 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
     }
     auto meta = meta_of(ctx);
     services::LoginBlocked blocked;
-    auto tokens = co_await d.pool.run([&] { return d.tokens.login(username, password, meta, &blocked); });
+    auto pass = d.hashing.try_enter();
+    if (!pass) co_return busy_response(ctx, "login");
+    auto tokens =
+        co_await d.hashing_pool.run([&] { return d.tokens.login(username, password, meta, &blocked); });
     if (!tokens) {
       Response res = error_of(tokens.error(), ctx);
       if (tokens.error().kind == ErrorKind::kRateLimited) {

@@ -82,6 +82,14 @@ http::Response error_of(const Error& error, const http::RequestContext& ctx) {
   return res;
 }
 
+http::Response busy_response(const http::RequestContext& ctx, std::string_view what) {
+  http::Response res = http::error_response(
+      Error(ErrorKind::kUnavailable, fmt::format("Too many {} requests at once; retry in a second", what)),
+      ctx.request_id);
+  res.set(boost::beast::http::field::retry_after, "1");
+  return res;
+}
+
 asio::awaitable<Result<services::CachedUser>> Authenticator::active_user(const std::string& user_id) {
   std::optional<services::CachedUser> user = principals_.get(user_id);
   if (!user || (!user->active && !user->username.empty())) {

@@ -9,6 +9,7 @@
 
 #include "auth/principal.hpp"
 #include "http/blocking_pool.hpp"
+#include "http/gate.hpp"
 #include "http/router.hpp"
 #include "http/types.hpp"
 #include "services/api_key_service.hpp"
@@ -52,7 +53,14 @@ struct IdentityDeps {
   Authenticator& authenticator;
   http::BlockingPool& pool;
   const Clock& clock;
+  // Registration and login (argon2id) run on their own pool, so a flood of them never delays the
+  // database calls of other requests; the gate bounds its queue (503 past it).
+  http::BlockingPool& hashing_pool;
+  http::Gate& hashing;
 };
+
+// 503 SERVICE_UNAVAILABLE with Retry-After: 1, for a request refused by a full Gate.
+http::Response busy_response(const http::RequestContext& ctx, std::string_view what);
 
 services::RequestMeta meta_of(const http::RequestContext& ctx);
 

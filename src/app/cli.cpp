@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -139,6 +140,9 @@ int admin_create_command(const ConfigFlags& flags, const AdminCreate& args) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // Everything parley creates — the data directory, the SQLite database and its -wal/-shm files,
+  // the secrets — is private to the service user (0700 / 0600).
+  ::umask(S_IRWXG | S_IRWXO);
   CLI::App cli{"parley: self-hosted AI conversation backend and LLM gateway", "parley"};
   cli.require_subcommand(1);
   cli.set_version_flag("--version", std::string(kVersion));

@@ -79,6 +79,9 @@ struct Components {
   std::unique_ptr<services::VaultService> vault;
   std::unique_ptr<api::VaultDeps> vault_deps;
   std::unique_ptr<services::OwnKeys> own_keys;
+  std::unique_ptr<http::BlockingPool> hashing_pool;
+  std::unique_ptr<http::Gate> hashing;
+  std::size_t blocking_threads = 1;
   std::unique_ptr<api::OpsDeps> ops_deps;
   std::unique_ptr<provider::HttpClient> http_client;
   provider::ProviderRegistry providers;
@@ -189,8 +192,12 @@ struct Components {
     vault = std::make_unique<services::VaultService>(database, clock, *audit, std::move(*vault_keys));
     vault_deps =
         std::make_unique<api::VaultDeps>(api::VaultDeps{*vault, *authenticator, *blocking, clock, nullptr});
-    identity = std::make_unique<api::IdentityDeps>(
-        api::IdentityDeps{*users, *tokens, *keys, *preferences, *audit, *authenticator, *blocking, clock});
+    // Password hashing on its own threads, at most 8 requests waiting per thread.
+    hashing_pool = std::make_unique<http::BlockingPool>(blocking_threads);
+    hashing = std::make_unique<http::Gate>(blocking_threads * 8);
+    identity = std::make_unique<api::IdentityDeps>(api::IdentityDeps{*users, *tokens, *keys, *preferences,
+                                                                     *audit, *authenticator, *blocking, clock,
+                                                                     *hashing_pool, *hashing});
   }
 };
 
@@ -257,6 +264,21 @@ void register_routes(http::Router& router, Components& c) {
   api::register_gateway_routes(router, *c.gateway_deps);
 }
 
+// A data directory (and the database files in it) made by an earlier version, or by hand, with
+// wider modes: narrowed to the service user (the process umask covers what parley creates).
+void make_private(const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec) spdlog::warn("cannot make {} private (0700): {}", data_dir, ec.message());
+  for (const char* name : {"parley.db", "parley.db-wal", "parley.db-shm", "encryption.keys", "jwt.secret"}) {
+    const fs::path file = fs::path(data_dir) / name;
+    if (!fs::exists(file, ec)) continue;
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace, ec);
+    if (ec) spdlog::warn("cannot make {} private (0600): {}", file.string(), ec.message());
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<store::Database>> open_configured_database(const config::Config& config) {
@@ -266,6 +288,7 @@ Result<std::unique_ptr<store::Database>> open_configured_database(const config::
     std::filesystem::create_directories(config.data_dir, ec);
     if (ec)
       return fail(ErrorKind::kInternal, "cannot create data dir " + config.data_dir + ": " + ec.message());
+    make_private(config.data_dir);
   }
   store::DatabaseOptions options;
   options.url = url;
@@ -313,6 +336,7 @@ int serve(config::LoadResult loaded) {
     spdlog::info("applied {} migration(s); schema version {}", report->applied.size(), report->to_version);
   }
   c.blocking = std::make_unique<http::BlockingPool>(c.config.blocking_threads);
+  c.blocking_threads = c.config.blocking_threads;
   c.background = std::make_unique<http::BlockingPool>(1, http::PoolPriority::kBackground);
   c.metrics = std::make_unique<http::Metrics>(c.config.workers, kVersion);
   c.build_services();
@@ -324,8 +348,9 @@ int serve(config::LoadResult loaded) {
   http::Router router;
   register_routes(router, c);
 
-  http::ServerOptions options{c.config.http, c.config.cors_origins, c.config.trusted_hosts,
-                              c.config.access_log, c.config.workers};
+  http::ServerOptions options{c.config.http,          c.config.cors_origins,
+                              c.config.trusted_hosts, c.config.trusted_proxies,
+                              c.config.access_log,    c.config.workers};
   http::Server server(options, router, *c.metrics);
   c.server = &server;
   if (auto s = server.bind(c.config.listen_host, c.config.listen_port); !s) {
@@ -350,6 +375,7 @@ int serve(config::LoadResult loaded) {
   // Pooled provider connections belong to the server's event loops: close them while those exist.
   c.http_client->close_idle();
   c.blocking->stop();
+  c.hashing_pool->stop();
   c.background->stop();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);

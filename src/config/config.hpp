@@ -28,6 +28,7 @@ struct HttpLimits {
   Millis idle_timeout{60'000};                            // keep-alive connection with no request in progress
   Millis write_timeout{30'000};                           // a client that does not read its response
   std::size_t max_connections = 10'000;                   // more → 503 and close
+  std::size_t max_connections_per_address = 2'000;        // from one peer address (not a trusted proxy)
   Millis drain_timeout{10'000};  // graceful shutdown: in-flight requests get this long
 };
 
@@ -81,6 +82,9 @@ struct Config {
   std::size_t max_message_chars = 4000;   // user message content limit on the chat endpoints
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
+  // Peer addresses of reverse proxies in front of parley: not held to the per-address connection
+  // cap (every client arrives through them).
+  std::vector<std::string> trusted_proxies;
   std::string encryption_keys;  // comma-separated Fernet keys; empty → generated in data_dir
   std::string jwt_secret;       // empty → generated in data_dir
 

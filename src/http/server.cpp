@@ -22,8 +22,10 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "http/request_reader.hpp"
 #include "log/log.hpp"
@@ -146,9 +148,37 @@ struct Server::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::atomic<std::size_t> open_sessions{0};
   std::size_t next_worker = 0;
+  // Open connections per peer address (trusted proxies not counted): taken on the accept loop,
+  // given back by sessions on any worker.
+  std::mutex per_address_mutex;
+  std::unordered_map<std::string, std::size_t> per_address;
+
+  // Counts a connection from `address` unless that address is at its cap. Trusted proxies always pass.
+  bool admit_address(const std::string& address) {
+    for (const auto& proxy : options.trusted_proxies) {
+      if (proxy == address) return true;
+    }
+    std::lock_guard lock(per_address_mutex);
+    std::size_t& open = per_address[address];
+    if (open >= options.limits.max_connections_per_address) {
+      if (open == 0) per_address.erase(address);
+      return false;
+    }
+    ++open;
+    return true;
+  }
+  void release_address(const std::string& address) {
+    for (const auto& proxy : options.trusted_proxies) {
+      if (proxy == address) return;
+    }
+    std::lock_guard lock(per_address_mutex);
+    auto it = per_address.find(address);
+    if (it != per_address.end() && --it->second == 0) per_address.erase(it);
+  }
 
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> session(tcp::socket socket, Worker& worker, std::shared_ptr<CloseWatchState> watch);
+  asio::awaitable<void> session(tcp::socket socket, Worker& worker, std::shared_ptr<CloseWatchState> watch,
+                                std::string peer);
   asio::awaitable<void> reject_overloaded(tcp::socket socket);
   asio::awaitable<void> linger(tcp::socket& socket, SessionSlot& slot);
   asio::awaitable<void> drain_watch();
@@ -432,12 +462,19 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       asio::co_spawn(target.io, reject_overloaded(std::move(socket)), asio::detached);
       continue;
     }
+    boost::system::error_code peer_ec;
+    std::string peer = socket.remote_endpoint(peer_ec).address().to_string();
+    if (peer_ec) continue;  // already gone
+    if (!admit_address(peer)) {
+      asio::co_spawn(target.io, reject_overloaded(std::move(socket)), asio::detached);
+      continue;
+    }
     open_sessions.fetch_add(1);
     // The session's cancellation slot belongs to its close watch; the completion handler keeps
     // the signal alive for as long as the coroutine may be cancelled through it.
     auto watch = std::make_shared<CloseWatchState>();
     asio::cancellation_slot cancel_slot = watch->signal.slot();
-    asio::co_spawn(target.io, session(std::move(socket), target, watch),
+    asio::co_spawn(target.io, session(std::move(socket), target, watch, std::move(peer)),
                    asio::bind_cancellation_slot(cancel_slot, [watch](const std::exception_ptr&) {}));
   }
 }
@@ -522,8 +559,7 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
   auto match = router.match(req.method(), path);
   if (!match) {
     route = "unmatched";
-    co_return error_response(Error(ErrorKind::kNotFound, fmt::format("No route for {}", path)),
-                             ctx.request_id);
+    co_return error_response(Error(ErrorKind::kNotFound, "No route matches this path"), ctx.request_id);
   }
   route = match->route;
   ctx.route = match->route;
@@ -563,14 +599,14 @@ asio::awaitable<void> Server::Impl::linger(tcp::socket& socket, SessionSlot& slo
 }
 
 asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
-                                            std::shared_ptr<CloseWatchState> watch) {
+                                            std::shared_ptr<CloseWatchState> watch, std::string peer) {
   // A close watch cancels the handler's provider call; everything else carries on as usual (no
   // exception from the next co_await).
   co_await asio::this_coro::throw_if_cancelled(false);
   metrics.connection_opened();
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  std::string client = socket.remote_endpoint(ignored).address().to_string();
+  const std::string& client = peer;  // the peer address, as counted by admit_address
   SessionSlot slot;
   slot.socket = &socket;
   worker.sessions.push_front(&slot);
@@ -581,11 +617,14 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
 
   try {
+    // A new connection must start its request within the header timeout; afterwards a keep-alive
+    // connection may wait idle_timeout for the next one.
+    bool first_request = true;
     for (;;) {
       if (buffer.size() == 0) {
         slot.idle = true;
         if (self.draining()) break;
-        slot.arm(limits.idle_timeout);
+        slot.arm(first_request ? limits.header_timeout : limits.idle_timeout);
         auto [ec, n] = co_await socket.async_read_some(
             buffer.prepare(std::min<std::size_t>(8192, buffer.max_size())), kTuple);
         slot.disarm();
@@ -594,6 +633,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
         buffer.commit(n);
       }
       slot.idle = false;
+      first_request = false;
 
       RequestReader reader(limits.max_header_bytes, limits.max_body_bytes);
       RequestParser& parser = reader.parser();
@@ -708,6 +748,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   worker.sessions.erase(slot_it);
   socket.close(ignored);
   metrics.connection_closed();
+  release_address(peer);
   open_sessions.fetch_sub(1);
 }
 

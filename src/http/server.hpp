@@ -24,6 +24,7 @@ struct ServerOptions {
   config::HttpLimits limits;
   std::vector<std::string> cors_origins;
   std::vector<std::string> trusted_hosts;
+  std::vector<std::string> trusted_proxies;  // peer addresses exempt from the per-address cap
   bool access_log = true;
   unsigned workers = 1;
 };
