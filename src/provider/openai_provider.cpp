@@ -69,6 +69,20 @@ std::chrono::milliseconds time_left(Clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
 }
 
+// Does a chunk report how its choice ended ("finish_reason": "stop", "length", ...; not null)?
+bool has_finish_reason(std::string_view data) {
+  static constexpr std::string_view kKey = "\"finish_reason\"";
+  for (std::size_t at = data.find(kKey); at != std::string_view::npos; at = data.find(kKey, at + 1)) {
+    std::size_t i = at + kKey.size();
+    while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) ++i;
+    if (i >= data.size() || data[i] != ':') continue;
+    ++i;
+    while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) ++i;
+    if (i < data.size() && data[i] == '"') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 OpenAiCompatibleProvider::OpenAiCompatibleProvider(std::string name, Endpoint endpoint, HttpClient& client,
@@ -165,6 +179,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
     upstream::SseParser parser;
     std::vector<std::string> pending;
     bool done = false;
+    bool finished = false;  // an event carried a finish_reason: the answer is whole even without [DONE]
     bool consumer_gone = false;
     unsigned head_status = 0;
     std::string error_body;
@@ -188,6 +203,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
           done = true;
           break;
         }
+        finished = finished || has_finish_reason(data);
         if (!co_await sink(data)) {
           consumer_gone = true;
           co_return false;
@@ -216,11 +232,26 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
       if (res && !done) {
         (void)parser.finish([&](const upstream::SseEvent& e) { pending.push_back(e.data); });
         for (auto& data : pending) {
-          if (upstream::is_done_marker(data)) break;
+          if (upstream::is_done_marker(data)) {
+            done = true;
+            break;
+          }
+          finished = finished || has_finish_reason(data);
           if (!co_await sink(data)) co_return outcome;
           ++outcome.events;
         }
         if (!pending.empty() && ctx.on_stream_batch_end) co_await ctx.on_stream_batch_end();
+      }
+      // A 2xx that held no event (a JSON body, an HTML page, a truncated answer) or that ended
+      // without [DONE] and without any finish_reason is not an answer: it must not reach the
+      // client as a successful, empty or cut-off stream.
+      if (!done && !finished) {
+        spdlog::warn("provider {} stream ended without a terminal event: events={} request_id={}", name_,
+                     outcome.events, ctx.request_id);
+        co_return std::unexpected(
+            Error(ErrorKind::kOpenAiApiError, outcome.events == 0
+                                                  ? "The provider's stream held no event"
+                                                  : "The provider's stream ended before the answer did"));
       }
       co_return outcome;
     }
