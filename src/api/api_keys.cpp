@@ -27,7 +27,7 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
     if (auto s = only_fields(*body, {"name", "rate_limit_per_minute", "expires_at", "user_id"}); !s) {
       co_return error_of(s.error(), ctx);
     }
-    auto name = get_string(*body, "name", true, {1, 100, true});
+    auto name = get_string(*body, "name", true, {1, 100, true, true});
     if (!name) co_return error_of(name.error(), ctx);
     auto rate = get_int(*body, "rate_limit_per_minute", false, 1, kMaxRatePerMinute);
     if (!rate) co_return error_of(rate.error(), ctx);
@@ -87,7 +87,7 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
           co_return error_of(s.error(), ctx);
         }
         services::ApiKeyPatch patch;
-        auto name = get_string(*body, "name", false, {1, 100, true});
+        auto name = get_string(*body, "name", false, {1, 100, true, true});
         if (!name) co_return error_of(name.error(), ctx);
         auto active = get_bool(*body, "is_active", false);
         if (!active) co_return error_of(active.error(), ctx);

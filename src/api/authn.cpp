@@ -1,3 +1,4 @@
+#include <array>
 #include <cctype>
 #include <ctime>
 
@@ -36,10 +37,14 @@ std::optional<std::int64_t> parse_iso8601(std::string_view t) {
     return std::nullopt;
   }
   auto y = num(0, 4), mo = num(5, 2), d = num(8, 2), h = num(11, 2), mi = num(14, 2), s = num(17, 2);
-  if (!y || !mo || !d || !h || !mi || !s || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 ||
-      *s > 60) {
+  // No leap second (60): the stored instant would be a second later than written. No 31 April or
+  // 29 February of a common year: mktime-style normalisation would move it into the next month.
+  if (!y || !mo || !d || !h || !mi || !s || *mo < 1 || *mo > 12 || *d < 1 || *h > 23 || *mi > 59 || *s > 59) {
     return std::nullopt;
   }
+  const bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+  static constexpr std::array<int, 12> kDays{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (*d > kDays[static_cast<std::size_t>(*mo - 1)] + (*mo == 2 && leap ? 1 : 0)) return std::nullopt;
   std::size_t i = 19;
   std::int64_t ms = 0;
   if (i < t.size() && t[i] == '.') {
@@ -58,7 +63,7 @@ std::optional<std::int64_t> parse_iso8601(std::string_view t) {
     ++i;
   } else if (i < t.size() && (t[i] == '+' || t[i] == '-')) {
     auto oh = num(i + 1, 2), om = num(i + 4, 2);
-    if (!oh || !om || i + 3 >= t.size() || t[i + 3] != ':') return std::nullopt;
+    if (!oh || !om || i + 3 >= t.size() || t[i + 3] != ':' || *oh > 23 || *om > 59) return std::nullopt;
     offset_s = (std::int64_t{*oh} * 3600 + std::int64_t{*om} * 60) * (t[i] == '+' ? 1 : -1);
     i += 6;
   } else {

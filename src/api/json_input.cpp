@@ -67,6 +67,14 @@ Result<std::optional<std::string>> get_string(const bj::object& o, std::string_v
   }
   auto len = utf8_length(s);
   if (!len) return validation(std::string(name), fmt::format("{} must be valid UTF-8", name));
+  if (rule.one_line) {
+    for (const char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7F) {
+        return validation(std::string(name), fmt::format("{} must not contain control characters", name));
+      }
+    }
+  }
   if (*len < rule.min || *len > rule.max) {
     if (rule.min > 0 && *len == 0)
       return validation(std::string(name), fmt::format("{} must not be empty", name));

@@ -28,6 +28,7 @@ struct StringRule {
   std::size_t min = 0;
   std::size_t max = 4096;  // in UTF-8 code points
   bool trim = false;       // strip surrounding whitespace before checking
+  bool one_line = false;   // a name or title: no control characters (NUL, newlines, escapes, DEL)
 };
 
 // Absent or null → nullopt when optional, 422 "is required" otherwise.

@@ -3,6 +3,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "core/error.hpp"
@@ -16,6 +17,8 @@ struct OpsDeps {
   http::Metrics& metrics;
   // Readiness probe: resolves to an error naming the failing check (database, draining, ...).
   std::function<boost::asio::awaitable<Status>()> ready;
+  // Filled by register_ops_routes: the ETag of each linked-in file, from its content.
+  std::map<std::string, std::string, std::less<>> etags;
 };
 
 // `deps` must outlive the router (the handlers refer to it).

@@ -91,6 +91,7 @@ struct Components {
   std::unique_ptr<services::GatewayService> gateway;
   std::unique_ptr<api::GatewayDeps> gateway_deps;
   http::Server* server = nullptr;
+  bool background_flush_busy = false;  // touched only on the first event loop (flush_usage)
 
   // Builds the provider registry from the configuration plus the built-in providers.
   Status build_providers() {
@@ -201,24 +202,35 @@ struct Components {
   }
 };
 
-// Writes buffered usage events four times a second (small batches: no burst of inserts competing
-// with requests for the cores) and last-use times of service keys every five seconds, off the
-// loop threads.
 // Usage rows four times a second and key last-used times every five seconds, written at
-// background priority so they never delay a request. Should the background thread fall behind
-// (a saturated machine starves it), the ordinary blocking pool takes over until it catches up.
+// background priority so they never delay a request. A background flush that has not finished by
+// the next tick (a saturated machine starves its SCHED_IDLE thread) does not hold the next batch
+// back: that one is written on the ordinary blocking pool. So no acknowledged call's usage waits
+// in memory much longer than a tick and one write, which bounds what a kill -9 loses
+// (docs/OPERATIONS.md, "Usage accounting").
+asio::awaitable<void> background_flush(Components& c, bool last_used_too) {
+  Status s = co_await c.background->run([&c] { return c.usage->flush(); });
+  if (!s) spdlog::warn("could not record usage: {}", s.error().message);
+  if (last_used_too) {
+    s = co_await c.background->run([&c] { return c.keys->flush_last_used(); });
+    if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
+  }
+  c.background_flush_busy = false;
+}
+
 asio::awaitable<void> flush_usage(Components& c) {
   constexpr std::size_t kBacklog = 20'000;
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (unsigned tick = 1; c.server != nullptr && !c.server->draining(); ++tick) {
     timer.expires_after(std::chrono::milliseconds(250));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    http::BlockingPool& pool = c.usage->pending() > kBacklog ? *c.blocking : *c.background;
-    Status s = co_await pool.run([&c] { return c.usage->flush(); });
-    if (!s) spdlog::warn("could not record usage: {}", s.error().message);
-    if (tick % 20 != 0) continue;
-    s = co_await c.background->run([&c] { return c.keys->flush_last_used(); });
-    if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
+    if (!c.background_flush_busy && c.usage->pending() <= kBacklog) {
+      c.background_flush_busy = true;
+      asio::co_spawn(timer.get_executor(), background_flush(c, tick % 20 == 0), asio::detached);
+    } else if (c.usage->pending() > 0) {
+      Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
+      if (!s) spdlog::warn("could not record usage: {}", s.error().message);
+    }
   }
 }
 

@@ -1,6 +1,9 @@
 #include "http/server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -91,6 +94,9 @@ asio::awaitable<boost::system::error_code> read_request(tcp::socket& socket, bea
 }
 
 constexpr auto kNever = std::chrono::steady_clock::time_point::max();
+// After a FIN during a provider call, how long the interim 100 Continue gets to draw a reset from
+// a client that closed (a loopback or LAN round trip is well under this).
+constexpr auto kProbeWait = 200ms;
 // Lingering close after an error answered mid-request: how long, and how much, to read and discard.
 constexpr auto kLingerTime = 2s;
 constexpr std::size_t kLingerBytes = std::size_t{4} << 20;
@@ -121,7 +127,14 @@ struct CloseWatchState {
   asio::cancellation_signal signal;
   std::uint64_t generation = 0;  // bumped on every arm and disarm: stale callbacks see a mismatch
   bool left = false;
+  bool responding = false;  // a streamed response has begun: its writes tell whether the client is there
   char peeked = 0;
+  std::unique_ptr<asio::steady_timer> probe_timer;
+
+  void leave() {
+    left = true;
+    signal.emit(asio::cancellation_type::terminal);
+  }
 };
 
 struct Worker {
@@ -233,11 +246,14 @@ class SessionStream final : public StreamWriter {
         impl_(impl),
         ctx_(ctx),
         origin_(origin),
-        keep_alive_(keep_alive) {}
+        keep_alive_(keep_alive) {
+    watch_->responding = false;
+  }
 
   asio::awaitable<bool> begin(Response head) override {
     if (started_) co_return false;
     started_ = true;
+    watch_->responding = true;
     impl_.finish_headers(head, origin_);
     head.keep_alive(keep_alive_);
     head.chunked(true);
@@ -280,17 +296,54 @@ class SessionStream final : public StreamWriter {
       return;
     }
     watch_->left = false;
-    // A one-byte peek that completes when the socket turns readable: 0 bytes (FIN) or an error
-    // (reset) is a client that left; a byte is its next request, a client still there. One
-    // callback and no coroutine: cheap enough to arm around every provider call.
-    socket_.async_receive(asio::buffer(&watch_->peeked, 1), tcp::socket::message_peek,
-                          [watch = watch_, generation](const boost::system::error_code& ec, std::size_t n) {
-                            if (ec == asio::error::operation_aborted || watch->generation != generation)
-                              return;
-                            if (!ec && n > 0) return;
-                            watch->left = true;
-                            watch->signal.emit(asio::cancellation_type::terminal);
-                          });
+    // A one-byte peek that completes when the socket turns readable: an error (reset) is a client
+    // that left; a byte is its next request, a client still there. One callback and no coroutine:
+    // cheap enough to arm around every provider call.
+    //
+    // 0 bytes is a FIN: a client that closed, or one that only shut down its sending side after a
+    // complete request (some HTTP/1.1 clients and load balancers do) and still waits for the
+    // answer. While a streamed response runs, its next write tells the two apart. Before that,
+    // parley sends an interim `100 Continue` (every HTTP/1.1 client parses 1xx before the final
+    // answer) and looks again shortly after: a client that closed has answered it with a reset.
+    socket_.async_receive(
+        asio::buffer(&watch_->peeked, 1), tcp::socket::message_peek,
+        [watch = watch_, generation, &socket = socket_](const boost::system::error_code& ec, std::size_t n) {
+          if (ec == asio::error::operation_aborted || watch->generation != generation) return;
+          if (!ec && n > 0) return;
+          if (ec && ec != asio::error::eof) {
+            watch->leave();
+            return;
+          }
+          if (watch->responding) return;
+          static constexpr std::string_view kProbe = "HTTP/1.1 100 Continue\r\n\r\n";
+          asio::async_write(
+              socket, asio::buffer(kProbe),
+              [watch, generation, &socket](const boost::system::error_code& wec, std::size_t) {
+                if (watch->generation != generation) return;
+                if (wec) {
+                  watch->leave();
+                  return;
+                }
+                watch->probe_timer = std::make_unique<asio::steady_timer>(socket.get_executor(), kProbeWait);
+                watch->probe_timer->async_wait(
+                    [watch, generation, &socket](const boost::system::error_code& tec) {
+                      if (tec || watch->generation != generation) return;
+                      // After a FIN, recv() reports EOF even once a reset has come; the socket's error and
+                      // TCP state tell: a reset leaves ECONNRESET pending and the connection CLOSED, a
+                      // half-close keeps it in CLOSE_WAIT.
+                      int error = 0;
+                      socklen_t size = sizeof error;
+                      tcp_info info{};
+                      socklen_t info_size = sizeof info;
+                      const int fd = socket.native_handle();
+                      const bool reset =
+                          (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 && error != 0) ||
+                          (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_size) == 0 &&
+                           info.tcpi_state == TCP_CLOSE);
+                      if (reset) watch->leave();
+                    });
+              });
+        });
   }
 
   [[nodiscard]] bool client_left() const override { return watch_->left; }
@@ -725,14 +778,14 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       finish_headers(res, origin);
       bool keep = keep_alive && !self.draining() && !res.need_eof();
       res.keep_alive(keep);
-      std::size_t bytes = res.body().size();
+      const std::string_view body = ctx.static_body.empty() ? std::string_view(res.body()) : ctx.static_body;
+      std::size_t bytes = body.size();
       // The head is rendered into one buffer and written with the body in one call: beast's
       // generic serializer walks the fields through layered buffer views, which cost more than
       // the rest of a small response.
       std::string head_text = render_head(res, ctx.request_id);
       if (req.method() == Method::head) bytes = 0;
-      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text),
-                                                asio::buffer(res.body().data(), bytes)};
+      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text), asio::buffer(body.data(), bytes)};
       slot.arm(limits.write_timeout);
       auto [wec, wn] = co_await asio::async_write(socket, buffers, kTuple);
       slot.disarm();

@@ -1,9 +1,78 @@
 #include "http/types.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <limits>
 
 namespace parley::http {
+
+namespace {
+
+namespace bj = boost::json;
+using boost::system::error_code;
+
+// basic_parser handler that only adds up the members of every object as written, duplicates
+// included (boost::json::parse keeps the last of a repeated key without a word).
+class MemberCounter {
+ public:
+  // Names fixed by boost::json's handler interface.
+  // NOLINTBEGIN(readability-identifier-naming)
+  static constexpr std::size_t max_object_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_key_size = std::numeric_limits<std::size_t>::max();
+  static constexpr std::size_t max_string_size = std::numeric_limits<std::size_t>::max();
+  // NOLINTEND(readability-identifier-naming)
+
+  explicit MemberCounter(std::size_t& members) : members_(members) {}
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_object_begin(error_code&) { return true; }
+  bool on_object_end(std::size_t n, error_code&) {
+    members_ += n;
+    return true;
+  }
+  bool on_array_begin(error_code&) { return true; }
+  bool on_array_end(std::size_t, error_code&) { return true; }
+  bool on_key_part(bj::string_view, std::size_t, error_code&) { return true; }
+  bool on_key(bj::string_view, std::size_t, error_code&) { return true; }
+  bool on_string_part(bj::string_view, std::size_t, error_code&) { return true; }
+  bool on_string(bj::string_view, std::size_t, error_code&) { return true; }
+  bool on_number_part(bj::string_view, error_code&) { return true; }
+  bool on_int64(std::int64_t, bj::string_view, error_code&) { return true; }
+  bool on_uint64(std::uint64_t, bj::string_view, error_code&) { return true; }
+  bool on_double(double, bj::string_view, error_code&) { return true; }
+  bool on_bool(bool, error_code&) { return true; }
+  bool on_null(error_code&) { return true; }
+  bool on_comment_part(bj::string_view, error_code&) { return true; }
+  bool on_comment(bj::string_view, error_code&) { return true; }
+
+ private:
+  std::size_t& members_;
+};
+
+std::size_t members_in(const bj::value& v) {
+  std::size_t n = 0;
+  if (const auto* o = v.if_object()) {
+    n += o->size();
+    for (const auto& member : *o) n += members_in(member.value());
+  } else if (const auto* a = v.if_array()) {
+    for (const auto& element : *a) n += members_in(element);
+  }
+  return n;
+}
+
+// Does the document repeat a key within one object? Counted, not compared: the members written
+// against the members the parsed document kept.
+bool repeats_a_key(std::string_view text, const bj::value& parsed) {
+  std::size_t written = 0;
+  bj::basic_parser<MemberCounter> counter(bj::parse_options{}, written);
+  error_code ec;
+  counter.write_some(false, text.data(), text.size(), ec);
+  return !ec && written != members_in(parsed);
+}
+
+}  // namespace
 
 std::string_view RequestContext::path() const {
   std::string_view target = request.target();
@@ -90,6 +159,9 @@ Result<boost::json::value> parse_json_body(const RequestContext& ctx) {
   boost::system::error_code ec;
   boost::json::value value = boost::json::parse(ctx.request.body(), ec);
   if (ec) return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
+  if (repeats_a_key(ctx.request.body(), value)) {
+    return fail(ErrorKind::kInvalidJson, "Request body repeats a key within one object");
+  }
   return value;
 }
 

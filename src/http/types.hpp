@@ -79,6 +79,10 @@ struct RequestContext {
   std::chrono::steady_clock::time_point started;
   boost::asio::any_io_executor executor;  // this request's event loop
   StreamWriter* stream = nullptr;         // set by the server; lets a handler stream (SSE)
+  // Set by a handler answering with bytes that live, unchanged, as long as the server (files
+  // linked into the binary): written in place of the response's body, without a copy per request.
+  // The handler sets Content-Length.
+  std::string_view static_body;
 
   [[nodiscard]] std::string_view param(std::string_view name) const {
     for (const auto& p : params) {
@@ -108,7 +112,8 @@ inline constexpr unsigned kClientClosedStatus = 499;
 Response client_closed_response();
 std::string error_body(const Error& error, std::string_view request_id);
 
-// Parses the request body as JSON (400 INVALID_JSON when it is not, 415 when the Content-Type says
+// Parses the request body as JSON (400 INVALID_JSON when it is not, or when one object repeats a
+// key, which readers resolve differently; 415 when the Content-Type says
 // it is something else).
 Result<boost::json::value> parse_json_body(const RequestContext& ctx);
 

@@ -52,6 +52,9 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
   if (!doc) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
   if (doc->root != JsonKind::kObject)
     co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
+  // parley routes by the last "model" while a provider may read the first.
+  if (doc->repeated)
+    co_return fail(ErrorKind::kBadRequest, "A member of the request body appears more than once");
   const upstream::JsonMember& model = doc->members[0];
   const upstream::JsonMember& messages = doc->members[1];
   const upstream::JsonMember& input = doc->members[2];

@@ -37,6 +37,7 @@ class OutlineHandler {
                                                      : Path{p.substr(0, dot), p.substr(dot + 1)});
     }
     out_.members.assign(paths.size(), JsonMember{});
+    seen_.assign(paths.size(), false);
   }
 
   bool on_document_begin(error_code&) { return true; }
@@ -113,7 +114,12 @@ class OutlineHandler {
   void begin_value() {
     if (depth_ != 1 || !is_object_[0]) return;
     for (std::size_t i = 0; i < paths_.size(); ++i) {
-      if (paths_[i].first == key_[0]) out_.members[i] = JsonMember{};
+      if (paths_[i].first != key_[0]) continue;
+      out_.members[i] = JsonMember{};
+      if (paths_[i].second.empty()) {
+        if (seen_[i]) out_.repeated = true;
+        seen_[i] = true;
+      }
     }
   }
 
@@ -156,7 +162,8 @@ class OutlineHandler {
 
   JsonOutline& out_;
   std::vector<Path> paths_;
-  std::size_t depth_ = 0;  // containers open
+  std::vector<bool> seen_;  // per path: its root member has appeared
+  std::size_t depth_ = 0;   // containers open
   std::array<bool, kLevels> is_object_{};
   std::array<int, kLevels> owner_{-1, -1};
   std::array<std::string, kLevels> key_;

@@ -7,7 +7,7 @@
 //
 // Paths name a member of the root object ("model") or a member of an object that is itself a
 // member of the root ("usage.total_tokens"); two levels at most. A member given twice counts as
-// its last occurrence, as most JSON readers (and the providers behind them) do.
+// its last occurrence, and JsonOutline::repeated says so.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +33,10 @@ struct JsonMember {
 struct JsonOutline {
   JsonKind root = JsonKind::kAbsent;
   std::vector<JsonMember> members;  // one per requested path, in the order asked
+  // A root member that a path names appeared more than once ({"model":"a","model":"b"}). The
+  // values above are the last occurrence's; a reader that forwards the text should refuse it,
+  // since the next reader may take the first.
+  bool repeated = false;
 };
 
 // nullopt when `text` is not exactly one valid JSON document (surrounding whitespace allowed).

@@ -58,6 +58,13 @@ TEST(JsonOutline, TheLastOccurrenceOfAMemberWinsWithItsNestedMembers) {
   EXPECT_EQ(o->members[0].text, "b");
   EXPECT_EQ(o->members[1].kind, JsonKind::kObject);
   EXPECT_EQ(o->members[2].kind, JsonKind::kAbsent);
+  EXPECT_TRUE(o->repeated);
+}
+
+TEST(JsonOutline, RepeatedSaysWhetherANamedRootMemberAppearedTwice) {
+  EXPECT_FALSE(scan(R"({"model":"a","x":1,"x":2,"n":{"model":1,"model":2}})", {"model"})->repeated);
+  EXPECT_TRUE(scan(R"({"model":"a","stream":true,"model":"a"})", {"model", "stream"})->repeated);
+  EXPECT_TRUE(scan(R"({"stream":false,"stream":true})", {"model", "stream"})->repeated);
 }
 
 TEST(JsonOutline, UnescapesStringsAndKeys) {

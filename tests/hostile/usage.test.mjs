@@ -1,0 +1,60 @@
+// Usage is money once budgets exist: after a kill -9 under load, every call acknowledged more than
+// a second before the kill has its usage row (docs/OPERATIONS.md, "Usage accounting": the bound
+// is one flush tick of 250 ms plus one write).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startParley, startMock, adminToken, createServiceKey, tempDir, sleep, BACKEND } from '../integration/harness.mjs';
+
+describe('usage rows survive kill -9', { skip: BACKEND !== 'sqlite' && 'reads the SQLite file' }, () => {
+  let p; let mock; let key;
+  before(async () => {
+    mock = await startMock(['--record-limit', '0']);
+    const config = path.join(tempDir(), 'parley.toml');
+    writeFileSync(config, `
+[[providers]]
+name = "mock"
+base_url = "${mock.url}/v1"
+credentials = "system"
+api_key_env = "HOSTILE_SYSTEM_KEY"
+models = ["gpt-*"]
+`);
+    p = await startParley({ args: ['--config', config], env: { HOSTILE_SYSTEM_KEY: 'sk-hostile-0123456789abcdef', PARLEY_LOG_ACCESS: 'false' } });
+    key = (await createServiceKey(p.url, await adminToken(p.url))).key;
+  });
+  after(async () => { await p.stop('SIGKILL'); await mock.stop(); });
+
+  test('every call acknowledged over a second before the kill has its usage row', async () => {
+    const acknowledged = [];  // [request_id, time acknowledged]
+    let running = true;
+    const worker = async () => {
+      while (running) {
+        try {
+          const res = await fetch(`${p.url}/v1/chat/completions`, {
+            method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+            body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count me' }] }),
+          });
+          await res.text();
+          if (res.status === 200) acknowledged.push([res.headers.get('x-request-id'), Date.now()]);
+        } catch { return; }  // the server is gone
+      }
+    };
+    const workers = Array.from({ length: 32 }, worker);
+    await sleep(3000);
+    const killedAt = Date.now();
+    p.proc.kill('SIGKILL');
+    await p.exited;
+    running = false;
+    await Promise.all(workers);
+    const rows = new Set(execFileSync('sqlite3', [path.join(p.dataDir, 'parley.db'), 'SELECT request_id FROM usage_events'], { encoding: 'utf8' })
+      .split('\n').filter(Boolean));
+    const old = acknowledged.filter(([, at]) => at < killedAt - 1000);
+    const lost = acknowledged.filter(([id]) => !rows.has(id));
+    const lostOld = old.filter(([id]) => !rows.has(id));
+    console.log(`usage after kill -9: ${acknowledged.length} acknowledged, ${rows.size} rows, ${lost.length} without a row (all within the last second: ${lostOld.length === 0})`);
+    assert.ok(old.length > 100, `too little load to judge: ${old.length} calls`);
+    assert.equal(lostOld.length, 0, `${lostOld.length} calls acknowledged over a second before the kill have no usage row`);
+  });
+});
