@@ -210,8 +210,10 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("http.max_connections_per_address", "PARLEY_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
                          &http_of, &HttpLimits::max_connections_per_address, 1, 1'000'000,
                          "open connections from one client address (503 above); trusted proxies are exempt"));
-    d.push_back(list_key("http.trusted_proxies", "PARLEY_HTTP_TRUSTED_PROXIES", &Config::trusted_proxies,
-                         "IP addresses of reverse proxies in front of parley (comma list)"));
+    d.push_back(
+        list_key("http.trusted_proxies", "PARLEY_HTTP_TRUSTED_PROXIES", &Config::trusted_proxies,
+                 "IP addresses of reverse proxies in front of parley (comma list): exempt from the "
+                 "per-address cap; the client address is read from their Forwarded / X-Forwarded-For"));
     d.push_back(millis_key("http.drain_timeout_ms", "PARLEY_HTTP_DRAIN_TIMEOUT_MS",
                            &HttpLimits::drain_timeout, 0, 3'600'000,
                            "graceful shutdown: time in-flight requests get to finish"));

@@ -166,11 +166,74 @@ struct Server::Impl {
   std::mutex per_address_mutex;
   std::unordered_map<std::string, std::size_t> per_address;
 
-  // Counts a connection from `address` unless that address is at its cap. Trusted proxies always pass.
-  bool admit_address(const std::string& address) {
+  [[nodiscard]] bool trusted_proxy(std::string_view address) const {
     for (const auto& proxy : options.trusted_proxies) {
       if (proxy == address) return true;
     }
+    return false;
+  }
+
+  // The client's address: the peer's, unless the peer is a trusted proxy; then the nearest hop
+  // that is not one, from `Forwarded: for=` (RFC 7239) or else `X-Forwarded-For`, read from the
+  // right (the entries to its left are whatever the client wrote). A hop that is not an IP
+  // address ends the walk at the peer.
+  [[nodiscard]] std::string client_address_of(const Request& req, const std::string& peer) const {
+    if (!trusted_proxy(peer)) return peer;
+    std::vector<std::string_view> hops;
+    const bool forwarded = req.count(beast_http::field::forwarded) > 0;
+    auto [first, last] =
+        forwarded ? req.equal_range(beast_http::field::forwarded) : req.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+      std::string_view list = it->value();
+      for (;;) {
+        const std::size_t comma = list.find(',');
+        std::string_view element = list.substr(0, comma);
+        if (forwarded) element = forwarded_for(element);
+        hops.push_back(trim(element));
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    }
+    for (auto hop = hops.rbegin(); hop != hops.rend(); ++hop) {
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(std::string(*hop), ec);
+      if (ec) return peer;
+      std::string text = address.to_string();
+      if (!trusted_proxy(text)) return text;
+    }
+    return peer;
+  }
+
+  static std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+
+  // The address of one Forwarded element's for= parameter: quotes, IPv6 brackets and a port removed.
+  static std::string_view forwarded_for(std::string_view element) {
+    while (!element.empty()) {
+      const std::size_t semi = element.find(';');
+      std::string_view pair = trim(element.substr(0, semi));
+      if (pair.size() > 4 && iequals(pair.substr(0, 4), "for=")) {
+        std::string_view v = pair.substr(4);
+        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+        if (!v.empty() && v.front() == '[')
+          return v.substr(1, v.find(']') == std::string_view::npos ? 0 : v.find(']') - 1);
+        const std::size_t colon = v.find(':');
+        return colon != std::string_view::npos && v.find(':', colon + 1) == std::string_view::npos
+                   ? v.substr(0, colon)
+                   : v;
+      }
+      if (semi == std::string_view::npos) break;
+      element.remove_prefix(semi + 1);
+    }
+    return {};
+  }
+
+  // Counts a connection from `address` unless that address is at its cap. Trusted proxies always pass.
+  bool admit_address(const std::string& address) {
+    if (trusted_proxy(address)) return true;
     std::lock_guard lock(per_address_mutex);
     std::size_t& open = per_address[address];
     if (open >= options.limits.max_connections_per_address) {
@@ -181,9 +244,7 @@ struct Server::Impl {
     return true;
   }
   void release_address(const std::string& address) {
-    for (const auto& proxy : options.trusted_proxies) {
-      if (proxy == address) return;
-    }
+    if (trusted_proxy(address)) return;
     std::lock_guard lock(per_address_mutex);
     auto it = per_address.find(address);
     if (it != per_address.end() && --it->second == 0) per_address.erase(it);
@@ -740,7 +801,8 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
 
       Request req = parser.release();
       metrics.request_started();
-      RequestContext ctx{req, {}, {}, {}, client, started, socket.get_executor(), nullptr};
+      RequestContext ctx{req,    {}, {}, {}, client_address_of(req, client), started, socket.get_executor(),
+                         nullptr};
       std::string_view incoming_id = req["X-Request-ID"];
       ctx.request_id = valid_request_id(incoming_id) ? std::string(incoming_id) : new_request_id();
       std::string_view origin = ctx.header("Origin");

@@ -5,8 +5,9 @@
 
 namespace parley::services {
 namespace {
-std::string user_key(std::string_view username) {
-  std::string key = "u:";
+std::string pair_key(std::string_view username, std::string_view address) {
+  std::string key = "p:";
+  key.append(address).push_back('\n');
   for (char c : username) key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return key;
 }
@@ -25,12 +26,16 @@ std::optional<std::chrono::seconds> LoginLimiter::check(const std::string& key, 
   if (it == failures_.end()) return std::nullopt;
   prune(it->second, now);
   max = std::max<std::size_t>(max, 1);
-  if (it->second.size() < max) return std::nullopt;
-  // Allowed again once enough failures have left the window to bring the count below `max` (more
-  // than `max` can be recorded when attempts race); the oldest leaving may not be enough.
-  auto wait =
-      std::chrono::ceil<std::chrono::seconds>(it->second[it->second.size() - max] + limits_.window - now);
-  return std::max(wait, std::chrono::seconds(1));
+  const std::size_t count = it->second.size();
+  if (count < max) return std::nullopt;
+  // 1 s after the last failure at `max` failures, doubling with each one past it, at most until
+  // enough failures leave the window to bring the count below `max`.
+  const std::size_t doublings = std::min<std::size_t>(count - max, 20);
+  const auto growing = std::chrono::seconds(std::int64_t{1} << doublings);
+  const auto until_window = it->second[count - max] + limits_.window;
+  const auto until = std::min(it->second.back() + growing, until_window);
+  if (until <= now) return std::nullopt;
+  return std::max(std::chrono::ceil<std::chrono::seconds>(until - now), std::chrono::seconds(1));
 }
 
 std::optional<std::chrono::seconds> LoginLimiter::blocked_for(std::string_view username,
@@ -44,7 +49,7 @@ std::optional<std::chrono::seconds> LoginLimiter::blocked_for(std::string_view u
 std::optional<LoginBlock> LoginLimiter::block(std::string_view username, std::string_view address,
                                               Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto a = check(user_key(username), limits_.max_failures_per_user, now);
+  auto a = check(pair_key(username, address), limits_.max_failures_per_user, now);
   auto b = check(address_key(address), limits_.max_failures_per_address, now);
   if (a && (!b || *a >= *b)) return LoginBlock{*a, limits_.max_failures_per_user};
   if (b) return LoginBlock{*b, limits_.max_failures_per_address};
@@ -63,16 +68,16 @@ void LoginLimiter::record_failure(std::string_view username, std::string_view ad
     }
     if (failures_.size() >= limits_.max_tracked_keys) failures_.clear();
   }
-  for (const std::string& key : {user_key(username), address_key(address)}) {
+  for (const std::string& key : {pair_key(username, address), address_key(address)}) {
     auto& q = failures_[key];
     prune(q, now);
     q.push_back(now);
   }
 }
 
-void LoginLimiter::record_success(std::string_view username) {
+void LoginLimiter::record_success(std::string_view username, std::string_view address) {
   std::lock_guard lock(mutex_);
-  failures_.erase(user_key(username));
+  failures_.erase(pair_key(username, address));
 }
 
 }  // namespace parley::services

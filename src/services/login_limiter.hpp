@@ -1,5 +1,8 @@
-// Limits failed logins per username and per client address within a sliding window, so password
-// guessing is slow whichever of the two an attacker varies. In memory, per instance.
+// Slows failed logins down per (username, client address) pair and per client address, within a
+// sliding window (OWASP's guidance against both guessing and lock-out): past `max` failures in the
+// window a counter asks the client to wait 1 s after its last failure, doubling with each further
+// failure up to the window. A name is never locked as such: its owner logs in from an address that
+// did not fail, so nobody can lock anyone out by failing on purpose. In memory, per instance.
 // Thread-safe.
 #pragma once
 
@@ -15,7 +18,7 @@
 namespace parley::services {
 
 struct LoginLimits {
-  std::size_t max_failures_per_user = 5;
+  std::size_t max_failures_per_user = 5;  // per (username, address) pair
   std::size_t max_failures_per_address = 20;
   std::chrono::seconds window{900};
   std::size_t max_tracked_keys = 100'000;  // memory bound; oldest entries are dropped beyond it
@@ -24,7 +27,7 @@ struct LoginLimits {
 // Which counter stopped a login, and for how long.
 struct LoginBlock {
   std::chrono::seconds retry_after;
-  std::size_t limit;  // that counter's maximum (per username or per address)
+  std::size_t limit;  // that counter's maximum (per username and address, or per address)
 };
 
 class LoginLimiter {
@@ -40,8 +43,8 @@ class LoginLimiter {
                                   Clock::time_point now = Clock::now());
   void record_failure(std::string_view username, std::string_view address,
                       Clock::time_point now = Clock::now());
-  // A successful login clears the username's failures (not the address's).
-  void record_success(std::string_view username);
+  // A successful login clears that pair's failures (not the address's).
+  void record_success(std::string_view username, std::string_view address);
 
  private:
   std::optional<std::chrono::seconds> check(const std::string& key, std::size_t max, Clock::time_point now);

@@ -89,7 +89,7 @@ Result<TokenPair> TokenService::login(std::string_view username, std::string_vie
     audit_.record(*found ? target : std::nullopt, "auth.login.failed", "user", target, meta);
     return std::unexpected(bad_credentials());
   }
-  limiter_.record_success(username);
+  limiter_.record_success(username, meta.client_address);
   auto pair = issue(**found, crypto::new_public_id());
   if (pair) audit_.record((*found)->id, "auth.login.succeeded", "user", (*found)->id, meta);
   return pair;
