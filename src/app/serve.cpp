@@ -204,7 +204,7 @@ struct Components {
 
 // Usage rows four times a second and key last-used times every five seconds, written at
 // background priority so they never delay a request. A background flush that has not finished by
-// the next tick (a saturated machine starves its SCHED_IDLE thread) does not hold the next batch
+// the next tick (a saturated machine gives its nice-19 thread little time) does not hold the next batch
 // back: that one is written on the ordinary blocking pool. So no acknowledged call's usage waits
 // in memory much longer than a tick and one write, which bounds what a kill -9 loses
 // (docs/OPERATIONS.md, "Usage accounting").

@@ -3,13 +3,15 @@
 // the result, so event-loop threads never block. An exception thrown by the callable is rethrown
 // in the awaiting coroutine.
 //
-// A background pool runs its threads at the lowest CPU priority (Linux SCHED_IDLE): bookkeeping
-// that may lag — usage rows, last-used times — then never delays an event loop the kernel would
-// otherwise make wait for the end of the writer's time slice.
+// A background pool runs its threads at the lowest nice level (19): bookkeeping that may lag —
+// usage rows, last-used times — then rarely delays an event loop the kernel would otherwise make
+// wait for the end of the writer's time slice. Not SCHED_IDLE: a thread of that class gets no CPU
+// at all while the machine is busy, and one starved inside a database write holds the write lock
+// that every other writer then waits for (a usage batch stuck for seconds under load).
 #pragma once
 
-#include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -63,10 +65,7 @@ class BlockingPool {
     thread_local bool entered = false;
     if (entered) return;
     entered = true;
-#ifdef SCHED_IDLE
-    sched_param param{};
-    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
-#endif
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
   }
 
   // Runs *fn on a pool thread, then completes the awaiting coroutine's handler on that coroutine's
