@@ -65,7 +65,6 @@ struct Components {
   SystemClock clock;
   std::unique_ptr<store::Database> db;
   std::unique_ptr<http::BlockingPool> blocking;
-  std::unique_ptr<http::BlockingPool> background;  // usage rows and last-used times
   std::unique_ptr<http::Metrics> metrics;
   std::unique_ptr<services::PrincipalCache> principals;
   std::unique_ptr<services::AuditLog> audit;
@@ -91,7 +90,6 @@ struct Components {
   std::unique_ptr<services::GatewayService> gateway;
   std::unique_ptr<api::GatewayDeps> gateway_deps;
   http::Server* server = nullptr;
-  bool background_flush_busy = false;  // touched only on the first event loop (flush_usage)
 
   // Builds the provider registry from the configuration plus the built-in providers.
   Status build_providers() {
@@ -202,35 +200,23 @@ struct Components {
   }
 };
 
-// Usage rows four times a second and key last-used times every five seconds, written at
-// background priority so they never delay a request. A background flush that has not finished by
-// the next tick (a saturated machine gives its nice-19 thread little time) does not hold the next batch
-// back: that one is written on the ordinary blocking pool. So no acknowledged call's usage waits
-// in memory much longer than a tick and one write, which bounds what a kill -9 loses
-// (docs/OPERATIONS.md, "Usage accounting").
-asio::awaitable<void> background_flush(Components& c, bool last_used_too) {
-  Status s = co_await c.background->run([&c] { return c.usage->flush(); });
-  if (!s) spdlog::warn("could not record usage: {}", s.error().message);
-  if (last_used_too) {
-    s = co_await c.background->run([&c] { return c.keys->flush_last_used(); });
-    if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
-  }
-  c.background_flush_busy = false;
-}
-
+// Usage rows four times a second and key last-used times every five seconds, on the ordinary
+// blocking pool. Usage becomes money with budgets: its writer must not be a thread that a busy
+// machine starves (a low-priority writer starved inside a SQLite write also holds the lock that
+// every other writer waits for). What a kill -9 can lose is the calls of about the last tick and
+// one write (docs/OPERATIONS.md, "Usage accounting and kill -9").
 asio::awaitable<void> flush_usage(Components& c) {
-  constexpr std::size_t kBacklog = 20'000;
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (unsigned tick = 1; c.server != nullptr && !c.server->draining(); ++tick) {
     timer.expires_after(std::chrono::milliseconds(250));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!c.background_flush_busy && c.usage->pending() <= kBacklog) {
-      c.background_flush_busy = true;
-      asio::co_spawn(timer.get_executor(), background_flush(c, tick % 20 == 0), asio::detached);
-    } else if (c.usage->pending() > 0) {
+    if (c.usage->pending() > 0) {
       Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
       if (!s) spdlog::warn("could not record usage: {}", s.error().message);
     }
+    if (tick % 20 != 0) continue;
+    Status s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
+    if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
   }
 }
 
@@ -349,7 +335,6 @@ int serve(config::LoadResult loaded) {
   }
   c.blocking = std::make_unique<http::BlockingPool>(c.config.blocking_threads);
   c.blocking_threads = c.config.blocking_threads;
-  c.background = std::make_unique<http::BlockingPool>(1, http::PoolPriority::kBackground);
   c.metrics = std::make_unique<http::Metrics>(c.config.workers, kVersion);
   c.build_services();
   if (auto s = c.build_providers(); !s) {
@@ -388,7 +373,6 @@ int serve(config::LoadResult loaded) {
   c.http_client->close_idle();
   c.blocking->stop();
   c.hashing_pool->stop();
-  c.background->stop();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);
   if (auto s = c.usage->flush(); !s) spdlog::warn("could not record usage: {}", s.error().message);

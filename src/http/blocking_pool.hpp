@@ -2,16 +2,7 @@
 // run() runs a callable on the pool and resumes the awaiting coroutine on its own executor with
 // the result, so event-loop threads never block. An exception thrown by the callable is rethrown
 // in the awaiting coroutine.
-//
-// A background pool runs its threads at the lowest nice level (19): bookkeeping that may lag —
-// usage rows, last-used times — then rarely delays an event loop the kernel would otherwise make
-// wait for the end of the writer's time slice. Not SCHED_IDLE: a thread of that class gets no CPU
-// at all while the machine is busy, and one starved inside a database write holds the write lock
-// that every other writer then waits for (a usage batch stuck for seconds under load).
 #pragma once
-
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -28,12 +19,9 @@
 
 namespace parley::http {
 
-enum class PoolPriority { kNormal, kBackground };
-
 class BlockingPool {
  public:
-  explicit BlockingPool(std::size_t threads, PoolPriority priority = PoolPriority::kNormal)
-      : pool_(threads), background_(priority == PoolPriority::kBackground) {}
+  explicit BlockingPool(std::size_t threads) : pool_(threads) {}
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
   ~BlockingPool() { stop(); }
@@ -60,14 +48,6 @@ class BlockingPool {
   void stop() { pool_.join(); }
 
  private:
-  // Best effort, once per thread: without the policy the work still runs, at normal priority.
-  static void enter_background_priority() noexcept {
-    thread_local bool entered = false;
-    if (entered) return;
-    entered = true;
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-  }
-
   // Runs *fn on a pool thread, then completes the awaiting coroutine's handler on that coroutine's
   // own executor (never on the pool thread). The work guard keeps its event loop from running out
   // of work meanwhile. No coroutine here: plain callbacks, nothing for GCC 12 to miscompile.
@@ -78,9 +58,7 @@ class BlockingPool {
     void operator()(Handler handler, F* fn) const {
       auto home = boost::asio::get_associated_executor(handler);
       auto work = boost::asio::prefer(home, boost::asio::execution::outstanding_work.tracked);
-      boost::asio::post(self->pool_, [handler = std::move(handler), work = std::move(work), fn,
-                                      background = self->background_]() mutable {
-        if (background) enter_background_priority();
+      boost::asio::post(self->pool_, [handler = std::move(handler), work = std::move(work), fn]() mutable {
         std::exception_ptr error;
         std::optional<R> result;
         try {
@@ -97,7 +75,6 @@ class BlockingPool {
   };
 
   boost::asio::thread_pool pool_;
-  bool background_;
 };
 
 }  // namespace parley::http

@@ -3,9 +3,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startParley, startMock, adminToken, tempDir, sleep, BACKEND } from '../integration/harness.mjs';
+import { BACKEND, adminToken, sleep, startStack } from '../integration/harness.mjs';
 
 // Sends the request, half-closes, and collects everything until the server closes.
 function halfClosed(port, method, route, token, body) {
@@ -32,22 +30,13 @@ function finalStatus(raw) {
 }
 
 describe(`half-closed clients (${BACKEND})`, () => {
-  let p; let mock; let token;
+  let stack; let p; let mock; let token;
   before(async () => {
-    mock = await startMock(['--ttfb-ms', '400']);
-    const config = path.join(tempDir(), 'parley.toml');
-    writeFileSync(config, `
-[[providers]]
-name = "mock"
-base_url = "${mock.url}/v1"
-credentials = "system"
-api_key_env = "HOSTILE_SYSTEM_KEY"
-models = ["gpt-*"]
-`);
-    p = await startParley({ args: ['--config', config], env: { HOSTILE_SYSTEM_KEY: 'sk-hostile-0123456789abcdef' } });
+    stack = await startStack({ mockArgs: ['--ttfb-ms', '400'] });
+    ({ p, mock } = stack);
     token = await adminToken(p.url);
   });
-  after(async () => { await p.cleanup(); await mock.stop(); });
+  after(async () => { await stack.stop(); });
 
   test('POST /api/v1/chat answered to a client that half-closed', async () => {
     const raw = await halfClosed(p.port, 'POST', '/api/v1/chat', token, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still here' }] });

@@ -2,27 +2,16 @@
 // that repeat a key (parley read the last occurrence while the provider may read the first).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startParley, startMock, adminToken, tempDir, BACKEND } from '../integration/harness.mjs';
+import { BACKEND, adminToken, startStack } from '../integration/harness.mjs';
 
 describe(`strict input (${BACKEND})`, () => {
-  let p; let mock; let token;
+  let stack; let p; let mock; let token;
   before(async () => {
-    mock = await startMock([]);
-    const config = path.join(tempDir(), 'parley.toml');
-    writeFileSync(config, `
-[[providers]]
-name = "mock"
-base_url = "${mock.url}/v1"
-credentials = "system"
-api_key_env = "HOSTILE_SYSTEM_KEY"
-models = ["gpt-*"]
-`);
-    p = await startParley({ args: ['--config', config], env: { HOSTILE_SYSTEM_KEY: 'sk-hostile-0123456789abcdef' } });
+    stack = await startStack({ mockArgs: [] });
+    ({ p, mock } = stack);
     token = await adminToken(p.url);
   });
-  after(async () => { await p.cleanup(); await mock.stop(); });
+  after(async () => { await stack.stop(); });
 
   const send = async (route, text, { method = 'POST' } = {}) => {
     const res = await fetch(`${p.url}${route}`, { method, headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: text });

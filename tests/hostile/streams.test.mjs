@@ -4,9 +4,7 @@
 // on /api/v1/chat/stream alike.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startParley, startMock, adminToken, tempDir, BACKEND } from '../integration/harness.mjs';
+import { BACKEND, adminToken, startStack } from '../integration/harness.mjs';
 
 const chunk = (delta, finish = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
 
@@ -30,25 +28,13 @@ function expectFailure(got, label) {
 }
 
 describe(`broken upstream streams (${BACKEND})`, () => {
-  let p; let mock; let token;
+  let stack; let p; let mock; let token;
   before(async () => {
-    mock = await startMock([]);
-    const config = path.join(tempDir(), 'parley.toml');
-    writeFileSync(config, `
-[[providers]]
-name = "mock"
-base_url = "${mock.url}/v1"
-credentials = "system"
-api_key_env = "HOSTILE_SYSTEM_KEY"
-models = ["gpt-*"]
-[providers.retry]
-max_retries = 1
-base_delay_ms = 20
-`);
-    p = await startParley({ args: ['--config', config], env: { HOSTILE_SYSTEM_KEY: 'sk-hostile-0123456789abcdef' } });
+    stack = await startStack({ mockArgs: [] });
+    ({ p, mock } = stack);
     token = await adminToken(p.url);
   });
-  after(async () => { await p.cleanup(); await mock.stop(); });
+  after(async () => { await stack.stop(); });
 
   const routes = {
     v1: () => fetch(`${p.url}/v1/chat/completions`, {

@@ -4,27 +4,17 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, adminToken, createServiceKey, tempDir, sleep, BACKEND } from '../integration/harness.mjs';
+import { BACKEND, adminToken, createServiceKey, sleep, startStack } from '../integration/harness.mjs';
 
 describe('usage rows survive kill -9', { skip: BACKEND !== 'sqlite' && 'reads the SQLite file' }, () => {
-  let p; let mock; let key;
+  let stack; let p; let mock; let key;
   before(async () => {
-    mock = await startMock(['--record-limit', '0']);
-    const config = path.join(tempDir(), 'parley.toml');
-    writeFileSync(config, `
-[[providers]]
-name = "mock"
-base_url = "${mock.url}/v1"
-credentials = "system"
-api_key_env = "HOSTILE_SYSTEM_KEY"
-models = ["gpt-*"]
-`);
-    p = await startParley({ args: ['--config', config], env: { HOSTILE_SYSTEM_KEY: 'sk-hostile-0123456789abcdef', PARLEY_LOG_ACCESS: 'false' } });
+    stack = await startStack({ mockArgs: ['--record-limit', '0'], env: { PARLEY_LOG_ACCESS: 'false' } });
+    ({ p, mock } = stack);
     key = (await createServiceKey(p.url, await adminToken(p.url))).key;
   });
-  after(async () => { await p.stop('SIGKILL'); await mock.stop(); });
+  after(async () => { await stack.stop(); });
 
   test('every call acknowledged over a second before the kill has its usage row', async () => {
     const acknowledged = [];  // [request_id, time acknowledged]

@@ -1,7 +1,8 @@
 // Test harness: starts the real parley binary (and helpers) on ephemeral loopback ports with
 // temporary data dirs, and gives tests raw-socket and HTTP helpers.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,4 +191,38 @@ export async function createServiceKey(url, token, name = 'e2e') {
   const body = await json(res);
   if (res.status !== 201 || typeof body.key !== 'string') throw new Error(`service key creation failed (${res.status})`);
   return body;
+}
+
+// A made-up provider key: `sk-<who>-<random>`; never a real one.
+export const providerKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
+
+// parley + parley-mock (`mockArgs`: extra flags for the mock). `credentials`: "system", "byok" or "byok_or_system" for the provider named
+// "mock" (models "gpt-*" and "mock-*"); the demo provider stays on. `mockKeys`: the keys the mock
+// accepts (none: any). Retries are fast (base 40 ms) so journeys stay short.
+export async function startStack({ credentials = 'system', mockKeys = [], mockArgs = [], env = {}, extraConfig = '' } = {}) {
+  const systemKey = providerKey('system');
+  const mock = await startMock([...(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []), ...mockArgs]);
+  const dir = tempDir('parley-journey-');
+  const config = path.join(dir, 'parley.toml');
+  writeFileSync(config, `
+[[providers]]
+name = "mock"
+base_url = "${mock.url}/v1"
+credentials = "${credentials}"
+api_key_env = "JOURNEY_SYSTEM_KEY"
+models = ["gpt-*", "mock-*", "text-embedding-*"]
+[providers.retry]
+max_retries = 3
+base_delay_ms = 40
+max_delay_ms = 400
+retry_after_cap_ms = 400
+[providers.timeouts]
+first_byte_ms = 3000
+total_ms = 15000
+${extraConfig}`);
+  const p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
+  return {
+    p, mock, systemKey, url: p.url,
+    stop: async () => { await p.stop(); await mock.stop(); },
+  };
 }

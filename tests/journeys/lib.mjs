@@ -2,46 +2,9 @@
 // documented user flow (../shared/seeds/) over HTTP against the built binary (PARLEY_BIN, debug or
 // release) and parley-mock, in the order its README gives, with every credential mode it allows.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { startParley, startMock, tempDir, BACKEND, collectedLogs } from '../integration/harness.mjs';
+import { BACKEND, collectedLogs, providerKey, startStack } from '../integration/harness.mjs';
 
-export { BACKEND, collectedLogs };
-
-// A made-up provider key: `sk-<who>-<random>`; never a real one.
-export const providerKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
-
-// parley + parley-mock. `credentials`: "system", "byok" or "byok_or_system" for the provider named
-// "mock" (models "gpt-*" and "mock-*"); the demo provider stays on. `mockKeys`: the keys the mock
-// accepts (none: any). Retries are fast (base 40 ms) so journeys stay short.
-export async function startStack({ credentials = 'system', mockKeys = [], env = {}, extraConfig = '' } = {}) {
-  const systemKey = providerKey('system');
-  const mock = await startMock(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []);
-  const dir = tempDir('parley-journey-');
-  const config = path.join(dir, 'parley.toml');
-  writeFileSync(config, `
-[[providers]]
-name = "mock"
-base_url = "${mock.url}/v1"
-credentials = "${credentials}"
-api_key_env = "JOURNEY_SYSTEM_KEY"
-models = ["gpt-*", "mock-*", "text-embedding-*"]
-[providers.retry]
-max_retries = 3
-base_delay_ms = 40
-max_delay_ms = 400
-retry_after_cap_ms = 400
-[providers.timeouts]
-first_byte_ms = 3000
-total_ms = 15000
-${extraConfig}`);
-  const p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
-  return {
-    p, mock, systemKey, url: p.url,
-    stop: async () => { await p.stop(); await mock.stop(); },
-  };
-}
+export { BACKEND, collectedLogs, providerKey, startStack };
 
 // One HTTP call; the body is parsed as JSON when it is JSON. `token`: a JWT or a service key sent
 // as Bearer; `apiKey`: a service key sent as X-API-Key; `form`: urlencoded body.
