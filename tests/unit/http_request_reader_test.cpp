@@ -13,6 +13,7 @@
 #include <string>
 
 #include "../fuzz/request_reader_invariants.hpp"
+#include "fuzz_corpus.hpp"
 
 namespace parley::http {
 namespace {
@@ -130,25 +131,16 @@ std::optional<std::string> check(const std::string& input) {
 }
 
 TEST(HttpRequestReaderProperty, SeedCorpusSatisfiesTheFuzzInvariants) {
-  const char* root = std::getenv("PARLEY_SOURCE_DIR");
-  const std::filesystem::path dir =
-      (root != nullptr ? std::filesystem::path(root) / "tests"
-                       : std::filesystem::path(__FILE__).parent_path().parent_path()) /
-      "fuzz" / "corpus" / "request_reader";
-  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
-  int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string input((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(check(input), std::nullopt) << entry.path();
+  const auto corpus = test::fuzz_corpus("request_reader");
+  ASSERT_GE(corpus.size(), 20U);
+  for (const auto& [path, input] : corpus) {
+    EXPECT_EQ(check(input), std::nullopt) << path;
     for (char seed = 1; seed < 8; ++seed) {
       std::string again = input;
       if (again.size() > 1) again[1] = static_cast<char>(again[1] + seed);
-      EXPECT_EQ(check(again), std::nullopt) << entry.path() << " seed +" << int{seed};
+      EXPECT_EQ(check(again), std::nullopt) << path << " seed +" << int{seed};
     }
-    ++files;
   }
-  EXPECT_GE(files, 20);
 }
 
 TEST(HttpRequestReaderProperty, GeneratedRequestsSatisfyTheFuzzInvariants) {

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "../fuzz/sse_parser_invariants.hpp"
+#include "fuzz_corpus.hpp"
 
 namespace parley::upstream {
 namespace {
@@ -22,21 +23,9 @@ std::optional<std::string> check(const std::string& input) {
 }
 
 TEST(UpstreamSseParserProperty, SeedCorpusSatisfiesTheFuzzInvariants) {
-  // PARLEY_SOURCE_DIR (set by CTest) first: __FILE__ may be relative when ccache rewrites paths.
-  const char* root = std::getenv("PARLEY_SOURCE_DIR");
-  const std::filesystem::path dir =
-      (root != nullptr ? std::filesystem::path(root) / "tests"
-                       : std::filesystem::path(__FILE__).parent_path().parent_path()) /
-      "fuzz" / "corpus" / "sse_parser";
-  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
-  int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string input((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(check(input), std::nullopt) << entry.path();
-    ++files;
-  }
-  EXPECT_GE(files, 5);
+  const auto corpus = test::fuzz_corpus("sse_parser");
+  ASSERT_GE(corpus.size(), 5U);
+  for (const auto& [path, input] : corpus) EXPECT_EQ(check(input), std::nullopt) << path;
 }
 
 TEST(UpstreamSseParserProperty, GeneratedStreamsSatisfyTheFuzzInvariants) {
