@@ -8,10 +8,8 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import {
-  startParley, startMock, json, expectErrorEnvelope, tempDir, BACKEND, collectedLogs,
+  startParley, startMock, json, expectErrorEnvelope, mockProviderConfig, tempDir, BACKEND, collectedLogs,
 } from './harness.mjs';
 
 const SYSTEM_KEY = `sk-system-${randomBytes(12).toString('hex')}`;
@@ -19,27 +17,7 @@ const ownKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
 const FERNET_A = randomBytes(32).toString('base64url') + '=';
 const FERNET_B = randomBytes(32).toString('base64url') + '=';
 
-function configFile(mockUrl, credentials, extra = '') {
-  const dir = tempDir();
-  const file = path.join(dir, 'parley.toml');
-  writeFileSync(file, `
-[[providers]]
-name = "mock"
-base_url = "${mockUrl}/v1"
-credentials = "${credentials}"
-api_key_env = "MOCK_SYSTEM_KEY"
-models = ["mock-*"]
-[providers.retry]
-max_retries = 3
-base_delay_ms = 40
-max_delay_ms = 400
-retry_after_cap_ms = 400
-[providers.timeouts]
-first_byte_ms = 3000
-total_ms = 15000
-${extra}`);
-  return file;
-}
+const configFile = (mockUrl, credentials) => mockProviderConfig(mockUrl, { credentials });
 
 async function call(p, method, route, { token, body } = {}) {
   const headers = {};

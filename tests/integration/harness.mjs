@@ -193,23 +193,16 @@ export async function createServiceKey(url, token, name = 'e2e') {
   return body;
 }
 
-// A made-up provider key: `sk-<who>-<random>`; never a real one.
-export const providerKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
-
-// parley + parley-mock (`mockArgs`: extra flags for the mock). `credentials`: "system", "byok" or "byok_or_system" for the provider named
-// "mock" (models "gpt-*" and "mock-*"); the demo provider stays on. `mockKeys`: the keys the mock
-// accepts (none: any). Retries are fast (base 40 ms) so journeys stay short.
-export async function startStack({ credentials = 'system', mockKeys = [], mockArgs = [], env = {}, extraConfig = '' } = {}) {
-  const systemKey = providerKey('system');
-  const mock = await startMock([...(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []), ...mockArgs]);
-  const dir = tempDir('parley-journey-');
-  const config = path.join(dir, 'parley.toml');
-  writeFileSync(config, `
+// A config file with one provider, "mock", at `mockUrl` (models gpt-*, mock-*, text-embedding-*),
+// whose system key is read from `keyEnv`; fast retries (base 40 ms) so that tests stay short.
+export function mockProviderConfig(mockUrl, { credentials = 'system', keyEnv = 'MOCK_SYSTEM_KEY', extraConfig = '' } = {}) {
+  const file = path.join(tempDir('parley-config-'), 'parley.toml');
+  writeFileSync(file, `
 [[providers]]
 name = "mock"
-base_url = "${mock.url}/v1"
+base_url = "${mockUrl}/v1"
 credentials = "${credentials}"
-api_key_env = "JOURNEY_SYSTEM_KEY"
+api_key_env = "${keyEnv}"
 models = ["gpt-*", "mock-*", "text-embedding-*"]
 [providers.retry]
 max_retries = 3
@@ -220,6 +213,19 @@ retry_after_cap_ms = 400
 first_byte_ms = 3000
 total_ms = 15000
 ${extraConfig}`);
+  return file;
+}
+
+// A made-up provider key: `sk-<who>-<random>`; never a real one.
+export const providerKey = (who) => `sk-${who}-${randomBytes(16).toString('hex')}`;
+
+// parley + parley-mock (`mockArgs`: extra flags for the mock). `credentials`: "system", "byok" or "byok_or_system" for the provider named
+// "mock" (models "gpt-*" and "mock-*"); the demo provider stays on. `mockKeys`: the keys the mock
+// accepts (none: any). Retries are fast (base 40 ms) so journeys stay short.
+export async function startStack({ credentials = 'system', mockKeys = [], mockArgs = [], env = {}, extraConfig = '' } = {}) {
+  const systemKey = providerKey('system');
+  const mock = await startMock([...(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []), ...mockArgs]);
+  const config = mockProviderConfig(mock.url, { credentials, keyEnv: 'JOURNEY_SYSTEM_KEY', extraConfig });
   const p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
   return {
     p, mock, systemKey, url: p.url,
