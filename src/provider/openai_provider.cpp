@@ -9,7 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
-#include "upstream/sse_parser.hpp"
+#include "upstream/stream_relay.hpp"
 
 namespace parley::provider {
 
@@ -67,20 +67,6 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
 
 std::chrono::milliseconds time_left(Clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-}
-
-// Does a chunk report how its choice ended ("finish_reason": "stop", "length", ...; not null)?
-bool has_finish_reason(std::string_view data) {
-  static constexpr std::string_view kKey = "\"finish_reason\"";
-  for (std::size_t at = data.find(kKey); at != std::string_view::npos; at = data.find(kKey, at + 1)) {
-    std::size_t i = at + kKey.size();
-    while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) ++i;
-    if (i >= data.size() || data[i] != ':') continue;
-    ++i;
-    while (i < data.size() && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) ++i;
-    if (i < data.size() && data[i] == '"') return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -176,10 +162,8 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
   for (int attempt = 0;; ++attempt) {
     Timeouts t = timeouts_;
     t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
-    upstream::SseParser parser;
-    std::vector<std::string> pending;
-    bool done = false;
-    bool finished = false;  // an event carried a finish_reason: the answer is whole even without [DONE]
+    upstream::StreamRelay relay;
+    std::vector<std::string> batch;  // the events of one read (or of the body's end) to send on
     bool consumer_gone = false;
     unsigned head_status = 0;
     std::string error_body;
@@ -194,29 +178,20 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
         if (error_body.size() < std::size_t{64} * 1024) error_body.append(bytes);
         co_return true;
       }
-      auto fed = parser.feed(bytes, [&](const upstream::SseEvent& e) { pending.push_back(e.data); });
-      if (!fed) co_return false;
-      bool delivered = false;
-      for (auto& data : pending) {
-        if (done) break;
-        if (upstream::is_done_marker(data)) {
-          done = true;
-          break;
-        }
-        finished = finished || has_finish_reason(data);
+      batch.clear();
+      const bool read_on = relay.feed(bytes, batch);
+      for (const std::string& data : batch) {
         if (!co_await sink(data)) {
           consumer_gone = true;
           co_return false;
         }
-        delivered = true;
         ++outcome.events;
       }
-      pending.clear();
-      if (delivered && ctx.on_stream_batch_end && !co_await ctx.on_stream_batch_end()) {
+      if (!batch.empty() && ctx.on_stream_batch_end && !co_await ctx.on_stream_batch_end()) {
         consumer_gone = true;
         co_return false;
       }
-      co_return !done;
+      co_return read_on;
     };
     auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body), t, on_head,
                                      on_body);
@@ -228,30 +203,28 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
       outcome.error_body = std::move(error_body);
       co_return outcome;
     }
-    if (done || (res && head_status >= 200 && head_status < 300)) {
-      if (res && !done) {
-        (void)parser.finish([&](const upstream::SseEvent& e) { pending.push_back(e.data); });
-        for (auto& data : pending) {
-          if (upstream::is_done_marker(data)) {
-            done = true;
-            break;
-          }
-          finished = finished || has_finish_reason(data);
+    if (relay.done() || relay.broken() || (res && head_status >= 200 && head_status < 300)) {
+      if (res && !relay.done() && !relay.broken()) {
+        batch.clear();
+        relay.finish(batch);
+        for (const std::string& data : batch) {
           if (!co_await sink(data)) co_return outcome;
           ++outcome.events;
         }
-        if (!pending.empty() && ctx.on_stream_batch_end) co_await ctx.on_stream_batch_end();
+        if (!batch.empty() && ctx.on_stream_batch_end) co_await ctx.on_stream_batch_end();
       }
-      // A 2xx that held no event (a JSON body, an HTML page, a truncated answer) or that ended
-      // without [DONE] and without any finish_reason is not an answer: it must not reach the
-      // client as a successful, empty or cut-off stream.
-      if (!done && !finished) {
-        spdlog::warn("provider {} stream ended without a terminal event: events={} request_id={}", name_,
-                     outcome.events, ctx.request_id);
-        co_return std::unexpected(
-            Error(ErrorKind::kOpenAiApiError, outcome.events == 0
-                                                  ? "The provider's stream held no event"
-                                                  : "The provider's stream ended before the answer did"));
+      // A 2xx that held no event (a JSON body, an HTML page, a truncated answer), that ended
+      // without [DONE] and without any finish_reason, or whose events broke the size limit is not
+      // an answer: it must not reach the client as a successful, empty or cut-off stream.
+      const upstream::StreamVerdict verdict = relay.verdict();
+      if (verdict != upstream::StreamVerdict::kComplete) {
+        spdlog::warn("provider {} stream ended without a terminal event: events={} broken={} request_id={}",
+                     name_, outcome.events, relay.broken(), ctx.request_id);
+        std::string message = "The provider's stream ended before the answer did";
+        if (verdict == upstream::StreamVerdict::kNoEvent) message = "The provider's stream held no event";
+        if (verdict == upstream::StreamVerdict::kBroken)
+          message = "The provider's stream held an event over the size limit";
+        co_return std::unexpected(Error(ErrorKind::kOpenAiApiError, std::move(message)));
       }
       co_return outcome;
     }
