@@ -26,14 +26,20 @@ Status only_fields(const bj::object& object, std::initializer_list<std::string_v
 }
 
 std::optional<std::size_t> utf8_length(std::string_view text) {
+  // RFC 3629: the shortest form only, no UTF-16 surrogates, nothing past U+10FFFF.
+  static constexpr char32_t kSmallest[5] = {0, 0, 0x80, 0x800, 0x10000};
   std::size_t count = 0;
   for (std::size_t i = 0; i < text.size();) {
     auto c = static_cast<unsigned char>(text[i]);
     std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     if (n == 0 || i + n > text.size()) return std::nullopt;
+    char32_t code = n == 1 ? c : c & (0x7F >> n);
     for (std::size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return std::nullopt;
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next >> 6) != 0x2) return std::nullopt;
+      code = code << 6 | (next & 0x3F);
     }
+    if (code < kSmallest[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return std::nullopt;
     i += n;
     ++count;
   }

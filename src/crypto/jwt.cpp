@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <cmath>
 
 #include "crypto/encoding.hpp"
 #include "crypto/hash.hpp"
@@ -26,10 +27,12 @@ Result<json::object> decode_object(std::string_view segment) {
   return std::move(value.as_object());
 }
 
+// A finite number. Boost.JSON reads 1e400 as infinity and 0e400 as NaN, and an exp of NaN would
+// never expire (every comparison with it is false).
 std::optional<double> number_claim(const json::value& v) {
   if (v.is_int64()) return static_cast<double>(v.get_int64());
   if (v.is_uint64()) return static_cast<double>(v.get_uint64());
-  if (v.is_double()) return v.get_double();
+  if (v.is_double() && std::isfinite(v.get_double())) return v.get_double();
   return std::nullopt;
 }
 

@@ -145,17 +145,15 @@ class OutlineHandler {
       owner = target();
       if (owner >= 0) out_.members[static_cast<std::size_t>(owner)].kind = kind;
     }
-    if (depth_ < kLevels) {
-      owner_[depth_] = owner;
-      is_object_[depth_] = kind == JsonKind::kObject;
-    }
+    if (depth_ <= kLevels) owner_[depth_] = owner;  // a container at the deepest level has an owner too
+    if (depth_ < kLevels) is_object_[depth_] = kind == JsonKind::kObject;
     ++depth_;
     return true;
   }
 
   bool close(std::size_t n) {
     --depth_;
-    if (depth_ < kLevels && owner_[depth_] >= 0)
+    if (depth_ <= kLevels && owner_[depth_] >= 0)
       out_.members[static_cast<std::size_t>(owner_[depth_])].size = n;
     return true;
   }
@@ -165,7 +163,7 @@ class OutlineHandler {
   std::vector<bool> seen_;  // per path: its root member has appeared
   std::size_t depth_ = 0;   // containers open
   std::array<bool, kLevels> is_object_{};
-  std::array<int, kLevels> owner_{-1, -1};
+  std::array<int, kLevels + 1> owner_{-1, -1, -1};  // per level: the path its open container is the value of
   std::array<std::string, kLevels> key_;
   std::string part_;
 };
