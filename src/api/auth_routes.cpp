@@ -62,6 +62,13 @@ bj::object render_tokens(const services::TokenPair& t) {
                     {"refresh_token", t.refresh_token}};
 }
 
+void set_rate_limit_headers(Response& res, std::chrono::seconds retry_after, std::size_t limit) {
+  res.set(boost::beast::http::field::retry_after, std::to_string(retry_after.count()));
+  res.set("X-RateLimit-Limit", std::to_string(limit));
+  res.set("X-RateLimit-Remaining", "0");
+  res.set("X-RateLimit-Reset", std::to_string(retry_after.count()));
+}
+
 Response no_store(Response res) {
   res.set(boost::beast::http::field::cache_control, "no-store");
   res.set(boost::beast::http::field::pragma, "no-cache");
@@ -92,6 +99,12 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
     auto meta = meta_of(ctx);
     auto pass = d.hashing.try_enter();
     if (!pass) co_return busy_response(ctx, "registration");
+    if (auto blocked = d.limiter.admit_registration(meta.client_address)) {
+      Response res = error_of(
+          Error(ErrorKind::kRateLimited, "Too many registrations from this address; try later"), ctx);
+      set_rate_limit_headers(res, blocked->retry_after, blocked->limit);
+      co_return res;
+    }
     auto created = co_await d.hashing_pool.run([&] { return d.users.register_user(std::move(input), meta); });
     if (!created) co_return error_of(created.error(), ctx);
     co_return http::json_response(StatusCode::created, render_user(*created));
@@ -121,12 +134,8 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
         co_await d.hashing_pool.run([&] { return d.tokens.login(username, password, meta, &blocked); });
     if (!tokens) {
       Response res = error_of(tokens.error(), ctx);
-      if (tokens.error().kind == ErrorKind::kRateLimited) {
-        res.set(boost::beast::http::field::retry_after, std::to_string(blocked.retry_after.count()));
-        res.set("X-RateLimit-Limit", std::to_string(blocked.limit));
-        res.set("X-RateLimit-Remaining", "0");
-        res.set("X-RateLimit-Reset", std::to_string(blocked.retry_after.count()));
-      }
+      if (tokens.error().kind == ErrorKind::kRateLimited)
+        set_rate_limit_headers(res, blocked.retry_after, blocked.limit);
       co_return res;
     }
     co_return no_store(http::json_response(StatusCode::ok, render_tokens(*tokens)));

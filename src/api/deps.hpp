@@ -57,6 +57,8 @@ struct IdentityDeps {
   // database calls of other requests; the gate bounds its queue (503 past it).
   http::BlockingPool& hashing_pool;
   http::Gate& hashing;
+  // Registration attempts per client address (429 past the allowance).
+  services::LoginLimiter& limiter;
 };
 
 // 503 SERVICE_UNAVAILABLE with Retry-After: 1, for a request refused by a full Gate.

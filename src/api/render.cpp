@@ -77,4 +77,65 @@ bj::object render_audit_event(const store::AuditEvent& e) {
                     {"created_at", iso8601(e.created_at)}};
 }
 
+bj::object render_conversation(const store::ConversationRecord& c) {
+  boost::system::error_code ec;
+  bj::value metadata = bj::parse(c.metadata, ec);
+  if (ec || !metadata.is_object()) metadata = bj::object{};
+  return bj::object{{"id", c.id},
+                    {"user_id", c.user_id},
+                    {"title", c.title},
+                    {"system_message", opt(c.system_message)},
+                    {"model", opt(c.model)},
+                    {"metadata", std::move(metadata)},
+                    {"status", c.status},
+                    {"message_count", c.message_count},
+                    {"last_message_at", opt_time(c.last_message_at)},
+                    {"created_at", iso8601(c.created_at)},
+                    {"updated_at", iso8601(c.updated_at)},
+                    {"ended_at", opt_time(c.ended_at)}};
+}
+
+bj::object render_message(const store::MessageRecord& m) {
+  const bool ai = m.role == "assistant";
+  bj::object usage;
+  if (ai) {
+    usage = bj::object{{"prompt_tokens", m.prompt_tokens},
+                       {"completion_tokens", m.completion_tokens},
+                       {"total_tokens", m.prompt_tokens + m.completion_tokens}};
+  }
+  return bj::object{{"id", m.id},
+                    {"conversation_id", m.conversation_id},
+                    {"seq", m.seq},
+                    {"role", m.role},
+                    {"sender_id", opt(m.sender_id)},
+                    {"content", m.content},
+                    {"message_type", "text"},
+                    {"is_ai_message", ai},
+                    {"ai_model", ai ? opt(m.model) : bj::value(nullptr)},
+                    {"status", m.status},
+                    {"parent_id", opt(m.parent_id)},
+                    {"active", m.active},
+                    {"usage", ai ? bj::value(std::move(usage)) : bj::value(nullptr)},
+                    {"latency_ms", m.latency_ms ? bj::value(*m.latency_ms) : bj::value(nullptr)},
+                    {"error_code", opt(m.error_code)},
+                    {"timestamp", iso8601(m.created_at)},
+                    {"created_at", iso8601(m.created_at)},
+                    {"updated_at", iso8601(m.updated_at)}};
+}
+
+bj::object render_conversation_stats(const store::ConversationStats& s) {
+  return bj::object{
+      {"messages",
+       bj::object{
+           {"user", s.user_messages}, {"assistant", s.assistant_messages}, {"system", s.system_messages}}},
+      {"total_messages", s.user_messages + s.assistant_messages + s.system_messages},
+      {"failed_answers", s.failed_messages},
+      {"tokens", bj::object{{"prompt", s.prompt_tokens},
+                            {"completion", s.completion_tokens},
+                            {"total", s.prompt_tokens + s.completion_tokens}}},
+      {"first_message_at", opt_time(s.first_message_at)},
+      {"last_message_at", opt_time(s.last_message_at)},
+      {"average_latency_ms", s.average_latency_ms ? bj::value(*s.average_latency_ms) : bj::value(nullptr)}};
+}
+
 }  // namespace parley::api

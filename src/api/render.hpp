@@ -5,6 +5,7 @@
 
 #include "store/api_key_store.hpp"
 #include "store/audit_store.hpp"
+#include "store/conversation_store.hpp"
 #include "store/page.hpp"
 #include "store/preference_store.hpp"
 #include "store/user_store.hpp"
@@ -15,6 +16,11 @@ boost::json::object render_user(const store::UserRecord& user);
 boost::json::object render_api_key(const store::ApiKeyRecord& key, std::int64_t now_ms);
 boost::json::object render_preferences(const store::PreferencesRecord& prefs);
 boost::json::object render_audit_event(const store::AuditEvent& event);
+boost::json::object render_conversation(const store::ConversationRecord& conversation);
+// Seed 002's message fields (sender_id, content, timestamp, message_type, is_ai_message, ai_model,
+// status) beside parley's own (role, usage, ...).
+boost::json::object render_message(const store::MessageRecord& message);
+boost::json::object render_conversation_stats(const store::ConversationStats& stats);
 
 template <class T, class F>
 boost::json::object render_page(const store::Page<T>& page, std::int64_t limit, std::int64_t offset,

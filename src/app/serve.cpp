@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "api/chat.hpp"
+#include "api/conversations.hpp"
 #include "api/deps.hpp"
 #include "api/gateway.hpp"
 #include "api/ops.hpp"
@@ -89,6 +90,10 @@ struct Components {
   std::unique_ptr<services::UsageRecorder> usage;
   std::unique_ptr<services::GatewayService> gateway;
   std::unique_ptr<api::GatewayDeps> gateway_deps;
+  std::unique_ptr<services::ConversationService> conversations;
+  std::unique_ptr<services::GenerationRegistry> generations;
+  std::unique_ptr<services::AnswerService> answers;
+  std::unique_ptr<api::ConversationDeps> conversation_deps;
   http::Server* server = nullptr;
 
   // Builds the provider registry from the configuration plus the built-in providers.
@@ -162,6 +167,20 @@ struct Components {
     };
     chat_deps =
         std::make_unique<api::ChatDeps>(api::ChatDeps{*chat, *authenticator, config.max_message_chars});
+    const auto& cc = config.conversations;
+    services::AnswerOptions answer_options;
+    answer_options.budgets.fallback = static_cast<std::int64_t>(cc.context_tokens);
+    auto by_model = config::parse_model_budgets(cc.context_tokens_by_model);
+    if (!by_model) return std::unexpected(by_model.error());
+    for (auto& b : *by_model) answer_options.budgets.by_model.emplace_back(std::move(b.pattern), b.tokens);
+    answer_options.context_max_messages = static_cast<std::int64_t>(cc.context_max_messages);
+    answer_options.checkpoint = std::chrono::milliseconds(cc.checkpoint_ms);
+    conversations = std::make_unique<services::ConversationService>(*db, clock);
+    generations = std::make_unique<services::GenerationRegistry>(std::chrono::seconds(cc.stream_retention_s));
+    answers = std::make_unique<services::AnswerService>(*chat, *blocking, *db, clock, *generations,
+                                                        std::move(answer_options));
+    conversation_deps = std::make_unique<api::ConversationDeps>(api::ConversationDeps{
+        *conversations, *answers, *chat, *authenticator, *blocking, config.max_message_chars});
     return {};
   }
 
@@ -174,7 +193,8 @@ struct Components {
     audit = std::make_unique<services::AuditLog>(database, clock);
     login_limiter = std::make_unique<services::LoginLimiter>(
         services::LoginLimits{a.login_max_failures_per_user, a.login_max_failures_per_address,
-                              std::chrono::seconds(a.login_window_s)});
+                              std::chrono::seconds(a.login_window_s), a.registrations_per_address,
+                              std::chrono::seconds(a.registration_window_s)});
     crypto::PasswordParams password{a.password_passes, a.password_memory_kib * 1024};
     users = std::make_unique<services::UserService>(
         database, clock, *principals, *audit, services::UserServiceOptions{a.open_registration, password});
@@ -194,9 +214,9 @@ struct Components {
     // Password hashing on its own threads, at most 8 requests waiting per thread.
     hashing_pool = std::make_unique<http::BlockingPool>(blocking_threads);
     hashing = std::make_unique<http::Gate>(blocking_threads * 8);
-    identity = std::make_unique<api::IdentityDeps>(api::IdentityDeps{*users, *tokens, *keys, *preferences,
-                                                                     *audit, *authenticator, *blocking, clock,
-                                                                     *hashing_pool, *hashing});
+    identity = std::make_unique<api::IdentityDeps>(
+        api::IdentityDeps{*users, *tokens, *keys, *preferences, *audit, *authenticator, *blocking, clock,
+                          *hashing_pool, *hashing, *login_limiter});
   }
 };
 
@@ -213,6 +233,16 @@ asio::awaitable<void> flush_usage(Components& c) {
     if (c.usage->pending() > 0) {
       Status s = co_await c.blocking->run([&c] { return c.usage->flush(); });
       if (!s) spdlog::warn("could not record usage: {}", s.error().message);
+    }
+    // Answers another instance left "generating" when it died (PostgreSQL; see
+    // docs/CONVERSATIONS.md): looked for twice per stale_after_s.
+    if (tick % (2 * c.config.conversations.stale_after_s) == 0) {
+      auto stale = co_await c.blocking->run([&c] {
+        return c.conversations->fail_stale_answers(
+            std::chrono::seconds(c.config.conversations.stale_after_s));
+      });
+      if (!stale) spdlog::warn("could not check for abandoned answers: {}", stale.error().message);
+      if (stale && *stale > 0) spdlog::warn("marked {} abandoned answer(s) failed", *stale);
     }
     if (tick % 20 != 0) continue;
     Status s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
@@ -260,6 +290,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_vault_routes(router, *c.vault_deps);
   api::register_chat_routes(router, *c.chat_deps);
   api::register_gateway_routes(router, *c.gateway_deps);
+  api::register_conversation_routes(router, *c.conversation_deps);
 }
 
 // A data directory (and the database files in it) made by an earlier version, or by hand, with
@@ -342,6 +373,17 @@ int serve(config::LoadResult loaded) {
     return 2;
   }
 
+  // Answers left "generating" by an earlier run: with SQLite this process owns the file, so every
+  // one is over; with PostgreSQL only those no instance has saved for stale_after_s.
+  {
+    auto failed =
+        c.db->dialect() == store::Dialect::kSqlite
+            ? c.conversations->fail_all_generating()
+            : c.conversations->fail_stale_answers(std::chrono::seconds(c.config.conversations.stale_after_s));
+    if (!failed) spdlog::warn("could not check for interrupted answers: {}", failed.error().message);
+    if (failed && *failed > 0) spdlog::warn("marked {} interrupted answer(s) failed", *failed);
+  }
+
   http::Router router;
   register_routes(router, c);
 
@@ -373,6 +415,7 @@ int serve(config::LoadResult loaded) {
   c.http_client->close_idle();
   c.blocking->stop();
   c.hashing_pool->stop();
+  c.answers->interrupt_running();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);
   if (auto s = c.usage->flush(); !s) spdlog::warn("could not record usage: {}", s.error().message);

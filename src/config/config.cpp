@@ -136,6 +136,10 @@ AuthConfig* auth_of(Config& c) {
   return &c.auth;
 }
 
+ConversationsConfig* conversations_of(Config& c) {
+  return &c.conversations;
+}
+
 KeyDef bool_key(std::string_view key, std::string_view env, bool AuthConfig::*field, std::string_view help) {
   return {{key, env, false, help},
           [=](Config& c, std::string_view v) -> Status {
@@ -248,6 +252,12 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("auth.login_window_s", "PARLEY_AUTH_LOGIN_WINDOW_S", &auth_of,
                          &AuthConfig::login_window_s, 1, 86400,
                          "sliding window for the failed-login limits"));
+    d.push_back(uint_key("auth.registrations_per_address", "PARLEY_AUTH_REGISTRATIONS_PER_ADDRESS", &auth_of,
+                         &AuthConfig::registrations_per_address, 1, 1'000'000,
+                         "registration attempts per client address per registration window"));
+    d.push_back(uint_key("auth.registration_window_s", "PARLEY_AUTH_REGISTRATION_WINDOW_S", &auth_of,
+                         &AuthConfig::registration_window_s, 1, 86400 * 7,
+                         "sliding window for the registration limit"));
     d.push_back(uint_key("auth.password_memory_kib", "PARLEY_AUTH_PASSWORD_MEMORY_KIB", &auth_of,
                          &AuthConfig::password_memory_kib, std::uint64_t{19} * 1024,
                          std::uint64_t{4} * 1024 * 1024, "argon2id memory per hash"));
@@ -264,6 +274,32 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("chat.max_message_chars", "PARLEY_CHAT_MAX_MESSAGE_CHARS", &self,
                          &Config::max_message_chars, 1, 1'000'000,
                          "longest user message content accepted by the chat endpoints"));
+    d.push_back(uint_key("conversations.context_tokens", "PARLEY_CONVERSATIONS_CONTEXT_TOKENS",
+                         &conversations_of, &ConversationsConfig::context_tokens, 16, 10'000'000,
+                         "model context budget in estimated tokens (system message + newest messages)"));
+    d.push_back({{"conversations.context_tokens_by_model", "PARLEY_CONVERSATIONS_CONTEXT_TOKENS_BY_MODEL",
+                  false, "per-model context budgets: \"gpt-4o*=100000,mock-*=2000\" (first match wins)"},
+                 [](Config& c, std::string_view v) -> Status {
+                   auto parsed = parse_model_budgets(v);
+                   if (!parsed) return std::unexpected(parsed.error());
+                   c.conversations.context_tokens_by_model = std::string(v);
+                   return {};
+                 },
+                 [](const Config& c) { return c.conversations.context_tokens_by_model; }});
+    d.push_back(uint_key("conversations.context_max_messages", "PARLEY_CONVERSATIONS_CONTEXT_MAX_MESSAGES",
+                         &conversations_of, &ConversationsConfig::context_max_messages, 2, 100'000,
+                         "most stored messages read to build a model context"));
+    d.push_back(
+        uint_key("conversations.stream_retention_s", "PARLEY_CONVERSATIONS_STREAM_RETENTION_S",
+                 &conversations_of, &ConversationsConfig::stream_retention_s, 0, 86400,
+                 "a finished answer's events stay in memory this long (then replayed from the store)"));
+    d.push_back(uint_key("conversations.checkpoint_ms", "PARLEY_CONVERSATIONS_CHECKPOINT_MS",
+                         &conversations_of, &ConversationsConfig::checkpoint_ms, 100, 60'000,
+                         "an answer being generated is saved to the store this often"));
+    d.push_back(
+        uint_key("conversations.stale_after_s", "PARLEY_CONVERSATIONS_STALE_AFTER_S", &conversations_of,
+                 &ConversationsConfig::stale_after_s, 5, 86400,
+                 "an answer in progress not saved for this long is marked failed (its process is gone)"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
                            true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
@@ -432,6 +468,23 @@ Status set_key(Config& config, std::string_view key, std::string_view value) {
   const KeyDef* def = find_key(key);
   if (def == nullptr) return validation(std::string(key), "unknown configuration key");
   return def->set(config, value);
+}
+
+Result<std::vector<ModelBudget>> parse_model_budgets(std::string_view text) {
+  constexpr std::string_view kKey = "conversations.context_tokens_by_model";
+  std::vector<ModelBudget> out;
+  for (const std::string& item : split_list(text)) {
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return validation(std::string(kKey), fmt::format("\"{}\" is not model=tokens", item));
+    }
+    std::string pattern = item.substr(0, eq);
+    while (!pattern.empty() && pattern.back() == ' ') pattern.pop_back();
+    auto tokens = parse_uint(kKey, std::string_view(item).substr(eq + 1), 16, 10'000'000);
+    if (!tokens) return std::unexpected(tokens.error());
+    out.push_back({std::move(pattern), *tokens});
+  }
+  return out;
 }
 
 Status validate(Config& config) {

@@ -43,8 +43,22 @@ struct AuthConfig {
   std::uint64_t login_max_failures_per_user = 5;
   std::uint64_t login_max_failures_per_address = 20;
   std::uint64_t login_window_s = 900;
+  std::uint64_t registrations_per_address = 20;
+  std::uint64_t registration_window_s = 3600;
   std::uint64_t password_memory_kib = std::uint64_t{19} * 1024;
   std::uint64_t password_passes = 2;
+};
+
+// Stored conversations and their answers (docs/CONVERSATIONS.md).
+struct ConversationsConfig {
+  std::uint64_t context_tokens = 4096;  // model context budget (estimated tokens), unless by model
+  // Per-model budgets: "gpt-4o*=100000,mock-*=2000" (exact names or prefixes ending in '*'; the
+  // first match wins).
+  std::string context_tokens_by_model;
+  std::uint64_t context_max_messages = 200;  // most stored messages read to build a context
+  std::uint64_t stream_retention_s = 60;     // a finished answer's events stay in memory this long
+  std::uint64_t checkpoint_ms = 1000;        // an answer being generated is saved this often
+  std::uint64_t stale_after_s = 300;  // an answer not saved for this long was abandoned (> provider timeouts)
 };
 
 // One upstream provider ([[providers]] in the TOML file). See docs/CONFIGURATION.md.
@@ -80,6 +94,7 @@ struct Config {
   std::vector<ProviderConfig> providers;  // from the file; the built-in ones are added at start
   bool demo_provider = true;              // the offline "demo" models
   std::size_t max_message_chars = 4000;   // user message content limit on the chat endpoints
+  ConversationsConfig conversations;
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   // Peer addresses of reverse proxies in front of parley: not held to the per-address connection
@@ -109,6 +124,13 @@ struct LoadInput {
 };
 
 Result<LoadResult> load(const LoadInput& input);
+
+// conversations.context_tokens_by_model parsed: "pattern=N" pairs in order.
+struct ModelBudget {
+  std::string pattern;  // exact model name, or a prefix ending in '*'
+  std::uint64_t tokens = 0;
+};
+Result<std::vector<ModelBudget>> parse_model_budgets(std::string_view text);
 
 // Sets `key` (dotted name, e.g. "http.max_body_bytes") from text, with validation.
 Status set_key(Config& config, std::string_view key, std::string_view value);

@@ -59,4 +59,11 @@ const ErrorInfo& error_info(ErrorKind kind) noexcept {
   return kTable[static_cast<std::size_t>(kind)].info;
 }
 
+std::optional<ErrorKind> error_kind_of_code(std::string_view code) noexcept {
+  for (const auto& row : kTable) {
+    if (row.info.code == code) return row.kind;
+  }
+  return std::nullopt;
+}
+
 }  // namespace parley

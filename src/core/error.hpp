@@ -50,6 +50,9 @@ struct ErrorInfo {
 
 // The single table behind every error response; defined in error.cpp.
 const ErrorInfo& error_info(ErrorKind kind) noexcept;
+// The kind whose public code this is ("VALIDATION_ERROR" → kValidation), for codes read back from
+// the store; nullopt for a code no kind has.
+std::optional<ErrorKind> error_kind_of_code(std::string_view code) noexcept;
 
 struct Error {
   ErrorKind kind = ErrorKind::kInternal;

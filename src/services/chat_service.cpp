@@ -164,6 +164,13 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Princip
   auto t0 = std::chrono::steady_clock::now();
   auto r = co_await route(who, input.model, request_id);
   if (!r) co_return std::unexpected(r.error());
+  co_return co_await stream(who, *r, input, std::move(sink), t0);
+}
+
+asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& who, const Route& route,
+                                                        const ChatInput& input, TokenSink sink,
+                                                        std::chrono::steady_clock::time_point t0) {
+  const Route* r = &route;
   ChatOutput out;
   out.model = r->model;
   provider::EventSink events = [&](std::string_view data) -> asio::awaitable<bool> {

@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -85,6 +86,13 @@ class ChatService {
   };
   boost::asio::awaitable<Result<Route>> route(const auth::Principal& who, std::optional<std::string> model,
                                               const std::string& request_id);
+
+  // Streams with an already resolved route (the caller resolved it first, e.g. to refuse a request
+  // before storing anything); `t0` is when the request started, for the latency. A sink that
+  // returns false ends the call early; the result then holds what arrived until then.
+  boost::asio::awaitable<Result<ChatOutput>> stream(const auth::Principal& who, const Route& route,
+                                                    const ChatInput& input, TokenSink sink,
+                                                    std::chrono::steady_clock::time_point t0);
 
  private:
   static std::string request_body(const ChatInput& input, const std::string& model, bool stream);

@@ -14,17 +14,33 @@ std::string pair_key(std::string_view username, std::string_view address) {
 std::string address_key(std::string_view address) {
   return "a:" + std::string(address);
 }
+std::string registration_key(std::string_view address) {
+  return "r:" + std::string(address);
+}
 }  // namespace
 
-void LoginLimiter::prune(std::deque<Clock::time_point>& q, Clock::time_point now) const {
-  while (!q.empty() && now - q.front() >= limits_.window) q.pop_front();
+void LoginLimiter::prune(std::deque<Clock::time_point>& q, Clock::time_point now,
+                         std::chrono::seconds window) {
+  while (!q.empty() && now - q.front() >= window) q.pop_front();
+}
+
+void LoginLimiter::make_room(Clock::time_point now) {
+  if (failures_.size() < limits_.max_tracked_keys) return;
+  // Drop entries whose window has passed; if that is not enough, start over (fail open on memory
+  // pressure rather than grow without bound).
+  const auto longest = std::max(limits_.window, limits_.registration_window);
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    prune(it->second, now, longest);
+    it = it->second.empty() ? failures_.erase(it) : std::next(it);
+  }
+  if (failures_.size() >= limits_.max_tracked_keys) failures_.clear();
 }
 
 std::optional<std::chrono::seconds> LoginLimiter::check(const std::string& key, std::size_t max,
                                                         Clock::time_point now) {
   auto it = failures_.find(key);
   if (it == failures_.end()) return std::nullopt;
-  prune(it->second, now);
+  prune(it->second, now, limits_.window);
   max = std::max<std::size_t>(max, 1);
   const std::size_t count = it->second.size();
   if (count < max) return std::nullopt;
@@ -59,20 +75,29 @@ std::optional<LoginBlock> LoginLimiter::block(std::string_view username, std::st
 void LoginLimiter::record_failure(std::string_view username, std::string_view address,
                                   Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  if (failures_.size() >= limits_.max_tracked_keys) {
-    // Drop entries whose window has passed; if that is not enough, start over (fail open on memory
-    // pressure rather than grow without bound).
-    for (auto it = failures_.begin(); it != failures_.end();) {
-      prune(it->second, now);
-      it = it->second.empty() ? failures_.erase(it) : std::next(it);
-    }
-    if (failures_.size() >= limits_.max_tracked_keys) failures_.clear();
-  }
+  make_room(now);
   for (const std::string& key : {pair_key(username, address), address_key(address)}) {
     auto& q = failures_[key];
-    prune(q, now);
+    prune(q, now, limits_.window);
     q.push_back(now);
   }
+}
+
+std::optional<LoginBlock> LoginLimiter::admit_registration(std::string_view address, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const std::size_t max = std::max<std::size_t>(limits_.max_registrations_per_address, 1);
+  auto it = failures_.find(registration_key(address));
+  if (it != failures_.end()) {
+    prune(it->second, now, limits_.registration_window);
+    if (it->second.size() >= max) {
+      const auto until = it->second[it->second.size() - max] + limits_.registration_window;
+      return LoginBlock{
+          std::max(std::chrono::ceil<std::chrono::seconds>(until - now), std::chrono::seconds(1)), max};
+    }
+  }
+  make_room(now);
+  failures_[registration_key(address)].push_back(now);
+  return std::nullopt;
 }
 
 void LoginLimiter::record_success(std::string_view username, std::string_view address) {

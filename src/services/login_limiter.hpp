@@ -2,8 +2,9 @@
 // sliding window (OWASP's guidance against both guessing and lock-out): past `max` failures in the
 // window a counter asks the client to wait 1 s after its last failure, doubling with each further
 // failure up to the window. A name is never locked as such: its owner logs in from an address that
-// did not fail, so nobody can lock anyone out by failing on purpose. In memory, per instance.
-// Thread-safe.
+// did not fail, so nobody can lock anyone out by failing on purpose. Registrations are counted per
+// client address in a window of their own (every attempt, taken names included, so that neither
+// account farming nor probing which names exist is free). In memory, per instance. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -21,6 +22,8 @@ struct LoginLimits {
   std::size_t max_failures_per_user = 5;  // per (username, address) pair
   std::size_t max_failures_per_address = 20;
   std::chrono::seconds window{900};
+  std::size_t max_registrations_per_address = 20;
+  std::chrono::seconds registration_window{3600};
   std::size_t max_tracked_keys = 100'000;  // memory bound; oldest entries are dropped beyond it
 };
 
@@ -43,12 +46,17 @@ class LoginLimiter {
                                   Clock::time_point now = Clock::now());
   void record_failure(std::string_view username, std::string_view address,
                       Clock::time_point now = Clock::now());
+  // Counts a registration attempt from `address` unless the address has used its allowance, in
+  // which case nothing is counted and the answer says when the oldest attempt leaves the window.
+  std::optional<LoginBlock> admit_registration(std::string_view address,
+                                               Clock::time_point now = Clock::now());
   // A successful login clears that pair's failures (not the address's).
   void record_success(std::string_view username, std::string_view address);
 
  private:
   std::optional<std::chrono::seconds> check(const std::string& key, std::size_t max, Clock::time_point now);
-  void prune(std::deque<Clock::time_point>& q, Clock::time_point now) const;
+  static void prune(std::deque<Clock::time_point>& q, Clock::time_point now, std::chrono::seconds window);
+  void make_room(Clock::time_point now);
 
   LoginLimits limits_;
   std::mutex mutex_;

@@ -128,6 +128,23 @@ TEST(LoginLimiter, SuccessClearsThePairButNotTheAddress) {
   EXPECT_TRUE(limiter.blocked_for("erin", "198.51.100.1", t0));
 }
 
+TEST(LoginLimiter, RegistrationsPerAddressInASlidingWindow) {
+  LoginLimiter limiter({.max_registrations_per_address = 3, .registration_window = 100s});
+  auto t0 = LoginLimiter::Clock::time_point{} + 1000s;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(limiter.admit_registration("192.0.2.1", t0 + std::chrono::seconds(i * 10)));
+  auto refused = limiter.admit_registration("192.0.2.1", t0 + 25s);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->retry_after, 75s);  // the first attempt leaves the window at t0 + 100 s
+  EXPECT_EQ(refused->limit, 3U);
+  // A refused attempt is not counted, another address is not affected, failed logins are not mixed in.
+  EXPECT_FALSE(limiter.admit_registration("192.0.2.2", t0 + 25s));
+  EXPECT_FALSE(limiter.blocked_for("anyone", "192.0.2.1", t0 + 25s));
+  EXPECT_TRUE(limiter.admit_registration("192.0.2.1", t0 + 99s));
+  EXPECT_FALSE(limiter.admit_registration("192.0.2.1", t0 + 100s));
+  EXPECT_TRUE(limiter.admit_registration("192.0.2.1", t0 + 100s));
+}
+
 TEST(LoginLimiter, BlockNamesTheExhaustedCounterAndItsLimit) {
   LoginLimiter limiter({.max_failures_per_user = 2, .max_failures_per_address = 5, .window = 60s});
   auto t0 = LoginLimiter::Clock::time_point{} + 1000s;
