@@ -1,4 +1,4 @@
-// The authorization matrix (authz_matrix.json): every identity route × every kind of caller ×
+// The authorization matrix (authz_matrix.json): every identity and conversation route × every kind of caller ×
 // the expected status, run against the real binary. Data-driven: later issues add rows, not code.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,14 +57,15 @@ describe('authorization matrix (data)', () => {
         assert.ok(callers.includes(c), `${name}: unknown caller ${c}`);
         assert.ok(Number.isInteger(status) && status >= 200 && status < 600, `${name}: ${c} → ${status}`);
       }
-      for (const f of row.fresh ?? []) assert.ok(['owner', 'key'].includes(f), `${name}: fresh ${f}`);
+      for (const f of row.fresh ?? []) assert.ok(['owner', 'key', 'conversation'].includes(f), `${name}: fresh ${f}`);
     }
   });
 
-  test('every identity route of the binary has a row', (t) => {
+  test('every identity and conversation route of the binary has a row', (t) => {
     const r = spawnSync(PARLEY_BIN, ['routes'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const identity = /^\/api\/v1\/(auth\/[^/]+|users(\/me|\/\{user_id\}(\/preferences)?)?|api-keys(\/\{key_id\})?|audit)$/;
+    const conversation = /^\/api\/v1\/(users\/\{user_id\}\/)?conversations(\/|$)/;
     const template = (p) => p.split('?')[0].replace(/\{missing_id\}/, (m, off, s) => (s.startsWith('/api/v1/api-keys') ? '{key_id}' : '{user_id}'));
     const covered = new Set(matrix.rows.map((row) => `${row.method} ${template(row.path)}`));
     const routes = r.stdout.trim().split('\n').map((l) => l.trim()).filter(Boolean);
@@ -72,6 +73,9 @@ describe('authorization matrix (data)', () => {
     assert.ok(identityRoutes.length >= 17, `identity routes found: ${identityRoutes.join(', ')}`);
     const missing = identityRoutes.filter((l) => !covered.has(l));
     assert.deepEqual(missing, [], 'identity routes without a row in authz_matrix.json');
+    const conversationRoutes = routes.filter((l) => conversation.test(l.split(' ')[1]));
+    assert.ok(conversationRoutes.length >= 17, `conversation routes found: ${conversationRoutes.join(', ')}`);
+    assert.deepEqual(conversationRoutes.filter((l) => !covered.has(l)), [], 'conversation routes without a row in authz_matrix.json');
     const others = routes.filter((l) => /^\S+ \/(api\/)?v1\//.test(l) && !identity.test(l.split(' ')[1]) && !covered.has(l));
     if (others.length) t.diagnostic(`routes of later issues without a row yet: ${others.join(', ')}`);
   });
@@ -82,6 +86,7 @@ describe(`authorization matrix (${BACKEND})`, () => {
   const people = {}; // caller name → { id, token?, apiKey?, password }
   let adminToken;
   let ownerKeyId;
+  let sharedConversation; // { id, messageId } of people.owner, for rows without "fresh": ["conversation"]
 
   async function makeUser(role) {
     const username = `${role}_${uniq()}`;
@@ -104,6 +109,16 @@ describe(`authorization matrix (${BACKEND})`, () => {
 
   async function keyFor(userId) {
     return must(p, 201, 'POST', '/api/v1/api-keys', { token: adminToken, body: { name: `k_${uniq()}`, user_id: userId } });
+  }
+
+  // A new conversation of `owner`, created by the owner; with an answer (the demo model's reply to
+  // a message the owner posts) when `withAnswer`.
+  async function conversationOf(owner, withAnswer) {
+    const token = owner.token ?? (owner.token = await tokenFor(owner));
+    const c = await must(p, 201, 'POST', `/api/v1/users/${owner.id}/conversations`, { token, body: { title: `matrix ${uniq()}` } });
+    if (!withAnswer) return { id: c.id };
+    const sent = await must(p, 201, 'POST', `/api/v1/conversations/${c.id}/messages`, { token, body: { content: 'hello' } });
+    return { id: c.id, messageId: sent.assistant_message.id };
   }
 
   before(async () => {
@@ -148,6 +163,15 @@ describe(`authorization matrix (${BACKEND})`, () => {
         let keyId = ownerKeyId;
         if (fresh.has('key') || owner !== people.owner) keyId = (await keyFor(owner.id)).id;
         const vars = { user_id: owner.id, key_id: keyId, missing_id: `missing${uniq()}`, unique: uniq };
+        const named = JSON.stringify([row.path, row.body ?? null]);
+        if (named.includes('{conversation_id}') || named.includes('{message_id}')) {
+          const withAnswer = named.includes('{message_id}');
+          const conversation = fresh.has('conversation') || owner !== people.owner
+            ? await conversationOf(owner, withAnswer)
+            : (sharedConversation ??= await conversationOf(owner, true));
+          vars.conversation_id = conversation.id;
+          if (withAnswer) vars.message_id = conversation.messageId;
+        }
         const route = substitute(row.path, vars);
         const body = row.body === undefined ? undefined : substitute(row.body, vars);
         const r = await call(p, row.method, route, { ...(await credentials(caller, owner)), body });
