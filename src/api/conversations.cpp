@@ -216,13 +216,37 @@ Response sse_head(const std::optional<store::MessageRecord>& user_message,
   return head;
 }
 
+asio::awaitable<void> follow_stored(ConversationDeps& d, http::StreamWriter& stream,
+                                    const auth::Principal& who, store::MessageRecord m, std::uint64_t seen);
+
 // Streams a generation's events after `seen` until its terminal event or until the client
-// leaves. The head has been sent.
-asio::awaitable<void> follow_live(http::StreamWriter& stream, const std::shared_ptr<Generation>& g,
-                                  std::uint64_t seen) {
+// leaves. The head has been sent. Pieces no longer in memory come from the store.
+asio::awaitable<void> follow_live(ConversationDeps& d, http::StreamWriter& stream, const auth::Principal& who,
+                                  const std::shared_ptr<Generation>& g, std::uint64_t seen) {
   http::CloseWatch watch(stream);
   for (;;) {
     Generation::Slice slice = g->after(seen);
+    if (slice.behind) {
+      // Saved and forgotten (a memory bound, or the answer is over): read what the store has.
+      std::string conversation_id = g->conversation_id();
+      std::string message_id = g->message_id();
+      auto m = co_await d.pool.run(
+          [&] { return d.conversations.message(who, conversation_id, message_id, auth::Access::kRead); });
+      if (!m) co_return;
+      std::vector<std::string> pieces = services::replay_pieces(m->content, m->event_lengths);
+      if (m->status != "generating") {
+        watch.finish();
+        co_await follow_stored(d, stream, who, std::move(*m), seen);
+        co_return;
+      }
+      std::string batch;
+      for (std::uint64_t n = seen + 1; n <= pieces.size(); ++n) {
+        batch += sse_event(message_id, n, token_data(pieces[n - 1]));
+      }
+      seen = std::max<std::uint64_t>(seen, pieces.size());
+      if (!batch.empty() && !co_await stream.write(batch)) co_return;
+      continue;
+    }
     std::string batch;
     for (std::size_t i = 0; i < slice.pieces.size(); ++i) {
       batch += sse_event(g->message_id(), slice.first + i, token_data(slice.pieces[i]));
@@ -262,7 +286,7 @@ asio::awaitable<void> follow_stored(ConversationDeps& d, http::StreamWriter& str
     if (over) co_return;
     // Generated here after all (the local log appeared meanwhile): follow it live.
     if (auto g = d.answers.registry().find(m.id)) {
-      co_await follow_live(stream, g, seen);
+      co_await follow_live(d, stream, who, g, seen);
       co_return;
     }
     timer.expires_after(kStorePoll);
@@ -325,7 +349,7 @@ asio::awaitable<Response> answer(ConversationDeps& d, RequestContext& ctx, const
     if (!co_await ctx.stream->begin(sse_head(started->user_message, started->answer))) {
       co_return Response{};
     }
-    co_await follow_live(*ctx.stream, started->generation, 0);
+    co_await follow_live(d, *ctx.stream, who, started->generation, 0);
     co_return Response{};
   }
   auto end = co_await await_end(*ctx.stream, started->generation);
@@ -338,7 +362,6 @@ asio::awaitable<Response> answer(ConversationDeps& d, RequestContext& ctx, const
   }
   bj::object body{{"assistant_message", render_message(end->message)}};
   if (started->user_message) body["user_message"] = render_message(*started->user_message);
-  (void)who;
   co_return http::json_response(StatusCode::created, body);
 }
 
@@ -643,7 +666,7 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
                if (!seen) co_return error_of(seen.error(), ctx);
                if (!co_await ctx.stream->begin(sse_head(std::nullopt, *m))) co_return Response{};
                if (auto g = d.answers.registry().find(message_id)) {
-                 co_await follow_live(*ctx.stream, g, *seen);
+                 co_await follow_live(d, *ctx.stream, *who, g, *seen);
                } else {
                  co_await follow_stored(d, *ctx.stream, *who, std::move(*m), *seen);
                }

@@ -175,6 +175,8 @@ struct Components {
     for (auto& b : *by_model) answer_options.budgets.by_model.emplace_back(std::move(b.pattern), b.tokens);
     answer_options.context_max_messages = static_cast<std::int64_t>(cc.context_max_messages);
     answer_options.checkpoint = std::chrono::milliseconds(cc.checkpoint_ms);
+    answer_options.memory_per_answer = static_cast<std::size_t>(cc.stream_memory_per_answer);
+    answer_options.memory_total = static_cast<std::size_t>(cc.stream_memory_total);
     conversations = std::make_unique<services::ConversationService>(*db, clock);
     generations = std::make_unique<services::GenerationRegistry>(std::chrono::seconds(cc.stream_retention_s));
     answers = std::make_unique<services::AnswerService>(*chat, *blocking, *db, clock, *generations,

@@ -289,10 +289,18 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("conversations.context_max_messages", "PARLEY_CONVERSATIONS_CONTEXT_MAX_MESSAGES",
                          &conversations_of, &ConversationsConfig::context_max_messages, 2, 100'000,
                          "most stored messages read to build a model context"));
-    d.push_back(
-        uint_key("conversations.stream_retention_s", "PARLEY_CONVERSATIONS_STREAM_RETENTION_S",
-                 &conversations_of, &ConversationsConfig::stream_retention_s, 0, 86400,
-                 "a finished answer's events stay in memory this long (then replayed from the store)"));
+    d.push_back(uint_key(
+        "conversations.stream_retention_s", "PARLEY_CONVERSATIONS_STREAM_RETENTION_S", &conversations_of,
+        &ConversationsConfig::stream_retention_s, 0, 86400,
+        "a finished answer's terminal event stays in memory this long (its text is read from the store)"));
+    d.push_back(uint_key(
+        "conversations.stream_memory_per_answer", "PARLEY_CONVERSATIONS_STREAM_MEMORY_PER_ANSWER",
+        &conversations_of, &ConversationsConfig::stream_memory_per_answer, 64, std::uint64_t{1} << 30,
+        "bytes of an answer's text kept in memory while it is generated; past it, saved text is "
+        "read from the store"));
+    d.push_back(uint_key("conversations.stream_memory_total", "PARLEY_CONVERSATIONS_STREAM_MEMORY_TOTAL",
+                         &conversations_of, &ConversationsConfig::stream_memory_total, 1024,
+                         std::uint64_t{1} << 40, "the same bound for all answers being generated together"));
     d.push_back(uint_key("conversations.checkpoint_ms", "PARLEY_CONVERSATIONS_CHECKPOINT_MS",
                          &conversations_of, &ConversationsConfig::checkpoint_ms, 100, 60'000,
                          "an answer being generated is saved to the store this often"));

@@ -10,6 +10,7 @@
 
 #include "crypto/random.hpp"
 #include "store/preference_store.hpp"
+#include "store/user_store.hpp"
 
 namespace parley::services {
 
@@ -51,7 +52,14 @@ Result<store::Page<ConversationRecord>> ConversationService::list(const auth::Pr
                                                                   const store::ConversationQuery& query) {
   if (auto s = auth::authorize_owned(who, auth::Access::kRead, query.user_id); !s)
     return std::unexpected(s.error());
-  return ConversationStore(db_).list_conversations(query);
+  auto page = ConversationStore(db_).list_conversations(query);
+  if (page && page->total == 0 && !query.search && !query.status) {
+    // An empty list of a user who does not exist is a 404, as everywhere under /users/{user_id}.
+    auto user = store::UserStore(db_).get_by_id(query.user_id);
+    if (!user) return std::unexpected(user.error());
+    if (!*user) return fail(ErrorKind::kNotFound, "User not found");
+  }
+  return page;
 }
 
 Result<ConversationRecord> ConversationService::get(const auth::Principal& who, std::string_view user_id,
@@ -304,6 +312,21 @@ asio::awaitable<Result<StartedAnswer>> AnswerService::start(AnswerRequest reques
   co_return started;
 }
 
+asio::awaitable<Result<bool>> AnswerService::checkpoint(Generation& generation, const MessageRecord& answer,
+                                                        bool forget) {
+  Generation::Unsaved tail = generation.unsaved();
+  store::AnswerUpdate u;
+  u.append = true;
+  u.content = std::move(tail.text);
+  u.event_lengths = std::move(tail.lengths);
+  u.status = "generating";
+  u.model = answer.model;
+  u.now_ms = clock_.now_ms();
+  auto saved = co_await pool_.run([&] { return ConversationStore(db_).update_answer(answer.id, u); });
+  if (saved && *saved) generation.saved(tail.through, forget);
+  co_return saved;
+}
+
 asio::awaitable<void> AnswerService::run(std::shared_ptr<Generation> generation, std::shared_ptr<Job> job) {
   // A cancellation ends the provider call; what follows (storing the answer) must still run.
   co_await asio::this_coro::throw_if_cancelled(false);
@@ -314,15 +337,12 @@ asio::awaitable<void> AnswerService::run(std::shared_ptr<Generation> generation,
     generation->append(piece);
     if (generation->cancel_requested()) co_return false;
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_checkpoint >= options_.checkpoint && !checkpoint_failed) {
+    // Over a memory limit, saved text leaves memory (followers behind read the store).
+    const bool over = generation->memory_bytes() > options_.memory_per_answer ||
+                      registry_.memory_bytes() > static_cast<std::int64_t>(options_.memory_total);
+    if ((now - last_checkpoint >= options_.checkpoint || over) && !checkpoint_failed) {
       last_checkpoint = now;
-      store::AnswerUpdate u;
-      u.content = generation->content();
-      u.event_lengths = generation->event_lengths();
-      u.status = "generating";
-      u.model = answer.model;
-      u.now_ms = clock_.now_ms();
-      auto saved = co_await pool_.run([&] { return ConversationStore(db_).update_answer(answer.id, u); });
+      auto saved = co_await checkpoint(*generation, answer, over);
       if (!saved) {
         checkpoint_failed = true;
         spdlog::warn("could not checkpoint answer {}: {}", answer.id, saved.error().message);
@@ -336,9 +356,11 @@ asio::awaitable<void> AnswerService::run(std::shared_ptr<Generation> generation,
   co_await asio::this_coro::reset_cancellation_state();
 
   AnswerEnd end;
+  Generation::Unsaved tail = generation->unsaved();
   store::AnswerUpdate u;
-  u.content = generation->content();
-  u.event_lengths = generation->event_lengths();
+  u.append = true;
+  u.content = std::move(tail.text);
+  u.event_lengths = std::move(tail.lengths);
   u.model = answer.model;
   u.latency_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->t0)
@@ -362,45 +384,40 @@ asio::awaitable<void> AnswerService::run(std::shared_ptr<Generation> generation,
   if (!saved) {
     spdlog::error("could not store answer {}: {}", answer.id, saved.error().message);
     if (!end.error) end.error = saved.error();
-  }
-  if (saved && !*saved) {
+  } else if (!*saved) {
     // Marked failed meanwhile as abandoned (no checkpoint for stale_after_s): what is stored is
     // what every follower must see.
-    auto stored = co_await pool_.run([&] { return ConversationStore(db_).get_message(answer.id); });
-    if (stored && *stored) {
-      end.message = std::move(**stored);
-      end.error = Error(ErrorKind::kOpenAiTimeout, "The answer was abandoned");
-      generation->finish(std::move(end));
-      registry_.finished(*generation);
-      co_return;
-    }
+    end.error = Error(ErrorKind::kOpenAiTimeout, "The answer was abandoned");
   }
-  answer.content = u.content;
-  answer.event_lengths = u.event_lengths;
-  answer.status = u.status;
-  answer.model = u.model;
-  answer.prompt_tokens = u.prompt_tokens;
-  answer.completion_tokens = u.completion_tokens;
-  answer.latency_ms = u.latency_ms;
-  answer.error_code = u.error_code;
-  answer.updated_at = u.now_ms;
-  end.message = answer;
+  // The terminal event is made from the stored message, as a replay from the store makes it.
+  auto stored = co_await pool_.run([&] { return ConversationStore(db_).get_message(answer.id); });
+  if (stored && *stored) {
+    end.message = std::move(**stored);
+  } else {
+    answer.status = u.status;
+    answer.error_code = u.error_code;
+    answer.updated_at = u.now_ms;
+    end.message = answer;
+  }
   generation->finish(std::move(end));
   registry_.finished(*generation);
 }
 
 void AnswerService::interrupt_running() {
   for (const auto& generation : registry_.running()) {
+    Generation::Unsaved tail = generation->unsaved();
     store::AnswerUpdate u;
-    u.content = generation->content();
-    u.event_lengths = generation->event_lengths();
+    u.append = true;
+    u.content = std::move(tail.text);
+    u.event_lengths = std::move(tail.lengths);
     u.status = "failed";
     u.error_code = "INTERRUPTED";
     u.now_ms = clock_.now_ms();
     auto saved = ConversationStore(db_).update_answer(generation->message_id(), u);
-    if (!saved)
+    if (!saved) {
       spdlog::warn("could not store interrupted answer {}: {}", generation->message_id(),
                    saved.error().message);
+    }
   }
 }
 

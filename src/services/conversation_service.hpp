@@ -86,6 +86,10 @@ struct AnswerOptions {
   ContextBudgets budgets;
   std::int64_t context_max_messages = 200;
   std::chrono::milliseconds checkpoint{1000};
+  // Text of answers being generated kept in memory: past either bound, saved text leaves memory
+  // and followers that need it read the store.
+  std::size_t memory_per_answer = std::size_t{256} * 1024;
+  std::size_t memory_total = std::size_t{64} * 1024 * 1024;
 };
 
 // One answer to ask for.
@@ -129,6 +133,10 @@ class AnswerService {
  private:
   struct Job;
   boost::asio::awaitable<void> run(std::shared_ptr<Generation> generation, std::shared_ptr<Job> job);
+  // Saves the pieces not saved yet (appended to the stored answer); false when the answer is no
+  // longer "generating" in the store.
+  boost::asio::awaitable<Result<bool>> checkpoint(Generation& generation, const store::MessageRecord& answer,
+                                                  bool forget);
 
   ChatService& chat_;
   http::BlockingPool& pool_;

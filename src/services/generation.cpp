@@ -30,12 +30,40 @@ void Generation::wake_locked() {
   waiters_.clear();
 }
 
+Generation::~Generation() {
+  if (accounted_ != nullptr) accounted_->fetch_sub(accounted_bytes_, std::memory_order_relaxed);
+}
+
+void Generation::account_to(std::atomic<std::int64_t>* total) {
+  std::lock_guard lock(mutex_);
+  accounted_ = total;
+}
+
 void Generation::append(std::string_view piece) {
   std::lock_guard lock(mutex_);
   if (end_) return;
   content_.append(piece);
   ends_.push_back(static_cast<std::uint32_t>(content_.size()));
+  const auto bytes = static_cast<std::int64_t>(piece.size() + sizeof(std::uint32_t));
+  accounted_bytes_ += bytes;
+  if (accounted_ != nullptr) accounted_->fetch_add(bytes, std::memory_order_relaxed);
   wake_locked();
+}
+
+void Generation::forget_locked(std::uint64_t through) {
+  if (through < first_in_memory_) return;
+  const std::size_t count = std::min<std::size_t>(through - first_in_memory_ + 1, ends_.size());
+  if (count == 0) return;
+  const std::uint32_t cut = ends_[count - 1];
+  content_.erase(0, cut);
+  ends_.erase(ends_.begin(), ends_.begin() + static_cast<std::ptrdiff_t>(count));
+  for (auto& e : ends_) e -= cut;
+  first_in_memory_ += count;
+  content_.shrink_to_fit();
+  ends_.shrink_to_fit();
+  const auto bytes = static_cast<std::int64_t>(cut + count * sizeof(std::uint32_t));
+  accounted_bytes_ -= bytes;
+  if (accounted_ != nullptr) accounted_->fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 void Generation::finish(AnswerEnd end) {
@@ -43,6 +71,7 @@ void Generation::finish(AnswerEnd end) {
   if (end_) return;
   end_ = std::move(end);
   finished_at_ = SteadyClock::now();
+  forget_locked(first_in_memory_ + ends_.size() - 1);
   wake_locked();
 }
 
@@ -67,14 +96,20 @@ Generation::Slice Generation::after(std::uint64_t seen, std::size_t max_pieces) 
   std::lock_guard lock(mutex_);
   Slice slice;
   slice.first = seen + 1;
-  std::uint64_t i = seen;
-  for (; i < ends_.size() && slice.pieces.size() < max_pieces; ++i) {
+  const std::uint64_t total = first_in_memory_ - 1 + ends_.size();
+  if (seen + 1 < first_in_memory_ && seen < total) {
+    slice.behind = true;
+    return slice;
+  }
+  std::uint64_t n = seen + 1;  // number of the next piece
+  for (; n <= total && slice.pieces.size() < max_pieces; ++n) {
+    const std::size_t i = n - first_in_memory_;
     const std::uint32_t begin = i == 0 ? 0 : ends_[i - 1];
     slice.pieces.emplace_back(content_.substr(begin, ends_[i] - begin));
   }
-  if (end_ && i >= ends_.size() && seen <= ends_.size()) {
+  if (end_ && n > total && seen <= total) {
     slice.end = end_;
-    slice.end_number = ends_.size() + 1;
+    slice.end_number = total + 1;
   }
   return slice;
 }
@@ -84,7 +119,7 @@ asio::awaitable<void> Generation::wait(std::uint64_t seen, std::chrono::millisec
   waiter->timer.expires_after(cap);
   {
     std::lock_guard lock(mutex_);
-    if (ends_.size() > seen || end_) co_return;
+    if (first_in_memory_ - 1 + ends_.size() > seen || end_) co_return;
     // Followers that stopped waiting (timed out and left) hold no reference any more.
     std::erase_if(waiters_, [](const std::shared_ptr<Waiter>& w) { return w.use_count() == 1; });
     waiters_.push_back(waiter);
@@ -94,9 +129,30 @@ asio::awaitable<void> Generation::wait(std::uint64_t seen, std::chrono::millisec
   co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+Generation::Unsaved Generation::unsaved() const {
+  std::lock_guard lock(mutex_);
+  Unsaved out;
+  out.through = first_in_memory_ - 1 + ends_.size();
+  const std::uint64_t from = std::max(saved_ + 1, first_in_memory_);
+  for (std::uint64_t n = from; n <= out.through; ++n) {
+    const std::size_t i = n - first_in_memory_;
+    const std::uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    out.text.append(content_, begin, ends_[i] - begin);
+    if (!out.lengths.empty()) out.lengths.push_back(',');
+    out.lengths += std::to_string(ends_[i] - begin);
+  }
+  return out;
+}
+
+void Generation::saved(std::uint64_t through, bool forget) {
+  std::lock_guard lock(mutex_);
+  saved_ = std::max(saved_, through);
+  if (forget) forget_locked(saved_);
+}
+
 std::uint64_t Generation::pieces() const {
   std::lock_guard lock(mutex_);
-  return ends_.size();
+  return first_in_memory_ - 1 + ends_.size();
 }
 
 bool Generation::finished() const {
@@ -104,27 +160,9 @@ bool Generation::finished() const {
   return end_.has_value();
 }
 
-std::string Generation::content() const {
-  std::lock_guard lock(mutex_);
-  return content_;
-}
-
-std::string Generation::event_lengths() const {
-  std::lock_guard lock(mutex_);
-  std::string out;
-  out.reserve(ends_.size() * 3);
-  std::uint32_t begin = 0;
-  for (std::uint32_t end : ends_) {
-    if (!out.empty()) out.push_back(',');
-    out += std::to_string(end - begin);
-    begin = end;
-  }
-  return out;
-}
-
 std::size_t Generation::memory_bytes() const {
   std::lock_guard lock(mutex_);
-  return content_.capacity() + ends_.capacity() * sizeof(std::uint32_t);
+  return static_cast<std::size_t>(accounted_bytes_);
 }
 
 std::optional<SteadyClock::time_point> Generation::finished_at() const {
@@ -171,6 +209,7 @@ std::shared_ptr<Generation> GenerationRegistry::start(const std::string& message
   purge_locked(SteadyClock::now());
   if (running_by_conversation_.contains(conversation_id)) return nullptr;
   auto generation = std::make_shared<Generation>(message_id, conversation_id, std::move(producer));
+  generation->account_to(&memory_);
   by_message_[message_id] = generation;
   running_by_conversation_[conversation_id] = message_id;
   return generation;

@@ -8,12 +8,13 @@
 // a dropped connection, a WebSocket). Followers wait on their own loop's timer; the producer wakes
 // them by posting to those loops. Thread-safe.
 //
-// In memory the log is the text so far plus the length of each piece, so a follower can start
-// from any event; once the answer is stored, the same events are rebuilt from the stored text and
-// `event_lengths` (see replay_pieces), so a follower that comes after the log left memory gets
-// exactly the same events.
+// In memory the log is the text not yet saved (and what was saved, until a memory limit asks for it
+// to go) plus the length of each piece, so a follower can start from any event still in memory;
+// the rest, and everything once the answer is stored, is rebuilt from the stored text and
+// `event_lengths` (see replay_pieces): a follower reading the store gets exactly the same events.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -49,7 +50,8 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
   // Producer: appends a piece (one event) and wakes the followers.
   void append(std::string_view piece);
-  // Producer: the terminal event; wakes the followers. Once only.
+  // Producer: the terminal event, once the answer is stored; wakes the followers. Once only. The
+  // text leaves memory: from now on it is replayed from the store.
   void finish(AnswerEnd end);
 
   // Asks the producer to stop: the provider call is cancelled and the answer stored "cancelled".
@@ -60,13 +62,14 @@ class Generation : public std::enable_shared_from_this<Generation> {
   boost::asio::cancellation_signal& cancel_signal() { return cancel_signal_; }
 
   // Events after `seen` (at most `max_pieces` pieces), and the terminal event when every piece up
-  // to it has been returned. Events are numbered from 1; `next` is the number after the last
-  // returned.
+  // to it has been returned. Events are numbered from 1; `first` is the number of pieces[0].
+  // `behind` says the next piece is no longer in memory (it is in the store: read it there).
   struct Slice {
     std::vector<std::string> pieces;
-    std::uint64_t first = 0;  // number of pieces[0]
+    std::uint64_t first = 0;
     std::optional<AnswerEnd> end;
     std::uint64_t end_number = 0;  // number of the terminal event when `end` is set
+    bool behind = false;
   };
   [[nodiscard]] Slice after(std::uint64_t seen, std::size_t max_pieces = 512) const;
 
@@ -74,16 +77,30 @@ class Generation : public std::enable_shared_from_this<Generation> {
   // over, or `cap` has passed. Returns at once when any of these already holds.
   boost::asio::awaitable<void> wait(std::uint64_t seen, std::chrono::milliseconds cap);
 
+  // The pieces not saved yet (producer): their text, their comma-separated byte lengths, and the
+  // number of the last one.
+  struct Unsaved {
+    std::string text;
+    std::string lengths;
+    std::uint64_t through = 0;
+  };
+  [[nodiscard]] Unsaved unsaved() const;
+  // Pieces up to `through` are in the store; with `forget`, they leave memory (followers that
+  // still need them read the store).
+  void saved(std::uint64_t through, bool forget);
+
   [[nodiscard]] std::uint64_t pieces() const;
   [[nodiscard]] bool finished() const;
-  [[nodiscard]] std::string content() const;
-  [[nodiscard]] std::string event_lengths() const;  // comma-separated byte lengths
-  [[nodiscard]] std::size_t memory_bytes() const;
+  [[nodiscard]] std::size_t memory_bytes() const;  // text and piece ends held
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> finished_at() const;
+  // Memory accounting shared by a registry's generations (may be null).
+  void account_to(std::atomic<std::int64_t>* total);
+  ~Generation();
 
  private:
   struct Waiter;
   void wake_locked();
+  void forget_locked(std::uint64_t through);
 
   const std::string message_id_;
   const std::string conversation_id_;
@@ -91,12 +108,16 @@ class Generation : public std::enable_shared_from_this<Generation> {
   boost::asio::cancellation_signal cancel_signal_;
 
   mutable std::mutex mutex_;
-  std::string content_;
-  std::vector<std::uint32_t> ends_;  // end offset in content_ of each piece
+  std::uint64_t first_in_memory_ = 1;  // number of the piece whose text starts content_
+  std::string content_;                // text of the pieces in memory
+  std::vector<std::uint32_t> ends_;    // end offset in content_ of each piece in memory
+  std::uint64_t saved_ = 0;            // pieces in the store
   std::optional<AnswerEnd> end_;
   std::optional<std::chrono::steady_clock::time_point> finished_at_;
   bool cancel_ = false;
   std::vector<std::shared_ptr<Waiter>> waiters_;
+  std::atomic<std::int64_t>* accounted_ = nullptr;
+  std::int64_t accounted_bytes_ = 0;
 };
 
 // The pieces of a stored answer: `content` cut at `event_lengths`. Empty when the lengths do not
@@ -121,6 +142,8 @@ class GenerationRegistry {
   // Every generation still running (shutdown stores them).
   [[nodiscard]] std::vector<std::shared_ptr<Generation>> running();
   [[nodiscard]] std::size_t size();
+  // Bytes of text held by every generation of this registry.
+  [[nodiscard]] std::int64_t memory_bytes() const { return memory_.load(std::memory_order_relaxed); }
 
  private:
   void purge_locked(std::chrono::steady_clock::time_point now);
@@ -129,6 +152,7 @@ class GenerationRegistry {
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Generation>> by_message_;
   std::unordered_map<std::string, std::string> running_by_conversation_;  // conversation → message
+  std::atomic<std::int64_t> memory_{0};
 };
 
 }  // namespace parley::services

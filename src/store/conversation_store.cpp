@@ -313,10 +313,19 @@ Result<std::pair<std::optional<MessageRecord>, MessageRecord>> ConversationStore
 
 Result<bool> ConversationStore::update_answer(std::string_view message_id, const AnswerUpdate& u) {
   // A checkpoint or the final state; the model is kept when the update does not name one.
-  constexpr std::string_view kUpdate =
+  // With `append`, the text and the piece lengths are added to what is stored (checkpoints write
+  // only what is new).
+  constexpr std::string_view kReplace =
       "UPDATE messages SET content = $2, status = $3, model = COALESCE($4, model), prompt_tokens = $5, "
       "completion_tokens = $6, latency_ms = $7, error_code = $8, event_lengths = $9, updated_at = $10 "
       "WHERE id = $1 AND status = 'generating' RETURNING conversation_id";
+  constexpr std::string_view kAppend =
+      "UPDATE messages SET content = content || CAST($2 AS TEXT), status = $3, model = COALESCE($4, model), "
+      "prompt_tokens = $5, completion_tokens = $6, latency_ms = $7, error_code = $8, "
+      "event_lengths = CASE WHEN CAST($9 AS TEXT) = '' THEN event_lengths WHEN event_lengths = '' THEN "
+      "CAST($9 AS TEXT) ELSE event_lengths || ',' || CAST($9 AS TEXT) END, updated_at = $10 "
+      "WHERE id = $1 AND status = 'generating' RETURNING conversation_id";
+  const std::string_view kUpdate = u.append ? kAppend : kReplace;
   const std::initializer_list<Value> params = {
       message_id,          u.content,    u.status,     u.model,         u.prompt_tokens,
       u.completion_tokens, u.latency_ms, u.error_code, u.event_lengths, u.now_ms};

@@ -36,9 +36,9 @@ struct ConversationRecord {
   std::string title;
   std::optional<std::string> system_message;
   std::optional<std::string> model;
-  std::string metadata = "{}";  // a JSON object, serialized
-  std::string status = "active";  // active | ended
-  std::int64_t message_count = 0;  // every stored message, superseded siblings included
+  std::string metadata = "{}";                  // a JSON object, serialized
+  std::string status = "active";                // active | ended
+  std::int64_t message_count = 0;               // every stored message, superseded siblings included
   std::optional<std::int64_t> last_message_at;  // unix ms
   std::int64_t created_at = 0;
   std::int64_t updated_at = 0;  // changes on PATCH, end, reconnect and each new message
@@ -103,11 +103,11 @@ struct MessagePage {
 };
 
 struct ConversationStats {
-  std::int64_t user_messages = 0;       // active messages by role
+  std::int64_t user_messages = 0;  // active messages by role
   std::int64_t assistant_messages = 0;
   std::int64_t system_messages = 0;
-  std::int64_t failed_messages = 0;     // answers whose status is failed or cancelled
-  std::int64_t prompt_tokens = 0;       // summed over all answers
+  std::int64_t failed_messages = 0;  // answers whose status is failed or cancelled
+  std::int64_t prompt_tokens = 0;    // summed over all answers
   std::int64_t completion_tokens = 0;
   std::optional<std::int64_t> first_message_at;
   std::optional<std::int64_t> last_message_at;
@@ -125,6 +125,9 @@ struct AnswerUpdate {
   std::optional<std::string> error_code;
   std::string event_lengths;
   std::int64_t now_ms = 0;  // becomes updated_at (and the conversation's last_message_at when final)
+  // Add `content` and `event_lengths` to the stored ones instead of replacing them: a checkpoint
+  // writes only the pieces since the previous one.
+  bool append = false;
 };
 
 class ConversationStore {
@@ -136,7 +139,8 @@ class ConversationStore {
   // Newest first by updated_at (then id), with the total matching the filter.
   Result<Page<ConversationRecord>> list_conversations(const ConversationQuery& query);
   // std::nullopt when no conversation has this id.
-  Result<std::optional<ConversationRecord>> update_conversation(std::string_view id, const ConversationUpdate& u);
+  Result<std::optional<ConversationRecord>> update_conversation(std::string_view id,
+                                                                const ConversationUpdate& u);
   // Deletes the conversation, its messages and their search rows. false when it did not exist.
   Result<bool> delete_conversation(std::string_view id);
 

@@ -477,3 +477,32 @@ describe(`an answer interrupted by a restart (${BACKEND})`, () => {
     }
   });
 });
+
+describe(`answers past the memory bound (${BACKEND})`, () => {
+  test('saved text leaves memory and followers read it from the store: the same events, in order, once', async () => {
+    const mock = await startMock(['--chunk-delay-ms', '15']);
+    const config = mockProviderConfig(mock.url, { credentials: 'system', keyEnv: 'CONV_SYSTEM_KEY' });
+    const p = await startParley({
+      args: ['--config', config],
+      env: { CONV_SYSTEM_KEY: providerKey('system'), PARLEY_CONVERSATIONS_STREAM_MEMORY_PER_ANSWER: '64', PARLEY_CONVERSATIONS_STREAM_RETENTION_S: '0' },
+    });
+    try {
+      const u = await signUp(p.url, 'admin');
+      const c = expectStatus(await api(p.url, 'POST', `/api/v1/users/${u.id}/conversations`, { token: u.token, body: { model: 'mock-1' } }), 201);
+      const producer = streamRequest(p.url, `/api/v1/conversations/${c.id}/messages`, u.token, { content: words(80), stream: true });
+      const messageId = await waitFor(async () => (await api(p.url, 'GET', `/api/v1/users/${u.id}/conversations/${c.id}`, { token: u.token })).body.generating_message_id, 'the answer to start');
+      await sleep(300);  // well past 64 bytes: the first pieces are only in the store now
+      const late = await streamRequest(p.url, `/api/v1/conversations/${c.id}/messages/${messageId}/stream`, u.token, null, { method: 'GET' });
+      const main = await producer;
+      const expected = Array.from({ length: 82 }, (_, i) => `${messageId}:${i + 1}`);
+      assert.deepEqual(main.events.map((e) => e.id), [...expected, `${messageId}:83`]);
+      assert.deepEqual(late.events, main.events);
+      assert.equal(main.events.at(-1).data.full_text, `mock reply: ${words(80)}`);
+      const again = await streamRequest(p.url, `/api/v1/conversations/${c.id}/messages/${messageId}/stream?after=40`, u.token, null, { method: 'GET' });
+      assert.deepEqual(again.events, main.events.slice(40));
+    } finally {
+      await p.stop();
+      await mock.stop();
+    }
+  });
+});

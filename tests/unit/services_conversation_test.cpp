@@ -2,6 +2,7 @@
 // generated (services/conversation_context.hpp, services/generation.hpp).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -108,29 +109,71 @@ TEST(Generation, EventsAreNumberedFromOneAndTheTerminalEventComesLast) {
   end.message.status = "complete";
   g.finish(end);
   g.append("ignored after the end");
-  auto all = g.after(0);
+  auto all = g.after(2);
   ASSERT_TRUE(all.end);
   EXPECT_EQ(all.end_number, 3U);
-  EXPECT_EQ(all.pieces.size(), 2U);
+  EXPECT_TRUE(all.pieces.empty());
   // A client that saw the terminal event gets nothing more.
   auto none = g.after(3);
   EXPECT_TRUE(none.pieces.empty());
   EXPECT_FALSE(none.end);
-  EXPECT_EQ(g.content(), "Hello");
-  EXPECT_EQ(g.event_lengths(), "3,2");
+}
+
+TEST(Generation, UnsavedPiecesAreWhatTheNextCheckpointWrites) {
+  asio::io_context io;
+  Generation g("m1", "c1", io.get_executor());
+  g.append("Hel");
+  g.append("lo");
+  auto u = g.unsaved();
+  EXPECT_EQ(u.text, "Hello");
+  EXPECT_EQ(u.lengths, "3,2");
+  EXPECT_EQ(u.through, 2U);
+  g.saved(2, false);
+  g.append(", world");
+  u = g.unsaved();
+  EXPECT_EQ(u.text, ", world");
+  EXPECT_EQ(u.lengths, "7");
+  EXPECT_EQ(u.through, 3U);
+  EXPECT_EQ(g.after(0).pieces.size(), 3U) << "saved pieces stay in memory until a bound asks";
+}
+
+TEST(Generation, ForgottenPiecesSendFollowersToTheStore) {
+  asio::io_context io;
+  std::atomic<std::int64_t> total{0};
+  Generation g("m1", "c1", io.get_executor());
+  g.account_to(&total);
+  for (const char* p : {"aa", "bb", "cc", "dd"}) g.append(p);
+  const auto before = g.memory_bytes();
+  EXPECT_EQ(total.load(), static_cast<std::int64_t>(before));
+  g.saved(3, true);
+  EXPECT_LT(g.memory_bytes(), before);
+  EXPECT_EQ(total.load(), static_cast<std::int64_t>(g.memory_bytes()));
+  EXPECT_TRUE(g.after(0).behind);
+  EXPECT_TRUE(g.after(2).behind);
+  auto s = g.after(3);
+  EXPECT_FALSE(s.behind);
+  EXPECT_EQ(s.first, 4U);
+  EXPECT_EQ(s.pieces, (std::vector<std::string>{"dd"}));
+  EXPECT_EQ(g.unsaved().text, "dd");
+  EXPECT_EQ(g.pieces(), 4U);
+  // Once over, the text is read from the store; the terminal event stays.
+  g.finish(AnswerEnd{});
+  EXPECT_TRUE(g.after(3).behind);
+  auto end = g.after(4);
+  EXPECT_TRUE(end.end);
+  EXPECT_EQ(end.end_number, 5U);
+  EXPECT_EQ(total.load(), 0);
 }
 
 TEST(Generation, ASliceIsBoundedAndTheEndWaitsForTheLastPiece) {
   asio::io_context io;
   Generation g("m1", "c1", io.get_executor());
   for (int i = 0; i < 10; ++i) g.append("x");
-  g.finish(AnswerEnd{});
   auto s = g.after(0, 4);
   EXPECT_EQ(s.pieces.size(), 4U);
-  EXPECT_FALSE(s.end) << "the terminal event is not given before the pieces it follows";
   auto rest = g.after(8, 4);
   EXPECT_EQ(rest.pieces.size(), 2U);
-  EXPECT_TRUE(rest.end);
+  EXPECT_FALSE(rest.end);
 }
 
 TEST(Generation, StoredAnswersReplayAsTheSamePieces) {
@@ -148,31 +191,44 @@ TEST(Generation, AFollowerOnAnotherLoopIsWokenByEachPiece) {
   asio::io_context follower_loop;
   auto g = std::make_shared<Generation>("m1", "c1", producer_loop.get_executor());
   std::vector<std::string> seen;
+  std::atomic<int> consumed{0};
   bool ended = false;
+  bool behind = false;
   asio::co_spawn(
       follower_loop,
-      [](std::shared_ptr<Generation> gen, std::vector<std::string>* out,
-         bool* done) -> asio::awaitable<void> {
+      [](std::shared_ptr<Generation> gen, std::vector<std::string>* out, std::atomic<int>* count, bool* done,
+         bool* fell_behind) -> asio::awaitable<void> {
         std::uint64_t n = 0;
         for (;;) {
           auto slice = gen->after(n);
+          if (slice.behind) {
+            *fell_behind = true;
+            co_return;
+          }
           for (auto& p : slice.pieces) out->push_back(p);
           n += slice.pieces.size();
+          count->store(static_cast<int>(n));
           if (slice.end) {
             *done = true;
             co_return;
           }
           co_await gen->wait(n, 10s);
         }
-      }(g, &seen, &ended),
+      }(g, &seen, &consumed, &ended, &behind),
       asio::detached);
   std::thread follower([&] { follower_loop.run(); });
   for (int i = 0; i < 50; ++i) {
     g->append(std::to_string(i));
     if (i % 7 == 0) std::this_thread::sleep_for(1ms);
   }
+  // Each wait is capped at 10 s: a lost wake-up would show as a follower that falls far behind.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (consumed.load() < 50 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(consumed.load(), 50);
   g->finish(AnswerEnd{});
-  follower.join();  // would hang (10 s per wait) if a wake-up were lost
+  follower.join();
+  EXPECT_FALSE(behind);
   EXPECT_TRUE(ended);
   ASSERT_EQ(seen.size(), 50U);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(seen[i], std::to_string(i));
