@@ -35,6 +35,11 @@
 
 namespace parley::http {
 
+namespace {
+// Bodies larger than this are written through a send buffer of this size (see the session loop).
+constexpr std::size_t kLargeBody = std::size_t{256} * 1024;
+}  // namespace
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
@@ -734,6 +739,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
     // A new connection must start its request within the header timeout; afterwards a keep-alive
     // connection may wait idle_timeout for the next one.
     bool first_request = true;
+    bool send_buffer_capped = false;
     for (;;) {
       if (buffer.size() == 0) {
         slot.idle = true;
@@ -847,6 +853,14 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       // the rest of a small response.
       std::string head_text = render_head(res, ctx.request_id);
       if (req.method() == Method::head) bytes = 0;
+      if (bytes > kLargeBody && !send_buffer_capped) {
+        // A large body goes through a bounded kernel send buffer: a client that does not read
+        // holds at most that much of the host's memory, and filling it is one small copy. With
+        // autotuned (or loopback) buffers the kernel takes megabytes per connection at once, and
+        // a thousand such clients keep the loops busy copying for seconds.
+        socket.set_option(asio::socket_base::send_buffer_size(static_cast<int>(kLargeBody)), ignored);
+        send_buffer_capped = true;
+      }
       std::array<asio::const_buffer, 2> buffers{asio::buffer(head_text), asio::buffer(body.data(), bytes)};
       slot.arm(limits.write_timeout);
       auto [wec, wn] = co_await asio::async_write(socket, buffers, kTuple);

@@ -139,10 +139,12 @@ std::string quoted(std::string_view word, char quote, bool escape_backslash) {
 // the full-text query in parameter `q`.
 std::string search_condition(Dialect dialect, const std::string& q) {
   if (dialect == Dialect::kSqlite) {
+    // Driven from the matches (one set of conversation rowids), not from the user's conversations:
+    // a rare word costs its few matches however many conversations the user has.
     return fmt::format(
-        "(c.seq IN (SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH {0}) OR c.id IN "
-        "(SELECT m.conversation_id FROM messages m WHERE m.seq IN "
-        "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH {0})))",
+        "c.seq IN (SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH {0} UNION "
+        "SELECT c2.seq FROM messages m JOIN conversations c2 ON c2.id = m.conversation_id WHERE m.seq IN "
+        "(SELECT rowid FROM messages_fts WHERE messages_fts MATCH {0}))",
         q);
   }
   return fmt::format(
@@ -203,7 +205,10 @@ Result<Page<ConversationRecord>> ConversationStore::list_conversations(const Con
   const PageRequest page = detail::clamp_page(query.page);
   Page<ConversationRecord> out;
   detail::Params params;
-  std::string where = fmt::format(" WHERE c.user_id = {}", params.add(query.user_id));
+  // With a search on SQLite, `+` keeps the planner from scanning the user's conversations by index
+  // instead of looking up the matches (see search_condition).
+  const bool by_matches = query.search && db_.dialect() == Dialect::kSqlite;
+  std::string where = fmt::format(" WHERE {}c.user_id = {}", by_matches ? "+" : "", params.add(query.user_id));
   if (query.status) where += fmt::format(" AND c.status = {}", params.add(*query.status));
   if (query.search) {
     std::optional<std::string> text = full_text_query(*query.search, db_.dialect());
