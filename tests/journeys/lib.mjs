@@ -2,6 +2,7 @@
 // documented user flow (../shared/seeds/) over HTTP against the built binary (PARLEY_BIN, debug or
 // release) and parley-mock, in the order its README gives, with every credential mode it allows.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { BACKEND, collectedLogs, providerKey, startStack } from '../integration/harness.mjs';
 
 export { BACKEND, collectedLogs, providerKey, startStack };
@@ -51,10 +52,10 @@ export async function signUp(url, username, password = 'correct horse battery st
   return { token: login.body.access_token, refresh: login.body.refresh_token, id: reg.body.id, username, password };
 }
 
-// The events of an SSE body (`data: …` blocks) as parsed JSON ([DONE] as the string).
+// The events of an SSE body (the blocks with `data: …`, whatever their `id:`) as parsed JSON
+// ([DONE] as the string).
 export function sseEvents(text) {
-  return text.split('\n\n').map((b) => b.trim()).filter((b) => b.startsWith('data: '))
-    .map((b) => b.slice(6)).map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+  return sseBlocks(text).map((b) => b.data);
 }
 
 // No log line of any instance started in this process contains any of `secrets`.
@@ -64,4 +65,62 @@ export function expectNoSecretsInLogs(secrets) {
       assert.ok(!inst.stderr.includes(s) && !inst.stdout.includes(s), 'a secret reached a log');
     }
   }
+}
+
+// The blocks of an SSE body that carry data, with their `id:` line: [{ id, data }] (id null when
+// the block has none; data parsed as JSON, [DONE] as the string).
+export function sseBlocks(text) {
+  return text.split('\n\n').map((b) => b.trim()).filter((b) => b.split('\n').some((l) => l.startsWith('data: ')))
+    .map((block) => {
+      const lines = block.split('\n');
+      const id = lines.find((l) => l.startsWith('id: '))?.slice(4) ?? null;
+      const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      return { id, data: data === '[DONE]' ? data : JSON.parse(data) };
+    });
+}
+
+// One HTTP call whose answer may be an SSE stream read with its event ids. `stopAfter`: drop the
+// connection once that many `token` events arrived (a client that goes away mid-answer); else read
+// to the end. Returns { status, headers (a Headers), text, body (parsed when JSON), events
+// ([{ id, data }] of the complete blocks received) }, so expectStatus works on it too.
+export function sseRequest(url, method, route, { token, body, headers = {}, stopAfter = Infinity } = {}) {
+  const u = new URL(route, url);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname + u.search, method, agent: false,
+      headers: {
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}),
+        ...headers,
+      },
+    }, (res) => {
+      let text = '';
+      let finished = false;
+      const complete = () => text.slice(0, text.lastIndexOf('\n\n') + 2);
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        let parsed = null;
+        try { parsed = text ? JSON.parse(text) : null; } catch { /* SSE */ }
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        resolve({ status: res.statusCode, headers: h, text, body: parsed, events: sseBlocks(complete()) });
+      };
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+        if (stopAfter === Infinity) return;
+        if (sseBlocks(complete()).filter((e) => e.data?.token !== undefined).length >= stopAfter) {
+          text = complete();
+          finish();
+          req.destroy();
+        }
+      });
+      res.on('end', finish);
+      res.on('close', finish);
+    });
+    req.on('error', (e) => (e.code === 'ECONNRESET' ? null : reject(e)));
+    req.end(payload);
+  });
 }

@@ -13,15 +13,17 @@
 //
 // The chat steps run under each credential mode of the provider ("system", "byok",
 // "byok_or_system"), each with its own parley + parley-mock, and check which key the mock received.
-// Stored messages and chat history (the seed's /api/chat/ai/history/{room_id}) are not in parley
-// yet: they are test.todo entries at the end, naming the routes PRODUCT.md promises.
+// Then stored messages and chat history (the seed's /api/chat/ai/send "stores both" and
+// /api/chat/ai/history/{room_id}) through a conversation, the user's AI chat room: no key yet,
+// the key stored, both messages stored and returned, the 1–4000 character limit, the history in
+// order with the seed's message fields, another user's room 404, a key the provider refuses.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  startStack, api, expectStatus, signUp, sseEvents, providerKey, expectNoSecretsInLogs, BACKEND,
+  startStack, api, expectStatus, signUp, sseEvents, sseRequest, providerKey, expectNoSecretsInLogs, BACKEND,
 } from './lib.mjs';
 import { startParley } from '../integration/harness.mjs';
 
@@ -535,11 +537,240 @@ for (const mode of MODES) {
   });
 }
 
-// ---- the seed's steps parley does not have yet ----------------------------------------------------
+// ---- stored messages and history: the seed's /api/chat/ai/send and /api/chat/ai/history ----------
+// The seed's "AI Chat" endpoints (lines 39-50) and Messages collection (lines 67-80) map to a
+// conversation (the user's AI chat room, "ai_chat_{user_id}", line 50) and its messages. The seed
+// is bring-your-own-key (line 5); each credential mode runs with its own parley + parley-mock, the
+// mock accepting the users' and the system's keys only (--require-key), so that a wrong key is
+// refused upstream with 401.
 
-describe('seed 002 AI chat backend: stored messages and history (not in parley yet)', () => {
-  test.todo('POST /api/v1/users/{user_id}/conversations — the AI chat room a user sends into (seed: room_id "ai_chat_{user_id}"); route missing');
-  test.todo('POST /api/v1/conversations/{conversation_id}/messages — stores the user message and the AI reply, answered with the reply (seed: POST /api/chat/ai/send "stores both"); route missing');
-  test.todo('GET /api/v1/conversations/{conversation_id}/messages — chat history in order, with is_ai_message/ai_model per message (seed: GET /api/chat/ai/history/{room_id}); route missing');
-  test.todo('GET /api/v1/conversations/{conversation_id}/messages of another user\'s conversation is 404 (seed: "room access validation"); route missing');
-});
+const MESSAGE_FIELDS = ['active', 'ai_model', 'content', 'conversation_id', 'created_at', 'error_code', 'id', 'is_ai_message',
+  'latency_ms', 'message_type', 'parent_id', 'role', 'sender_id', 'seq', 'status', 'timestamp', 'updated_at', 'usage'];
+
+for (const mode of MODES) {
+  describe(`seed 002 AI chat backend: stored messages and history, credentials = "${mode}" (${BACKEND})`, () => {
+    let s; let alice; let bob; let room;
+    const aliceKey = providerKey('alice');
+    const refusedKey = providerKey('revoked'); // a key the provider does not accept
+    const passwords = { ops: password('ops'), alice: password('alice'), bob: password('bob') };
+    const responses = [];
+    const call = async (...args) => {
+      const r = await api(s.url, ...args);
+      responses.push(r.text);
+      return r;
+    };
+    const expectedKey = (own) => {
+      if (mode === 'system') return s.systemKey;
+      if (own) return own;
+      return mode === 'byok' ? null : s.systemKey;
+    };
+    const messages = (rest = '') => `/api/v1/conversations/${room.id}/messages${rest}`;
+    const send = (content, { as = alice, stream = false } = {}) => call('POST', messages(), { token: as.token, body: stream ? { content, stream } : { content } });
+    const history = async () => expectStatus(await call('GET', messages('?limit=200'), { token: alice.token }), 200).items;
+    const seenKeys = async () => (await s.mock.requests()).map((r) => r.authorization);
+    const setKey = (key) => call('PUT', `/api/v1/users/${alice.id}/api-key`, { token: alice.token, body: { api_key: key, provider: PROVIDER } });
+    const expected = []; // [{ role, content }] of the room's history so far
+
+    // The seed's "stores both user message and AI response" (line 44): both come back, stored.
+    function expectBothStored(body, text) {
+      assert.deepEqual(Object.keys(body).sort(), ['assistant_message', 'user_message']);
+      const { user_message: u, assistant_message: a } = body;
+      for (const m of [u, a]) assert.deepEqual(Object.keys(m).sort(), MESSAGE_FIELDS);
+      assert.equal(u.content, text);
+      assert.equal(u.sender_id, alice.id);
+      assert.equal(u.is_ai_message, false);
+      assert.equal(a.content, `mock reply: ${text}`);
+      assert.equal(a.is_ai_message, true);
+      assert.equal(a.ai_model, MODEL);
+      assert.equal(a.status, 'complete');
+      assert.equal(a.parent_id, u.id);
+      expected.push({ role: 'user', content: text }, { role: 'assistant', content: `mock reply: ${text}` });
+    }
+
+    before(async () => {
+      s = await startStack({ credentials: mode, mockKeys: [aliceKey], env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true' } });
+      await signUp(s.url, 'ops', passwords.ops); // the deployment's first account: admin
+      alice = await signUp(s.url, 'alice', passwords.alice);
+      bob = await signUp(s.url, 'bob', passwords.bob);
+    });
+    after(async () => { await s?.stop(); });
+
+    // Lines 47-50: the room a user chats with the AI in, "ai_chat_{user_id}".
+    test('1. alice opens her AI chat room: a conversation of hers', async () => {
+      const r = await call('POST', `/api/v1/users/${alice.id}/conversations`, { token: alice.token, body: { title: `ai_chat_${alice.id}`, model: MODEL } });
+      room = expectStatus(r, 201);
+      assert.equal(room.user_id, alice.id);
+      assert.equal(room.title, `ai_chat_${alice.id}`);
+      assert.equal(room.model, MODEL);
+      assert.equal(room.message_count, 0);
+      assert.match(room.id, /^[A-Za-z0-9]{22}$/, 'opaque id, not the guessable room name');
+      // The room of someone else cannot be opened.
+      expectStatus(await call('POST', `/api/v1/users/${alice.id}/conversations`, { token: bob.token, body: { title: 'mine now' } }), 404, 'NOT_FOUND');
+    });
+
+    // Lines 182-188 ("400 - No API Key") and line 45 (the user's key is what answers).
+    test('2. a message before alice stores a key: 400 API_KEY_NOT_CONFIGURED under byok, nothing stored; else the system key answers', async () => {
+      await s.mock.reset();
+      const r = await send('Hello AI');
+      if (expectedKey(null) === null) {
+        expectStatus(r, 400, 'API_KEY_NOT_CONFIGURED');
+        assert.match(r.body.error.message, /api-key/);
+        expectStatus(await send('Hello AI', { stream: true }), 400, 'API_KEY_NOT_CONFIGURED');
+        assert.deepEqual(await seenKeys(), []);
+        assert.deepEqual(await history(), [], 'neither message stored');
+        assert.equal(expectStatus(await call('GET', `/api/v1/users/${alice.id}/conversations/${room.id}`, { token: alice.token }), 200).message_count, 0);
+      } else {
+        expectBothStored(expectStatus(r, 201), 'Hello AI');
+        assert.deepEqual(await seenKeys(), [`Bearer ${s.systemKey}`]);
+      }
+    });
+
+    // Lines 21-27 and 154-160 (PUT the key), then lines 41-45 and 162-170 (send; both stored).
+    test('3. alice stores her key; a message is answered with it, and both the message and the answer are stored and returned', async () => {
+      expectMasked(expectStatus(await setKey(aliceKey), 200).api_key_masked, aliceKey);
+      for (const text of ['Hello AI', 'How are you today?']) {
+        await s.mock.reset();
+        const before_ = [...expected];
+        expectBothStored(expectStatus(await send(text), 201), text);
+        const seen = await s.mock.requests();
+        assert.deepEqual(seen.map((q) => q.authorization), [`Bearer ${expectedKey(aliceKey)}`]);
+        // The earlier exchanges go along as context.
+        assert.deepEqual(JSON.parse(seen[0].body).messages, [...before_, { role: 'user', content: text }]);
+      }
+      // Streamed: the same two messages are stored.
+      await s.mock.reset();
+      const st = await call('POST', messages(), { token: alice.token, body: { content: 'Stream it please', stream: true } });
+      expectStreamed(st, 'mock reply: Stream it please');
+      expected.push({ role: 'user', content: 'Stream it please' }, { role: 'assistant', content: 'mock reply: Stream it please' });
+      assert.deepEqual(await seenKeys(), [`Bearer ${expectedKey(aliceKey)}`]);
+    });
+
+    // Line 100 ("Message length limits (1-4000 characters)").
+    test('4. message length 1–4000 characters: 0 and 4001 are 422 with param "content" and store nothing; 1 and 4000 are stored', async () => {
+      await s.mock.reset();
+      const count = (await history()).length;
+      for (const stream of [false, true]) {
+        for (const text of ['', 'a'.repeat(4001), '€'.repeat(4001)]) {
+          const r = await send(text, { stream });
+          expectValidation(r, 'content');
+          assert.match(r.body.error.message, /4000|blank|empty/);
+        }
+      }
+      assert.deepEqual(await seenKeys(), []);
+      assert.equal((await history()).length, count, 'nothing stored');
+      expectBothStored(expectStatus(await send('x'), 201), 'x');
+      expectBothStored(expectStatus(await send('€'.repeat(4000)), 201), '€'.repeat(4000)); // characters, not bytes
+      assert.equal((await s.mock.requests()).length, 2);
+    });
+
+    // Lines 47-50 and 172-176 (history), lines 67-80 (the stored message's fields).
+    test('5. the chat history: every message in order, with sender_id, content, timestamp, message_type, is_ai_message, ai_model, status', async () => {
+      const items = await history();
+      assert.deepEqual(items.map((m) => ({ role: m.role, content: m.content })), expected);
+      for (const m of items) {
+        assert.deepEqual(Object.keys(m).sort(), MESSAGE_FIELDS);
+        assert.match(m.id, /^[A-Za-z0-9]{22}$/);
+        assert.equal(m.conversation_id, room.id);
+        assert.equal(m.message_type, 'text');
+        assert.equal(m.status, 'complete');
+        assert.equal(m.timestamp, m.created_at);
+        assert.ok(!Number.isNaN(Date.parse(m.timestamp)));
+        if (m.role === 'user') {
+          assert.equal(m.sender_id, alice.id);
+          assert.equal(m.is_ai_message, false);
+          assert.equal(m.ai_model, null);
+        } else {
+          assert.equal(m.sender_id, null, 'the AI sends as nobody');
+          assert.equal(m.is_ai_message, true);
+          assert.equal(m.ai_model, MODEL);
+        }
+      }
+      for (let i = 1; i < items.length; i++) {
+        assert.ok(items[i].seq > items[i - 1].seq);
+        assert.ok(Date.parse(items[i].timestamp) >= Date.parse(items[i - 1].timestamp), 'oldest first');
+      }
+      const room_ = expectStatus(await call('GET', `/api/v1/users/${alice.id}/conversations/${room.id}`, { token: alice.token }), 200);
+      assert.equal(room_.message_count, items.length);
+    });
+
+    // Line 96 ("Room access validation implemented") and line 95 (users access only their data).
+    test('6. another user\'s history is 404, and so is sending into it; nothing changes', async () => {
+      await s.mock.reset();
+      const items = await history();
+      for (const r of [
+        await call('GET', messages(), { token: bob.token }),
+        await send('let me in', { as: bob }),
+        await call('GET', messages(`/${items[1].id}`), { token: bob.token }),
+        await call('GET', `/api/v1/users/${alice.id}/conversations/${room.id}`, { token: bob.token }),
+      ]) {
+        expectStatus(r, 404, 'NOT_FOUND');
+        assert.ok(!r.text.includes('mock reply'), 'a 404 shows no message');
+      }
+      expectStatus(await call('GET', messages()), 401, 'UNAUTHORIZED');
+      assert.deepEqual(await seenKeys(), []);
+      assert.deepEqual(await history(), items);
+    });
+
+    // Lines 191-198 ("400 - Invalid API Key") and 293-296 (check the user's key): the provider
+    // refuses the key with 401.
+    test('7. a key the provider refuses: 400 INVALID_API_KEY, tried once; the question is stored with a failed answer', async () => {
+      expectStatus(await setKey(refusedKey), 200); // stored without verify
+      await s.mock.reset();
+      const count = (await history()).length;
+      const r = await send('Are you there?');
+      if (mode === 'system') {
+        // The deployment's key answers; the user's key is not used.
+        expectBothStored(expectStatus(r, 201), 'Are you there?');
+        assert.deepEqual(await seenKeys(), [`Bearer ${s.systemKey}`]);
+      } else {
+        expectStatus(r, 400, 'INVALID_API_KEY');
+        assert.equal(r.body.error.type, 'invalid_request_error');
+        for (const f of fragments(refusedKey)) assert.ok(!r.text.includes(f), 'the error quotes the key');
+        assert.deepEqual(await seenKeys(), [`Bearer ${refusedKey}`], 'a 401 is not retried');
+        const failedId = r.headers.get('x-message-id');
+        assert.match(failedId, /^[A-Za-z0-9]{22}$/);
+        const items = await history();
+        assert.equal(items.length, count + 2);
+        const [q, a] = items.slice(-2);
+        assert.deepEqual([q.role, q.content, q.status, q.sender_id], ['user', 'Are you there?', 'complete', alice.id]);
+        assert.deepEqual([a.id, a.role, a.is_ai_message, a.status, a.error_code, a.content, a.parent_id],
+          [failedId, 'assistant', true, 'failed', 'INVALID_API_KEY', '', q.id]);
+        assert.deepEqual(expectStatus(await call('GET', messages(`/${failedId}`), { token: alice.token }), 200), a);
+        const stats = expectStatus(await call('GET', `/api/v1/users/${alice.id}/conversations/${room.id}/stats`, { token: alice.token }), 200);
+        assert.equal(stats.failed_answers, 1);
+        expected.push({ role: 'user', content: 'Are you there?' }, { role: 'assistant', content: '' });
+        // Streamed, the failure is the stream's one terminal event, with the same code.
+        await s.mock.reset();
+        const st = await sseRequest(s.url, 'POST', messages(), { token: alice.token, body: { content: 'Still there?', stream: true } });
+        expectStatus(st, 200);
+        assert.equal(st.events.length, 1, st.text);
+        const end = st.events[0].data;
+        assert.equal(end.error.code, 'INVALID_API_KEY');
+        assert.equal(end.error.type, 'invalid_request_error');
+        assert.equal(end.status, 'failed');
+        assert.equal(end.message_id, st.headers.get('x-message-id'));
+        for (const f of fragments(refusedKey)) assert.ok(!st.text.includes(f), 'the error quotes the key');
+        assert.deepEqual(await seenKeys(), [`Bearer ${refusedKey}`]);
+        expected.push({ role: 'user', content: 'Still there?' }, { role: 'assistant', content: '' });
+      }
+      // With a good key again the room goes on; the failed turn is not sent as context.
+      expectStatus(await setKey(aliceKey), 200);
+      await s.mock.reset();
+      expectBothStored(expectStatus(await send('Back again'), 201), 'Back again');
+      const seen = await s.mock.requests();
+      assert.deepEqual(seen.map((q) => q.authorization), [`Bearer ${expectedKey(aliceKey)}`]);
+      assert.deepEqual(JSON.parse(seen[0].body).messages.at(-1), { role: 'user', content: 'Back again' });
+      assert.ok(!JSON.parse(seen[0].body).messages.some((m) => m.role === 'assistant' && m.content === ''), 'a failed answer is not context');
+      assert.deepEqual((await history()).map((m) => ({ role: m.role, content: m.content })), expected);
+    });
+
+    // Lines 88-90 and 259-264: keys never logged nor returned.
+    test('8. no key or password reaches a response or a log', async () => {
+      const secrets = [aliceKey, refusedKey, s.systemKey].flatMap(fragments).concat(Object.values(passwords));
+      for (const text of responses) {
+        for (const k of secrets) assert.ok(!text.includes(k), 'a key or password reached a response');
+      }
+      expectNoSecretsInLogs(secrets);
+    });
+  });
+}

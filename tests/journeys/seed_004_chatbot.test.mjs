@@ -8,8 +8,12 @@
 //     token stops working)
 //   → roles on /api/v1/users: admin everything, manager reads, user only themself — another
 //     user's object is 404 (the seed says 403; PRODUCT.md, which wins, says 404)
-//   → conversations, messages and the WebSocket chat: not in parley yet, test.todo entries naming
-//     the routes PRODUCT.md promises
+//   → conversations and messages (under each credential mode, each with its own parley +
+//     parley-mock): start with a title and system message, list (search, status, pages), recent,
+//     one, validate, send (plain and streamed, the model gets the system message and the earlier
+//     turns), resume a dropped stream with Last-Event-ID, history, stats, end (then 409),
+//     reconnect, another user 404 everywhere, a manager reads only, delete (owner or admin)
+//   → the WebSocket chat: not in parley yet, test.todo entries naming the routes PRODUCT.md promises
 //   → chat (the seed's start_conversation / send_message through POST /api/v1/chat and
 //     /api/v1/chat/stream, system message and context included) under each credential mode,
 //     each with its own parley + parley-mock, checking which key the mock received.
@@ -19,7 +23,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  startStack, api, expectStatus, signUp, sseEvents, providerKey, expectNoSecretsInLogs, BACKEND,
+  startStack, api, expectStatus, signUp, sseEvents, sseRequest, providerKey, expectNoSecretsInLogs, BACKEND,
 } from './lib.mjs';
 
 const password = (who) => `pw-${who}-${randomBytes(12).toString('base64url')}`;
@@ -333,20 +337,440 @@ describe(`seed 004 chatbot: OAuth 2.0 accounts, tokens and roles (${BACKEND})`, 
   });
 });
 
-// ---- conversations, messages and the WebSocket chat: not in parley yet ------------------------
+// ---- conversations and messages, under every credential mode ----------------------------------
+// The seed's "Conversation Endpoints" (lines 395-406) and "Message Endpoints" (408-413), walked in
+// the flow its features list gives (lines 42-46: start, end and reconnect; message history;
+// search, pagination and filtering). The chatbot seed answers with the server's OpenAI key
+// (OPENAI_API_KEY, line 104): credentials "system"; parley also lets a user bring their own key
+// ("byok"), or uses theirs when stored and the server's otherwise ("byok_or_system", walked before
+// and after erin stores one). The mock checks which key each answer was asked with.
 
-describe('seed 004 chatbot: conversations, messages and WebSocket chat (not in parley yet)', () => {
-  test.todo('POST /api/v1/users/{user_id}/conversations — start a conversation (title, system_message), own or admin; another user\'s is 404; route missing');
-  test.todo('GET /api/v1/users/{user_id}/conversations — list with search, status filter and pagination; route missing');
-  test.todo('GET /api/v1/users/{user_id}/conversations/recent — recent conversations; route missing');
-  test.todo('GET /api/v1/users/{user_id}/conversations/{conversation_id} — one conversation; route missing');
-  test.todo('GET /api/v1/users/{user_id}/conversations/{conversation_id}/validate — validate access; route missing');
-  test.todo('POST /api/v1/users/{user_id}/conversations/{conversation_id}/reconnect — reconnect to a conversation; route missing');
-  test.todo('POST /api/v1/users/{user_id}/conversations/{conversation_id}/end — end a conversation; route missing');
-  test.todo('GET /api/v1/users/{user_id}/conversations/{conversation_id}/stats — conversation statistics; route missing');
-  test.todo('DELETE /api/v1/users/{user_id}/conversations/{conversation_id} — delete (owner or admin); route missing');
-  test.todo('POST /api/v1/conversations/{conversation_id}/messages — store the user message, ask the model with the conversation\'s context, store and return the reply (optionally streamed); route missing');
-  test.todo('GET /api/v1/conversations/{conversation_id}/messages — the conversation\'s messages (owner only, others 404); route missing');
+const MODEL = 'gpt-4o-mini';
+const SYSTEM = 'You are a helpful assistant';
+const CONVERSATION_FIELDS = ['created_at', 'ended_at', 'id', 'last_message_at', 'message_count', 'metadata', 'model',
+  'status', 'system_message', 'title', 'updated_at', 'user_id'];
+const MESSAGE_FIELDS = ['active', 'ai_model', 'content', 'conversation_id', 'created_at', 'error_code', 'id', 'is_ai_message',
+  'latency_ms', 'message_type', 'parent_id', 'role', 'sender_id', 'seq', 'status', 'timestamp', 'updated_at', 'usage'];
+const wordCount = (text) => text.split(/\s+/).filter(Boolean).length;
+const numbered = (n) => Array.from({ length: n }, (_, i) => `w${i + 1}`).join(' ');
+
+for (const mode of ['system', 'byok', 'byok_or_system']) {
+  describe(`seed 004 chatbot: conversations and messages, credentials = "${mode}" (${BACKEND})`, () => {
+    let s; let root; let erin; let mona; let dave;
+    let trip; let byAdmin; let groceries; // erin's conversations
+    const erinKey = providerKey('erin');
+    const pw = { root: password('root'), erin: password('erin'), mona: password('mona'), dave: password('dave') };
+    const call = (...args) => api(s.url, ...args);
+    const conversations = (rest = '', user = erin) => `/api/v1/users/${user.id}/conversations${rest}`;
+    const messages = (c, rest = '') => `/api/v1/conversations/${c.id}/messages${rest}`;
+    const send = (who, c, content, extra = {}) => call('POST', messages(c), { token: who.token, body: { content, ...extra } });
+    const stored = async (c, who = erin) => expectStatus(await call('GET', messages(c, '?limit=200'), { token: who.token }), 200).items;
+    const seenAuth = async () => (await s.mock.requests()).map((q) => q.authorization);
+    // Which key the provider must see for erin; null: nothing may reach it.
+    const expectedKey = (ownStored) => {
+      if (mode === 'system') return s.systemKey;
+      if (ownStored) return erinKey;
+      return mode === 'byok' ? null : s.systemKey;
+    };
+    // The model context of `trip` so far (what the provider must receive before the next question).
+    const context = [{ role: 'system', content: SYSTEM }];
+
+    function expectConversation(c, fields) {
+      assert.deepEqual(Object.keys(c).filter((k) => k !== 'generating_message_id').sort(), CONVERSATION_FIELDS);
+      assert.match(c.id, ID, 'opaque 22-character id');
+      for (const [k, v] of Object.entries(fields)) assert.deepEqual(c[k], v, k);
+      assert.ok(!Number.isNaN(Date.parse(c.created_at)) && !Number.isNaN(Date.parse(c.updated_at)));
+    }
+
+    // A stored exchange as POST …/messages answers it: the question and the model's answer.
+    function expectExchange(body, question) {
+      assert.deepEqual(Object.keys(body).sort(), ['assistant_message', 'user_message']);
+      const { user_message: u, assistant_message: a } = body;
+      for (const m of [u, a]) {
+        assert.deepEqual(Object.keys(m).sort(), MESSAGE_FIELDS);
+        assert.equal(m.conversation_id, trip.id);
+        assert.equal(m.message_type, 'text');
+        assert.equal(m.status, 'complete');
+        assert.equal(m.active, true);
+        assert.equal(m.timestamp, m.created_at);
+      }
+      assert.equal(u.role, 'user');
+      assert.equal(u.content, question);
+      assert.equal(u.sender_id, erin.id);
+      assert.equal(u.is_ai_message, false);
+      assert.equal(u.ai_model, null);
+      assert.equal(u.usage, null);
+      assert.equal(a.role, 'assistant');
+      assert.equal(a.content, `mock reply: ${question}`);
+      assert.equal(a.is_ai_message, true);
+      assert.equal(a.ai_model, MODEL);
+      assert.equal(a.sender_id, null);
+      assert.equal(a.parent_id, u.id);
+      assert.ok(a.seq > u.seq);
+      assert.equal(typeof a.latency_ms, 'number');
+      // The mock counts words: the prompt is the whole context, the completion the reply.
+      const sent = [...context, { role: 'user', content: question }];
+      const prompt = sent.reduce((n, m) => n + wordCount(m.content), 0);
+      const completion = wordCount(a.content);
+      assert.deepEqual(a.usage, { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
+    }
+
+    // The provider's one request: the conversation's system message, the previous turns in order,
+    // then the question, asked with `key`. Records the exchange in `context`.
+    async function expectProviderSaw(question, key) {
+      const seen = await s.mock.requests();
+      assert.equal(seen.length, 1, JSON.stringify(seen.map((q) => q.path)));
+      assert.equal(seen[0].path, '/v1/chat/completions');
+      assert.equal(seen[0].authorization, `Bearer ${key}`);
+      const body = JSON.parse(seen[0].body);
+      assert.equal(body.model, MODEL);
+      assert.deepEqual(body.messages, [...context, { role: 'user', content: question }]);
+      context.push({ role: 'user', content: question }, { role: 'assistant', content: `mock reply: ${question}` });
+    }
+
+    before(async () => {
+      s = await startStack({
+        credentials: mode, mockKeys: [erinKey], mockArgs: ['--chunk-delay-ms', '15'],
+        env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true' },
+      });
+      root = await signUp(s.url, 'root', pw.root); // the first account: admin
+      erin = await signUp(s.url, 'erin', pw.erin);
+      mona = await signUp(s.url, 'mona', pw.mona);
+      dave = await signUp(s.url, 'dave', pw.dave);
+      expectStatus(await call('PATCH', `/api/v1/users/${mona.id}`, { token: root.token, body: { role: 'manager' } }), 200);
+    });
+    after(async () => { await s?.stop(); });
+
+    // Seed line 399 (create, "own or admin") and lines 489-497 (title, system_message).
+    test('1. erin starts a conversation with a title and a system message; an admin may start one for her', async () => {
+      const r = await call('POST', conversations(), { token: erin.token, body: { title: 'Trip planning', system_message: SYSTEM, model: MODEL } });
+      trip = expectStatus(r, 201);
+      expectConversation(trip, {
+        user_id: erin.id, title: 'Trip planning', system_message: SYSTEM, model: MODEL, status: 'active',
+        message_count: 0, last_message_at: null, ended_at: null, metadata: {},
+      });
+      await new Promise((r) => setTimeout(r, 5)); // distinct updated_at: lists are newest first
+      byAdmin = expectStatus(await call('POST', conversations(), { token: root.token, body: { title: 'Opened by the admin', model: MODEL } }), 201);
+      expectConversation(byAdmin, { user_id: erin.id, title: 'Opened by the admin', system_message: null, status: 'active' });
+      assert.notEqual(byAdmin.id, trip.id);
+      // Nobody else: another user as for a missing user (404), a manager changes nothing of others.
+      expectStatus(await call('POST', conversations(), { token: dave.token, body: { title: 'not mine' } }), 404, 'NOT_FOUND');
+      expectStatus(await call('POST', conversations(), { token: mona.token, body: { title: 'not mine' } }), 403, 'FORBIDDEN');
+      expectStatus(await call('POST', conversations(), { body: { title: 'anonymous' } }), 401, 'UNAUTHORIZED');
+      // Bad input names the field.
+      expectValidation(await call('POST', conversations(), { token: erin.token, body: { title: '' } }), 'title');
+      expectValidation(await call('POST', conversations(), { token: erin.token, body: { title: 'x'.repeat(201) } }), 'title');
+      expectValidation(await call('POST', conversations(), { token: erin.token, body: { title: 'x', model: 'no-such-model' } }), 'model');
+      expectValidation(await call('POST', conversations(), { token: erin.token, body: { user_id: 123, title: 'the seed\'s WebSocket shape' } }), 'user_id');
+    });
+
+    // Seed line 400 (list, "own or admin") and line 46 (search, pagination and filtering).
+    test('2. list erin\'s conversations: newest first, search by title, status filter, pages', async () => {
+      await new Promise((r) => setTimeout(r, 5));
+      groceries = expectStatus(await call('POST', conversations(), { token: erin.token, body: { title: 'Grocery list', model: MODEL } }), 201);
+      const all = expectStatus(await call('GET', conversations(), { token: erin.token }), 200);
+      assert.deepEqual(Object.keys(all).sort(), ['items', 'limit', 'next_cursor', 'offset', 'total']);
+      assert.equal(all.total, 3);
+      assert.deepEqual(all.items.map((c) => c.id), [groceries.id, byAdmin.id, trip.id]);
+      for (const c of all.items) expectConversation(c, { user_id: erin.id });
+      assert.equal(all.next_cursor, null);
+      // q searches the titles (and, below, the messages' text); every word must match.
+      const q = async (text, extra = '') => expectStatus(await call('GET', conversations(`?q=${encodeURIComponent(text)}${extra}`), { token: erin.token }), 200);
+      assert.deepEqual((await q('trip')).items.map((c) => c.id), [trip.id]);
+      assert.deepEqual((await q('GROCERY')).items.map((c) => c.id), [groceries.id]);
+      assert.equal((await q('trip grocery')).total, 0);
+      // Status filter.
+      assert.equal(expectStatus(await call('GET', conversations('?status=active'), { token: erin.token }), 200).total, 3);
+      assert.equal(expectStatus(await call('GET', conversations('?status=ended'), { token: erin.token }), 200).total, 0);
+      expectValidation(await call('GET', conversations('?status=open'), { token: erin.token }), 'status');
+      // Pages: limit and offset, or the cursor of the previous page.
+      const first = expectStatus(await call('GET', conversations('?limit=2'), { token: erin.token }), 200);
+      assert.deepEqual([first.items.length, first.total, first.limit, first.offset], [2, 3, 2, 0]);
+      assert.deepEqual(first.items.map((c) => c.id), [groceries.id, byAdmin.id]);
+      const byOffset = expectStatus(await call('GET', conversations('?limit=2&offset=2'), { token: erin.token }), 200);
+      assert.deepEqual(byOffset.items.map((c) => c.id), [trip.id]);
+      assert.equal(typeof first.next_cursor, 'string');
+      const byCursor = expectStatus(await call('GET', conversations(`?limit=2&cursor=${encodeURIComponent(first.next_cursor)}`), { token: erin.token }), 200);
+      assert.deepEqual(byCursor.items.map((c) => c.id), [trip.id]);
+      assert.equal(byCursor.next_cursor, null);
+      // The admin lists erin's conversations; another user's list of erin's is 404.
+      assert.equal(expectStatus(await call('GET', conversations(), { token: root.token }), 200).total, 3);
+      expectStatus(await call('GET', conversations(), { token: dave.token }), 404, 'NOT_FOUND');
+      assert.equal(expectStatus(await call('GET', conversations('', dave), { token: dave.token }), 200).total, 0);
+    });
+
+    // Seed line 403.
+    test('3. recent conversations: the newest, as many as asked for', async () => {
+      const recent = expectStatus(await call('GET', conversations('/recent?limit=2'), { token: erin.token }), 200);
+      assert.deepEqual(Object.keys(recent), ['items']);
+      assert.deepEqual(recent.items.map((c) => c.id), [groceries.id, byAdmin.id]);
+      assert.equal(expectStatus(await call('GET', conversations('/recent'), { token: erin.token }), 200).items.length, 3);
+      expectStatus(await call('GET', conversations('/recent'), { token: dave.token }), 404, 'NOT_FOUND');
+    });
+
+    // Seed line 44 ("Conversation Management"): one conversation.
+    test('4. one conversation: the record as created, and no answer being generated', async () => {
+      const got = expectStatus(await call('GET', conversations(`/${trip.id}`), { token: erin.token }), 200);
+      assert.equal(got.generating_message_id, null);
+      const { generating_message_id: _, ...record } = got;
+      assert.deepEqual(record, trip);
+      expectStatus(await call('GET', conversations(`/${'Q'.repeat(22)}`), { token: erin.token }), 404, 'NOT_FOUND');
+    });
+
+    // Seed line 402.
+    test('5. validate access: the owner may send, the admin too; a manager may read only; another user 404', async () => {
+      const v = expectStatus(await call('GET', conversations(`/${trip.id}/validate`), { token: erin.token }), 200);
+      assert.deepEqual(v, { valid: true, conversation_id: trip.id, user_id: erin.id, status: 'active', can_send: true });
+      assert.equal(expectStatus(await call('GET', conversations(`/${trip.id}/validate`), { token: root.token }), 200).can_send, true);
+      const m = expectStatus(await call('GET', conversations(`/${trip.id}/validate`), { token: mona.token }), 200);
+      assert.equal(m.valid, true);
+      assert.equal(m.can_send, false);
+      expectStatus(await call('GET', conversations(`/${trip.id}/validate`), { token: dave.token }), 404, 'NOT_FOUND');
+    });
+
+    // Seed line 412 with the server's key (line 104): before erin has a key of her own.
+    test('6. the first message before erin stores a key: answered with the system key, or 400 API_KEY_NOT_CONFIGURED under byok with nothing stored', async () => {
+      await s.mock.reset();
+      const question = 'Hello, how are you?';
+      const r = await send(erin, trip, question);
+      if (expectedKey(false) === null) {
+        expectStatus(r, 400, 'API_KEY_NOT_CONFIGURED');
+        const st = await call('POST', messages(trip), { token: erin.token, body: { content: question, stream: true } });
+        expectStatus(st, 400, 'API_KEY_NOT_CONFIGURED'); // before any byte of a stream: a JSON error
+        assert.deepEqual(await seenAuth(), []);
+        assert.deepEqual(await stored(trip), []);
+        assert.equal(expectStatus(await call('GET', conversations(`/${trip.id}`), { token: erin.token }), 200).message_count, 0);
+      } else {
+        expectExchange(expectStatus(r, 201), question);
+        await expectProviderSaw(question, expectedKey(false));
+      }
+    });
+
+    // Seed line 412 and line 51 ("Context Preservation"): the model gets the system message and
+    // every earlier turn.
+    test('7. erin stores her own key; each message reaches the model with the system message and the previous turns', async () => {
+      const put = await call('PUT', `/api/v1/users/${erin.id}/api-key`, { token: erin.token, body: { api_key: erinKey, provider: 'mock' } });
+      assert.equal(expectStatus(put, 200).api_key_masked, `sk-…${erinKey.slice(-4)}`);
+      const questions = context.length === 1 ? ['Hello, how are you?', 'Tell me a joke'] : ['Tell me a joke'];
+      for (const question of questions) {
+        await s.mock.reset();
+        expectExchange(expectStatus(await send(erin, trip, question), 201), question);
+        await expectProviderSaw(question, expectedKey(true));
+      }
+      assert.equal(context.length, 5, 'system message and two exchanges');
+      // Bad messages are refused before anything is stored or sent.
+      await s.mock.reset();
+      expectValidation(await send(erin, trip, ''), 'content');
+      expectValidation(await send(erin, trip, '   '), 'content');
+      expectValidation(await send(erin, trip, 'x'.repeat(4001)), 'content');
+      expectValidation(await send(erin, trip, 'hi', { model: 'no-such-model' }), 'model');
+      expectValidation(await call('POST', messages(trip), { token: erin.token, body: { type: 'send_message', data: { conversation_id: trip.id, content: 'Hello' } } }), 'type');
+      assert.deepEqual(await seenAuth(), []);
+      assert.equal((await stored(trip)).length, 4);
+    });
+
+    // Seed line 412 (and line 49, real-time answers): stream: true.
+    test('8. stream: true answers token events with ids <message_id>:<n>, then one done event; the answer is stored', async () => {
+      await s.mock.reset();
+      const question = 'What is the capital of Portugal?';
+      const r = await sseRequest(s.url, 'POST', messages(trip), { token: erin.token, body: { content: question, stream: true } });
+      expectStatus(r, 200);
+      assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/);
+      const id = r.headers.get('x-message-id');
+      const userId = r.headers.get('x-user-message-id');
+      assert.match(id, ID);
+      assert.match(userId, ID);
+      const tokens = r.events.slice(0, -1);
+      const done = r.events.at(-1);
+      assert.ok(tokens.length >= 2, r.text);
+      assert.deepEqual(r.events.map((e) => e.id), r.events.map((_, i) => `${id}:${i + 1}`));
+      for (const t of tokens) assert.deepEqual(Object.keys(t.data), ['token']);
+      assert.equal(r.events.filter((e) => e.data.done || e.data.error).length, 1, 'one terminal event');
+      assert.equal(done.data.done, true);
+      assert.equal(done.data.status, 'complete');
+      assert.equal(done.data.message_id, id);
+      assert.equal(done.data.full_text, tokens.map((t) => t.data.token).join(''));
+      assert.equal(done.data.full_text, `mock reply: ${question}`);
+      assert.equal(done.data.model, MODEL);
+      const prompt = [...context, { role: 'user', content: question }].reduce((n, m) => n + wordCount(m.content), 0);
+      const completion = wordCount(done.data.full_text);
+      assert.deepEqual(done.data.usage, { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
+      await expectProviderSaw(question, expectedKey(true));
+      const answer = expectStatus(await call('GET', messages(trip, `/${id}`), { token: erin.token }), 200);
+      assert.equal(answer.content, done.data.full_text);
+      assert.equal(answer.parent_id, userId);
+      assert.equal(expectStatus(await call('GET', messages(trip, `/${userId}`), { token: erin.token }), 200).content, question);
+    });
+
+    // PRODUCT.md "Resumable streams", for the seed's reconnect (line 44): a client that drops
+    // mid-answer comes back with Last-Event-ID (or ?after=N) and receives the rest exactly once.
+    test('9. a stream dropped mid-answer resumes with Last-Event-ID and gets the rest once; the whole answer is stored', async () => {
+      await s.mock.reset();
+      const question = `Count for me ${numbered(12)}`;
+      const first = await sseRequest(s.url, 'POST', messages(trip), { token: erin.token, body: { content: question, stream: true }, stopAfter: 3 });
+      expectStatus(first, 200);
+      const id = first.headers.get('x-message-id');
+      const had = first.events;
+      assert.ok(had.length >= 3 && had.every((e) => 'token' in e.data), first.text);
+      assert.deepEqual(had.map((e) => e.id), had.map((_, i) => `${id}:${i + 1}`));
+      const rest = await sseRequest(s.url, 'GET', messages(trip, `/${id}/stream`), { token: erin.token, headers: { 'Last-Event-ID': had.at(-1).id } });
+      expectStatus(rest, 200);
+      assert.equal(rest.headers.get('x-message-id'), id);
+      assert.deepEqual(rest.events.map((e) => e.id), rest.events.map((_, i) => `${id}:${had.length + i + 1}`), 'the events after the last one seen, once each');
+      const done = rest.events.at(-1).data;
+      assert.equal(done.done, true);
+      assert.equal(done.status, 'complete');
+      const text = [...had, ...rest.events.slice(0, -1)].map((e) => e.data.token).join('');
+      assert.equal(text, `mock reply: ${question}`);
+      assert.equal(done.full_text, text);
+      // ?after=N replays the same events from the store; the stored answer is the whole text.
+      const again = await sseRequest(s.url, 'GET', messages(trip, `/${id}/stream?after=${had.length}`), { token: erin.token });
+      assert.deepEqual(again.events, rest.events);
+      assert.equal(expectStatus(await call('GET', messages(trip, `/${id}`), { token: erin.token }), 200).content, text);
+      expectStatus(await call('GET', messages(trip, `/${id}/stream`), { token: erin.token, headers: { 'Last-Event-ID': `${'Q'.repeat(22)}:3` } }), 422, 'VALIDATION_ERROR');
+      await expectProviderSaw(question, expectedKey(true));
+    });
+
+    // Seed line 413 (messages, owner) and line 45 ("Message History - Complete conversation persistence").
+    test('10. the history: every question and answer, oldest first, paged; search also finds the messages\' text', async () => {
+      const items = await stored(trip);
+      const turns = context.slice(1);
+      assert.equal(items.length, turns.length);
+      assert.deepEqual(items.map((m) => ({ role: m.role, content: m.content })), turns);
+      for (const m of items) {
+        assert.deepEqual(Object.keys(m).sort(), MESSAGE_FIELDS);
+        assert.equal(m.status, 'complete');
+        assert.equal(m.is_ai_message, m.role === 'assistant');
+        assert.equal(m.sender_id, m.role === 'user' ? erin.id : null, 'answers have no sender');
+      }
+      for (let i = 1; i < items.length; i++) {
+        assert.ok(items[i].seq > items[i - 1].seq);
+        assert.ok(Date.parse(items[i].timestamp) >= Date.parse(items[i - 1].timestamp));
+      }
+      const page1 = expectStatus(await call('GET', messages(trip, '?limit=4'), { token: erin.token }), 200);
+      assert.deepEqual(Object.keys(page1).sort(), ['first_seq', 'has_more', 'items', 'last_seq', 'limit']);
+      assert.equal(page1.has_more, true);
+      const page2 = expectStatus(await call('GET', messages(trip, `?limit=4&after=${page1.last_seq}`), { token: erin.token }), 200);
+      assert.deepEqual([...page1.items, ...page2.items].map((m) => m.id), items.slice(0, 8).map((m) => m.id));
+      const conv = expectStatus(await call('GET', conversations(`/${trip.id}`), { token: erin.token }), 200);
+      assert.equal(conv.message_count, items.length);
+      // When the last message was last written: the newest answer's end.
+      assert.equal(conv.last_message_at, items.at(-1).updated_at);
+      // q searches the messages' text too (line 46).
+      const found = expectStatus(await call('GET', conversations('?q=portugal'), { token: erin.token }), 200);
+      assert.deepEqual(found.items.map((c) => c.id), [trip.id]);
+      // The admin reads it; the conversation's other readers are checked in step 14.
+      assert.equal(expectStatus(await call('GET', messages(trip), { token: root.token }), 200).items.length, items.length);
+    });
+
+    // Seed line 405 (and line 57, conversation metrics).
+    test('11. stats: messages by role and the tokens of every answer', async () => {
+      const items = await stored(trip);
+      const answers = items.filter((m) => m.role === 'assistant');
+      const stats = expectStatus(await call('GET', conversations(`/${trip.id}/stats`), { token: erin.token }), 200);
+      assert.equal(stats.conversation_id, trip.id);
+      assert.deepEqual(stats.messages, { user: answers.length, assistant: answers.length, system: 0 });
+      assert.equal(stats.total_messages, items.length);
+      assert.equal(stats.failed_answers, 0);
+      const sum = (k) => answers.reduce((n, m) => n + m.usage[k], 0);
+      assert.deepEqual(stats.tokens, { prompt: sum('prompt_tokens'), completion: sum('completion_tokens'), total: sum('total_tokens') });
+      assert.equal(stats.first_message_at, items[0].created_at);
+      assert.equal(stats.last_message_at, items.at(-1).created_at);
+      assert.equal(typeof stats.average_latency_ms, 'number');
+      const empty = expectStatus(await call('GET', conversations(`/${groceries.id}/stats`), { token: erin.token }), 200);
+      assert.equal(empty.total_messages, 0);
+      assert.deepEqual(empty.tokens, { prompt: 0, completion: 0, total: 0 });
+    });
+
+    // Seed line 404 and line 44 ("end").
+    test('12. end the conversation: it stops taking messages (409) and the status filter finds it ended', async () => {
+      const ended = expectStatus(await call('POST', conversations(`/${trip.id}/end`), { token: erin.token }), 200);
+      expectConversation(ended, { id: trip.id, status: 'ended' });
+      assert.ok(!Number.isNaN(Date.parse(ended.ended_at)));
+      await s.mock.reset();
+      expectStatus(await send(erin, trip, 'anyone there?'), 409, 'CONFLICT');
+      expectStatus(await send(erin, trip, 'anyone there?', { stream: true }), 409, 'CONFLICT');
+      assert.deepEqual(await seenAuth(), []);
+      assert.equal((await stored(trip)).length, context.length - 1, 'nothing stored');
+      const v = expectStatus(await call('GET', conversations(`/${trip.id}/validate`), { token: erin.token }), 200);
+      assert.equal(v.status, 'ended');
+      assert.equal(v.can_send, false);
+      assert.deepEqual(expectStatus(await call('GET', conversations('?status=ended'), { token: erin.token }), 200).items.map((c) => c.id), [trip.id]);
+      assert.deepEqual(expectStatus(await call('GET', conversations('?status=active'), { token: erin.token }), 200).items.map((c) => c.id).sort(), [byAdmin.id, groceries.id].sort());
+    });
+
+    // Seed line 401 and line 44 ("reconnect").
+    test('13. reconnect: the conversation is active again and returns its last messages; sending works again', async () => {
+      const items = await stored(trip);
+      const back = expectStatus(await call('POST', conversations(`/${trip.id}/reconnect`), { token: erin.token }), 200);
+      assert.deepEqual(Object.keys(back).sort(), ['conversation', 'generating', 'has_more', 'messages']);
+      expectConversation(back.conversation, { id: trip.id, status: 'active', message_count: items.length });
+      assert.deepEqual(back.messages, items);
+      assert.equal(back.has_more, false);
+      assert.equal(back.generating, null);
+      await s.mock.reset();
+      const question = 'I am back';
+      expectExchange(expectStatus(await send(erin, trip, question), 201), question);
+      await expectProviderSaw(question, expectedKey(true));
+    });
+
+    // Seed lines 423-434 (user-scoped and owner-only; PRODUCT.md: another user's resource is 404,
+    // a manager reads and changes nothing of others).
+    test('14. another user gets 404 on every route of erin\'s conversation; a manager reads it but may not write', async () => {
+      const items = await stored(trip);
+      const answer = items.at(-1);
+      const base = conversations(`/${trip.id}`);
+      await s.mock.reset();
+      for (const [method, route, body] of [
+        ['GET', base], ['PATCH', base, { title: 'x' }], ['DELETE', base], ['POST', `${base}/end`], ['POST', `${base}/reconnect`],
+        ['GET', `${base}/validate`], ['GET', `${base}/stats`], ['GET', conversations()], ['GET', conversations('/recent')],
+        ['POST', conversations(), { title: 'x' }], ['GET', messages(trip)], ['POST', messages(trip), { content: 'hi' }],
+        ['GET', messages(trip, `/${answer.id}`)], ['GET', messages(trip, `/${answer.id}/stream`)],
+        ['GET', `/api/v1/users/${dave.id}/conversations/${trip.id}`],
+      ]) {
+        const r = await call(method, route, { token: dave.token, body });
+        expectStatus(r, 404, 'NOT_FOUND');
+        assert.ok(!r.text.includes('Trip planning') && !r.text.includes('mock reply'), `${method} ${route} shows the conversation`);
+      }
+      // The manager reads…
+      expectStatus(await call('GET', base, { token: mona.token }), 200);
+      assert.equal(expectStatus(await call('GET', messages(trip), { token: mona.token }), 200).items.length, items.length);
+      expectStatus(await call('GET', `${base}/stats`, { token: mona.token }), 200);
+      // …and changes nothing.
+      expectStatus(await call('POST', messages(trip), { token: mona.token, body: { content: 'hi' } }), 403, 'FORBIDDEN');
+      expectStatus(await call('POST', `${base}/end`, { token: mona.token }), 403, 'FORBIDDEN');
+      assert.deepEqual(await seenAuth(), []);
+      assert.deepEqual(await stored(trip), items);
+      assert.equal(expectStatus(await call('GET', base, { token: erin.token }), 200).status, 'active');
+    });
+
+    // Seed line 406 ("owner or admin").
+    test('15. delete: a manager may not (403), the admin deletes erin\'s other conversation, erin her own; nothing is left', async () => {
+      expectStatus(await call('DELETE', conversations(`/${trip.id}`), { token: mona.token }), 403, 'FORBIDDEN');
+      const byRoot = await call('DELETE', conversations(`/${byAdmin.id}`), { token: root.token });
+      expectStatus(byRoot, 204);
+      assert.equal(byRoot.text, '');
+      expectStatus(await call('GET', conversations(`/${byAdmin.id}`), { token: erin.token }), 404, 'NOT_FOUND');
+      const answer = (await stored(trip)).at(-1);
+      expectStatus(await call('DELETE', conversations(`/${trip.id}`), { token: erin.token }), 204);
+      for (const route of [conversations(`/${trip.id}`), conversations(`/${trip.id}/stats`), messages(trip), messages(trip, `/${answer.id}`)]) {
+        expectStatus(await call('GET', route, { token: erin.token }), 404, 'NOT_FOUND');
+      }
+      expectStatus(await call('DELETE', conversations(`/${trip.id}`), { token: erin.token }), 404, 'NOT_FOUND');
+      assert.equal(expectStatus(await call('GET', conversations('?q=portugal'), { token: erin.token }), 200).total, 0);
+      const left = expectStatus(await call('GET', conversations(), { token: erin.token }), 200);
+      assert.deepEqual(left.items.map((c) => c.id), [groceries.id]);
+    });
+
+    test('16. no key or password reaches a log', async () => {
+      expectNoSecretsInLogs([erinKey, erinKey.slice(-12), s.systemKey, s.systemKey.slice(-12), ...Object.values(pw)]);
+    });
+  });
+}
+
+// ---- the WebSocket chat: not in parley yet ------------------------------------------------------
+
+describe('seed 004 chatbot: WebSocket chat (not in parley yet)', () => {
   test.todo('GET /ws/chat/{user_id}?token=… — authenticated WebSocket; a bad token or a user_id that is not the token\'s is refused; route missing');
   test.todo('GET /ws/chat — anonymous WebSocket, off unless enabled; route missing');
   test.todo('WebSocket start_conversation {user_id, title, system_message} → a conversation id; route /ws/chat/{user_id} missing');
@@ -355,9 +779,6 @@ describe('seed 004 chatbot: conversations, messages and WebSocket chat (not in p
 });
 
 // ---- chat, under every credential mode --------------------------------------------------------
-
-const MODEL = 'gpt-4o-mini';
-const SYSTEM = 'You are a helpful assistant';
 
 for (const mode of ['system', 'byok', 'byok_or_system']) {
   describe(`seed 004 chatbot: chat, credentials = "${mode}" (${BACKEND})`, () => {
