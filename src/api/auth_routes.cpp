@@ -99,6 +99,8 @@ void register_auth_routes(http::Router& router, IdentityDeps& d) {
     auto meta = meta_of(ctx);
     auto pass = d.hashing.try_enter();
     if (!pass) co_return busy_response(ctx, "registration");
+    // Malformed registrations are refused before they count against the address's allowance.
+    if (auto s = d.users.check_new_user(input); !s) co_return error_of(s.error(), ctx);
     if (auto blocked = d.limiter.admit_registration(meta.client_address)) {
       Response res = error_of(
           Error(ErrorKind::kRateLimited, "Too many registrations from this address; try later"), ctx);

@@ -57,17 +57,22 @@ std::string content_etag(std::string_view data) {
 // A linked-in file, served from the binary's own bytes (no copy per request: a thousand slow
 // readers of the 1.7 MB Swagger bundle hold no copy of it each), compressed at build time for
 // clients that accept gzip, with an ETag from its content so that a revalidation is a 304.
+// A request naming the current version of a file (`?v=` its ETag's hex, as the /docs page links
+// them) gets it as immutable: a new build links a new URL.
 Response asset_response(const OpsDeps& deps, RequestContext& ctx, std::string_view name,
-                        std::string_view content_type, std::string_view csp = {}) {
+                        std::string_view content_type, std::string_view csp = {},
+                        std::string_view data_override = {}) {
   const auto tag = deps.etags.find(name);
   const std::string_view etag = tag == deps.etags.end() ? std::string_view() : std::string_view(tag->second);
-  const bool gzip = accepts_gzip(ctx.header("Accept-Encoding"));
+  const bool gzip = data_override.empty() && accepts_gzip(ctx.header("Accept-Encoding"));
+  const std::optional<std::string> version = ctx.query("v");
+  const bool immutable = version && etag.size() > 2 && *version == etag.substr(1, etag.size() - 2);
   Response res{http::StatusCode::ok, 11};
   if (!etag.empty() && etag_matches(ctx.header("If-None-Match"), etag)) {
     res.result(http::StatusCode::not_modified);
     res.content_length(0);
   } else {
-    std::string_view data = assets::get(name);
+    std::string_view data = data_override.empty() ? assets::get(name) : data_override;
     std::string_view compressed = gzip ? assets::get(std::string(name) + ".gz") : std::string_view();
     if (!compressed.empty()) {
       data = compressed;
@@ -79,7 +84,8 @@ Response asset_response(const OpsDeps& deps, RequestContext& ctx, std::string_vi
   }
   if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
   res.set(boost::beast::http::field::vary, "Accept-Encoding");
-  res.set(boost::beast::http::field::cache_control, "public, max-age=3600");
+  res.set(boost::beast::http::field::cache_control,
+          immutable ? "public, max-age=31536000, immutable" : "public, max-age=3600");
   if (!csp.empty()) res.set("Content-Security-Policy", csp);
   return res;
 }
@@ -87,9 +93,22 @@ Response asset_response(const OpsDeps& deps, RequestContext& ctx, std::string_vi
 }  // namespace
 
 void register_ops_routes(http::Router& router, OpsDeps& deps) {
-  for (const char* name : {"openapi_json", "docs_html", "docs_init_js", "swagger_ui_js", "swagger_ui_css"}) {
+  for (const char* name : {"openapi_json", "docs_init_js", "swagger_ui_js", "swagger_ui_css"}) {
     deps.etags.emplace(name, content_etag(assets::get(name)));
   }
+  deps.docs_html = std::string(assets::get("docs_html"));
+  for (auto [path, name] : {std::pair{"/docs/swagger-ui.css", "swagger_ui_css"},
+                            std::pair{"/docs/swagger-ui-bundle.js", "swagger_ui_js"},
+                            std::pair{"/docs/init.js", "docs_init_js"}}) {
+    const std::string quoted = std::string("\"") + path + "\"";
+    const std::string& etag = deps.etags.at(name);
+    const std::size_t at = deps.docs_html.find(quoted);
+    if (at == std::string::npos) continue;
+    deps.docs_html.replace(
+        at, quoted.size(),
+        fmt::format("\"{}?v={}\"", path, std::string_view(etag).substr(1, etag.size() - 2)));
+  }
+  deps.etags.emplace("docs_html", content_etag(deps.docs_html));
   router.add(Method::get, "/health", [&deps](RequestContext&) -> boost::asio::awaitable<Response> {
     co_return http::json_response(http::StatusCode::ok,
                                   bj::object{{"status", "ok"}, {"version", deps.version}});
@@ -115,7 +134,7 @@ void register_ops_routes(http::Router& router, OpsDeps& deps) {
       "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
       "connect-src 'self'; frame-ancestors 'none'";
   router.add(Method::get, "/docs", [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
-    co_return asset_response(deps, ctx, "docs_html", "text/html; charset=utf-8", kDocsCsp);
+    co_return asset_response(deps, ctx, "docs_html", "text/html; charset=utf-8", kDocsCsp, deps.docs_html);
   });
   router.add(Method::get, "/docs/{asset}", [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
     std::string_view asset = ctx.param("asset");

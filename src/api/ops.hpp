@@ -19,6 +19,9 @@ struct OpsDeps {
   std::function<boost::asio::awaitable<Status>()> ready;
   // Filled by register_ops_routes: the ETag of each linked-in file, from its content.
   std::map<std::string, std::string, std::less<>> etags;
+  // Filled by register_ops_routes: the /docs page with its assets' URLs versioned by content
+  // (`?v=<etag>`), so that those answers may be cached as immutable.
+  std::string docs_html;
 };
 
 // `deps` must outlive the router (the handlers refer to it).

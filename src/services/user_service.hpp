@@ -65,8 +65,10 @@ class UserService {
   Result<std::optional<store::UserRecord>> check_password(std::string_view username,
                                                           std::string_view password);
 
- private:
+  // The checks of a new user's fields (no database): 422 naming the field.
   Status check_new_user(const NewUser& input) const;
+
+ private:
   Result<store::UserRecord> build_record(const NewUser& input) const;
 
   store::Database& db_;

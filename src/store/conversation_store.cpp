@@ -208,7 +208,8 @@ Result<Page<ConversationRecord>> ConversationStore::list_conversations(const Con
   // With a search on SQLite, `+` keeps the planner from scanning the user's conversations by index
   // instead of looking up the matches (see search_condition).
   const bool by_matches = query.search && db_.dialect() == Dialect::kSqlite;
-  std::string where = fmt::format(" WHERE {}c.user_id = {}", by_matches ? "+" : "", params.add(query.user_id));
+  std::string where =
+      fmt::format(" WHERE {}c.user_id = {}", by_matches ? "+" : "", params.add(query.user_id));
   if (query.status) where += fmt::format(" AND c.status = {}", params.add(*query.status));
   if (query.search) {
     std::optional<std::string> text = full_text_query(*query.search, db_.dialect());

@@ -1,5 +1,6 @@
 // Slow readers of large answers: the linked-in files are served from the binary's own bytes, so
-// clients that never read hold no copy each; revalidation is a 304; gzip is precompressed.
+// clients that never read hold no copy each; revalidation is a 304; gzip is precompressed; the
+// files the /docs page links are versioned by content and cached as immutable.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -41,6 +42,26 @@ describe(`static files (${BACKEND})`, () => {
     const again = await fetch(`${p.url}/docs/swagger-ui-bundle.js`, { headers: { 'If-None-Match': etag } });
     assert.equal(again.status, 304);
     assert.equal((await again.arrayBuffer()).byteLength, 0);
+  });
+
+  test('the /docs page links its files by content version; those answers are immutable, others revalidate', async () => {
+    const page = await (await fetch(`${p.url}/docs`)).text();
+    const links = [...page.matchAll(/(?:href|src)="(\/docs\/[^"]+)"/g)].map((m) => m[1]);
+    assert.equal(links.length, 3, page);
+    for (const link of links) {
+      assert.match(link, /\?v=[0-9a-f]{16}$/);
+      const versioned = await fetch(`${p.url}${link}`);
+      assert.equal(versioned.status, 200);
+      assert.equal(versioned.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+      assert.equal(`"${link.split('?v=')[1]}"`, versioned.headers.get('etag'), 'the version is the content tag');
+      await versioned.arrayBuffer();
+      const bare = await fetch(`${p.url}${link.split('?')[0]}`);
+      assert.equal(bare.headers.get('cache-control'), 'public, max-age=3600');
+      await bare.arrayBuffer();
+      const stale = await fetch(`${p.url}${link.split('?')[0]}?v=0000000000000000`);
+      assert.equal(stale.headers.get('cache-control'), 'public, max-age=3600', 'an old version is not promised for ever');
+      await stale.arrayBuffer();
+    }
   });
 
   test('500 clients that never read the largest file add little memory, and /health answers meanwhile', async () => {

@@ -226,7 +226,13 @@ export async function startStack({ credentials = 'system', mockKeys = [], mockAr
   const systemKey = providerKey('system');
   const mock = await startMock([...(mockKeys.length ? ['--require-key', [...mockKeys, systemKey].join(',')] : []), ...mockArgs]);
   const config = mockProviderConfig(mock.url, { credentials, keyEnv: 'JOURNEY_SYSTEM_KEY', extraConfig });
-  const p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
+  let p;
+  try {
+    p = await startParley({ args: ['--config', config], env: { JOURNEY_SYSTEM_KEY: systemKey, ...env } });
+  } catch (e) {
+    await mock.stop();  // a mock left running would keep the test file from ever ending
+    throw e;
+  }
   return {
     p, mock, systemKey, url: p.url,
     stop: async () => { await p.stop(); await mock.stop(); },
