@@ -26,7 +26,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kKeepAlive{15'000};  // an SSE comment when nothing else is sent
 constexpr std::chrono::milliseconds kStorePoll{500};     // following an answer generated elsewhere
-constexpr std::size_t kMaxMetadataBytes = 16 * 1024;
+constexpr std::size_t kMaxMetadataBytes = std::size_t{16} * 1024;
 
 // ---- reading -------------------------------------------------------------------------------
 

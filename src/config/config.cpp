@@ -256,7 +256,7 @@ const std::vector<KeyDef>& key_defs() {
                          &AuthConfig::registrations_per_address, 1, 1'000'000,
                          "registration attempts per client address per registration window"));
     d.push_back(uint_key("auth.registration_window_s", "PARLEY_AUTH_REGISTRATION_WINDOW_S", &auth_of,
-                         &AuthConfig::registration_window_s, 1, 86400 * 7,
+                         &AuthConfig::registration_window_s, 1, std::uint64_t{86400} * 7,
                          "sliding window for the registration limit"));
     d.push_back(uint_key("auth.password_memory_kib", "PARLEY_AUTH_PASSWORD_MEMORY_KIB", &auth_of,
                          &AuthConfig::password_memory_kib, std::uint64_t{19} * 1024,

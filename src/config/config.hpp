@@ -57,7 +57,8 @@ struct ConversationsConfig {
   std::string context_tokens_by_model;
   std::uint64_t context_max_messages = 200;  // most stored messages read to build a context
   std::uint64_t stream_retention_s = 10;     // a finished answer's terminal event stays in memory this long
-  std::uint64_t stream_memory_per_answer = 256 * 1024;          // bytes of an answer's text held in memory
+  std::uint64_t stream_memory_per_answer =
+      std::uint64_t{256} * 1024;                                // bytes of an answer's text held in memory
   std::uint64_t stream_memory_total = std::uint64_t{64} << 20;  // the same, all answers together
   std::uint64_t checkpoint_ms = 1000;  // an answer being generated is saved this often
   std::uint64_t stale_after_s = 300;  // an answer not saved for this long was abandoned (> provider timeouts)

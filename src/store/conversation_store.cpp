@@ -331,18 +331,18 @@ Result<bool> ConversationStore::update_answer(std::string_view message_id, const
       "event_lengths = CASE WHEN CAST($9 AS TEXT) = '' THEN event_lengths WHEN event_lengths = '' THEN "
       "CAST($9 AS TEXT) ELSE event_lengths || ',' || CAST($9 AS TEXT) END, updated_at = $10 "
       "WHERE id = $1 AND status = 'generating' RETURNING conversation_id";
-  const std::string_view kUpdate = u.append ? kAppend : kReplace;
+  const std::string_view update_sql = u.append ? kAppend : kReplace;
   const std::initializer_list<Value> params = {
       message_id,          u.content,    u.status,     u.model,         u.prompt_tokens,
       u.completion_tokens, u.latency_ms, u.error_code, u.event_lengths, u.now_ms};
   if (!is_final(u.status)) {
-    Result<QueryResult> r = db_.query(kUpdate, params);
+    Result<QueryResult> r = db_.query(update_sql, params);
     if (!r) return forward_error(r);
     return !r->rows.empty();
   }
   bool changed = false;
   Status done = db_.transaction([&](Connection& c) -> Status {
-    Result<QueryResult> r = c.query(kUpdate, params);
+    Result<QueryResult> r = c.query(update_sql, params);
     if (!r) return forward_error(r);
     if (r->rows.empty()) return {};
     changed = true;
