@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import {
-  PARLEY_BIN, adminToken, createServiceKey, sleep, startParley, startStack, statusOf,
+  PARLEY_BIN, adminToken, chatLoadThenKill, createServiceKey, sleep, startParley, startStack, statusOf,
 } from '../tests/integration/harness.mjs';
 
 const ASSET = '/docs/swagger-ui-bundle.js';
@@ -287,27 +287,7 @@ async function usageAfterKill() {
   let restarted;
   try {
     const key = (await createServiceKey(p.url, await adminToken(p.url))).key;
-    const acknowledged = [];  // [request_id, time answered]
-    let running = true;
-    const worker = async () => {
-      while (running) {
-        try {
-          const res = await fetch(`${p.url}/v1/chat/completions`, {
-            method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
-            body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count me' }] }),
-          });
-          await res.text();
-          if (res.status === 200) acknowledged.push([res.headers.get('x-request-id'), Date.now()]);
-        } catch { return; }  // the server is gone
-      }
-    };
-    const workers = Array.from({ length: 32 }, worker);
-    await sleep(3000);
-    const killedAt = Date.now();
-    p.proc.kill('SIGKILL');
-    await p.exited;
-    running = false;
-    await Promise.all(workers);
+    const { acknowledged, killedAt } = await chatLoadThenKill(p, key);
     // Restart on the same data dir (the WAL is recovered), then read the rows.
     const t0 = performance.now();
     restarted = await startParley({ dataDir: p.dataDir, env: QUIET });

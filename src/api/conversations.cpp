@@ -416,6 +416,28 @@ asio::awaitable<Response> change_status(ConversationDeps& d, RequestContext& ctx
                                                            {"generating", std::move(generating)}});
 }
 
+// POST …/messages (a new message) and POST …/messages/{message_id}/regenerate.
+asio::awaitable<Response> ask_for_answer(ConversationDeps& d, RequestContext& ctx, bool regenerate) {
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return error_of(who.error(), ctx);
+  auto body = regenerate ? read_optional_object(ctx) : read_object(ctx);
+  if (!body) co_return error_of(body.error(), ctx);
+  auto input = read_message_input(d, *body, !regenerate);
+  if (!input) co_return error_of(input.error(), ctx);
+  auto conversation = co_await conversation_for(d, ctx, *who, auth::Access::kWrite);
+  if (!conversation) co_return error_of(conversation.error(), ctx);
+  services::AnswerRequest request;
+  request.who = *who;
+  request.conversation = std::move(*conversation);
+  request.content = input->content;
+  if (regenerate) request.regenerate_message_id = std::string(ctx.param("message_id"));
+  request.model = input->model;
+  request.temperature = input->temperature;
+  request.max_tokens = input->max_tokens;
+  request.request_id = ctx.request_id;
+  co_return co_await answer(d, ctx, *who, std::move(request), input->stream);
+}
+
 }  // namespace
 
 void register_conversation_routes(http::Router& router, ConversationDeps& d) {
@@ -575,20 +597,7 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
 
   // ---- /api/v1/conversations/{conversation_id}/messages ----
   router.add(Method::post, "/api/v1/conversations/{conversation_id}/messages",
-             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-               auto who = co_await d.authenticator.authenticate(ctx);
-               if (!who) co_return error_of(who.error(), ctx);
-               auto body = read_object(ctx);
-               if (!body) co_return error_of(body.error(), ctx);
-               auto input = read_message_input(d, *body, true);
-               if (!input) co_return error_of(input.error(), ctx);
-               auto conversation = co_await conversation_for(d, ctx, *who, auth::Access::kWrite);
-               if (!conversation) co_return error_of(conversation.error(), ctx);
-               services::AnswerRequest request{
-                   *who,         std::move(*conversation), input->content,    std::nullopt,
-                   input->model, input->temperature,       input->max_tokens, ctx.request_id};
-               co_return co_await answer(d, ctx, *who, std::move(request), input->stream);
-             });
+             [&d](RequestContext& ctx) { return ask_for_answer(d, ctx, false); });
 
   router.add(
       Method::get, "/api/v1/conversations/{conversation_id}/messages",
@@ -673,22 +682,8 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
                co_return Response{};
              });
 
-  router.add(
-      Method::post, "/api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate",
-      [&d](RequestContext& ctx) -> asio::awaitable<Response> {
-        auto who = co_await d.authenticator.authenticate(ctx);
-        if (!who) co_return error_of(who.error(), ctx);
-        auto body = read_optional_object(ctx);
-        if (!body) co_return error_of(body.error(), ctx);
-        auto input = read_message_input(d, *body, false);
-        if (!input) co_return error_of(input.error(), ctx);
-        auto conversation = co_await conversation_for(d, ctx, *who, auth::Access::kWrite);
-        if (!conversation) co_return error_of(conversation.error(), ctx);
-        services::AnswerRequest request{
-            *who,         std::move(*conversation), std::nullopt,      std::string(ctx.param("message_id")),
-            input->model, input->temperature,       input->max_tokens, ctx.request_id};
-        co_return co_await answer(d, ctx, *who, std::move(request), input->stream);
-      });
+  router.add(Method::post, "/api/v1/conversations/{conversation_id}/messages/{message_id}/regenerate",
+             [&d](RequestContext& ctx) { return ask_for_answer(d, ctx, true); });
 
   router.add(Method::post, "/api/v1/conversations/{conversation_id}/messages/{message_id}/cancel",
              [&d](RequestContext& ctx) -> asio::awaitable<Response> {

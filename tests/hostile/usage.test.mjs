@@ -5,7 +5,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { BACKEND, adminToken, createServiceKey, sleep, startStack } from '../integration/harness.mjs';
+import { BACKEND, adminToken, chatLoadThenKill, createServiceKey, startStack } from '../integration/harness.mjs';
 
 describe('usage rows survive kill -9', { skip: BACKEND !== 'sqlite' && 'reads the SQLite file' }, () => {
   let stack; let p; let mock; let key;
@@ -17,27 +17,7 @@ describe('usage rows survive kill -9', { skip: BACKEND !== 'sqlite' && 'reads th
   after(async () => { await stack.stop(); });
 
   test('every call acknowledged over a second before the kill has its usage row', async () => {
-    const acknowledged = [];  // [request_id, time acknowledged]
-    let running = true;
-    const worker = async () => {
-      while (running) {
-        try {
-          const res = await fetch(`${p.url}/v1/chat/completions`, {
-            method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
-            body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count me' }] }),
-          });
-          await res.text();
-          if (res.status === 200) acknowledged.push([res.headers.get('x-request-id'), Date.now()]);
-        } catch { return; }  // the server is gone
-      }
-    };
-    const workers = Array.from({ length: 32 }, worker);
-    await sleep(3000);
-    const killedAt = Date.now();
-    p.proc.kill('SIGKILL');
-    await p.exited;
-    running = false;
-    await Promise.all(workers);
+    const { acknowledged, killedAt } = await chatLoadThenKill(p, key);
     const rows = new Set(execFileSync('sqlite3', [path.join(p.dataDir, 'parley.db'), 'SELECT request_id FROM usage_events'], { encoding: 'utf8' })
       .split('\n').filter(Boolean));
     const old = acknowledged.filter(([, at]) => at < killedAt - 1000);

@@ -238,3 +238,31 @@ export async function startStack({ credentials = 'system', mockKeys = [], mockAr
     stop: async () => { await p.stop(); await mock.stop(); },
   };
 }
+
+// Keeps `clients` /v1 chat calls in flight (service key `key`) for `ms`, then kills parley with
+// SIGKILL and waits for it to exit. Returns { acknowledged: [[request_id, answered at (ms)]],
+// killedAt } for the calls answered 200 before the kill.
+export async function chatLoadThenKill(p, key, { clients = 32, ms = 3000 } = {}) {
+  const acknowledged = [];
+  let running = true;
+  const worker = async () => {
+    while (running) {
+      try {
+        const res = await fetch(`${p.url}/v1/chat/completions`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count me' }] }),
+        });
+        await res.text();
+        if (res.status === 200) acknowledged.push([res.headers.get('x-request-id'), Date.now()]);
+      } catch { return; }  // the server is gone
+    }
+  };
+  const workers = Array.from({ length: clients }, worker);
+  await sleep(ms);
+  const killedAt = Date.now();
+  p.proc.kill('SIGKILL');
+  await p.exited;
+  running = false;
+  await Promise.all(workers);
+  return { acknowledged, killedAt };
+}
