@@ -196,6 +196,9 @@ std::vector<std::string> replay_pieces(const std::string& content, std::string_v
 }
 
 void GenerationRegistry::purge_locked(SteadyClock::time_point now) {
+  // A sweep walks every generation kept: at most once a second, not on every lookup.
+  if (now - last_purge_ < std::chrono::seconds(1) && by_message_.size() < kPurgeAtSize) return;
+  last_purge_ = now;
   std::erase_if(by_message_, [&](const auto& item) {
     auto at = item.second->finished_at();
     return at && now - *at >= retention_;

@@ -148,8 +148,11 @@ class GenerationRegistry {
  private:
   void purge_locked(std::chrono::steady_clock::time_point now);
 
+  static constexpr std::size_t kPurgeAtSize = 100'000;  // a sweep at once past this many kept
+
   const std::chrono::seconds retention_;
   std::mutex mutex_;
+  std::chrono::steady_clock::time_point last_purge_{};
   std::unordered_map<std::string, std::shared_ptr<Generation>> by_message_;
   std::unordered_map<std::string, std::string> running_by_conversation_;  // conversation → message
   std::atomic<std::int64_t> memory_{0};
