@@ -105,7 +105,10 @@ class OutlineHandler {
     for (std::size_t i = 0; i < paths_.size(); ++i) {
       const Path& p = paths_[i];
       if (p.first != key_[0]) continue;
-      if (depth_ == 1 ? p.second.empty() : p.second == key_[1]) return static_cast<int>(i);
+      // A root path (no second part) names only the root member, never a member inside it
+      // whose key is empty.
+      if (depth_ == 1 ? p.second.empty() : !p.second.empty() && p.second == key_[1])
+        return static_cast<int>(i);
     }
     return -1;
   }
