@@ -130,36 +130,47 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate(const http:
     }
   }
   if (api_key.empty() && bearer.starts_with("ai_")) api_key = bearer;
-
-  auth::Principal p;
-  if (!api_key.empty()) {
-    if (api_key.size() > 128) co_return fail(ErrorKind::kUnauthorized, "Invalid API key");
-    std::string key(api_key);
-    std::optional<services::KeyIdentity> id = keys_.cached(key);
-    if (!id) {
-      auto loaded = co_await pool_.run([this, &key] { return keys_.load(key); });
-      if (!loaded) co_return std::unexpected(loaded.error());
-      id = *loaded;
-    }
-    if (id->key_id.empty()) co_return fail(ErrorKind::kUnauthorized, "Invalid API key");
-    if (!id->usable) co_return fail(ErrorKind::kUnauthorized, "This API key is inactive or revoked");
-    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-    if (id->expires_at && *id->expires_at <= now_ms)
-      co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
-    auto user = co_await active_user(id->user_id);
-    if (!user) co_return std::unexpected(user.error());
-    keys_.note_use(id->key_id);
-    p.user_id = id->user_id;
-    p.username = user->username;
-    p.role = user->role;
-    p.via = auth::Via::kServiceKey;
-    p.api_key_id = id->key_id;
-    if (id->rate_limit_per_minute) p.key_rate_limit_per_minute = static_cast<int>(*id->rate_limit_per_minute);
-    co_return p;
-  }
+  if (!api_key.empty()) co_return co_await authenticate_key(api_key);
   if (bearer.empty()) co_return fail(ErrorKind::kUnauthorized, "Authentication required");
+  co_return co_await authenticate_token(bearer);
+}
+
+asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_credential(std::string_view credential) {
+  if (credential.empty()) co_return fail(ErrorKind::kUnauthorized, "Authentication required");
+  if (credential.starts_with("ai_")) co_return co_await authenticate_key(credential);
+  co_return co_await authenticate_token(credential);
+}
+
+asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_key(std::string_view api_key) {
+  auth::Principal p;
+  if (api_key.size() > 128) co_return fail(ErrorKind::kUnauthorized, "Invalid API key");
+  std::string key(api_key);
+  std::optional<services::KeyIdentity> id = keys_.cached(key);
+  if (!id) {
+    auto loaded = co_await pool_.run([this, &key] { return keys_.load(key); });
+    if (!loaded) co_return std::unexpected(loaded.error());
+    id = *loaded;
+  }
+  if (id->key_id.empty()) co_return fail(ErrorKind::kUnauthorized, "Invalid API key");
+  if (!id->usable) co_return fail(ErrorKind::kUnauthorized, "This API key is inactive or revoked");
+  auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  if (id->expires_at && *id->expires_at <= now_ms) co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
+  auto user = co_await active_user(id->user_id);
+  if (!user) co_return std::unexpected(user.error());
+  keys_.note_use(id->key_id);
+  p.user_id = id->user_id;
+  p.username = user->username;
+  p.role = user->role;
+  p.via = auth::Via::kServiceKey;
+  p.api_key_id = id->key_id;
+  if (id->rate_limit_per_minute) p.key_rate_limit_per_minute = static_cast<int>(*id->rate_limit_per_minute);
+  co_return p;
+}
+
+asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_token(std::string_view bearer) {
+  auth::Principal p;
   auto claims = tokens_.verify_access(bearer);
   if (!claims) co_return std::unexpected(claims.error());
   auto user = co_await active_user(claims->user_id);
@@ -168,6 +179,7 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate(const http:
   p.username = user->username;
   p.role = user->role;
   p.via = auth::Via::kAccessToken;
+  p.token_expires_at = claims->expires_at;
   co_return p;
 }
 

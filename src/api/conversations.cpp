@@ -8,6 +8,7 @@
 #include <charconv>
 #include <limits>
 
+#include "api/answer_feed.hpp"
 #include "api/json_input.hpp"
 #include "api/render.hpp"
 
@@ -25,7 +26,6 @@ using services::Generation;
 namespace {
 
 constexpr std::chrono::milliseconds kKeepAlive{15'000};  // an SSE comment when nothing else is sent
-constexpr std::chrono::milliseconds kStorePoll{500};     // following an answer generated elsewhere
 constexpr std::size_t kMaxMetadataBytes = std::size_t{16} * 1024;
 
 // ---- reading -------------------------------------------------------------------------------
@@ -50,6 +50,8 @@ Status check_model(ConversationDeps& d, const std::optional<std::string>& model)
   return {};
 }
 
+}  // namespace
+
 Result<services::NewConversation> read_new_conversation(ConversationDeps& d, const bj::object& body) {
   if (auto s = only_fields(body, {"title", "system_message", "model", "metadata"}); !s)
     return std::unexpected(s.error());
@@ -69,6 +71,8 @@ Result<services::NewConversation> read_new_conversation(ConversationDeps& d, con
   c.metadata = *metadata;
   return c;
 }
+
+namespace {
 
 // A nullable string field of a PATCH: absent → unchanged, null → cleared.
 Result<std::optional<std::optional<std::string>>> read_nullable(const bj::object& body, std::string_view name,
@@ -123,19 +127,19 @@ Result<std::pair<std::int64_t, std::string>> parse_cursor(std::string_view text)
   return validation("cursor", "cursor must be a next_cursor value from an earlier page");
 }
 
-struct MessageInput {
-  std::optional<std::string> content;
-  bool stream = false;
-  std::optional<std::string> model;
-  std::optional<double> temperature;
-  std::optional<std::int64_t> max_tokens;
-};
+}  // namespace
 
-Result<MessageInput> read_message_input(ConversationDeps& d, const bj::object& body, bool content_required) {
+Result<MessageInput> read_message_input(ConversationDeps& d, const bj::object& body, bool content_required,
+                                        std::string_view extra) {
+  // (An empty `extra` repeats a name already allowed.)
   if (content_required) {
-    if (auto s = only_fields(body, {"content", "stream", "model", "temperature", "max_tokens"}); !s)
+    if (auto s = only_fields(body, {"content", "stream", "model", "temperature", "max_tokens",
+                                    extra.empty() ? "content" : extra});
+        !s)
       return std::unexpected(s.error());
-  } else if (auto s = only_fields(body, {"stream", "model", "temperature", "max_tokens"}); !s) {
+  } else if (auto s = only_fields(body, {"stream", "model", "temperature", "max_tokens",
+                                         extra.empty() ? "stream" : extra});
+             !s) {
     return std::unexpected(s.error());
   }
   MessageInput in;
@@ -162,6 +166,8 @@ Result<MessageInput> read_message_input(ConversationDeps& d, const bj::object& b
   return in;
 }
 
+namespace {
+
 // An optional body: none (or empty) reads as {}.
 Result<bj::object> read_optional_object(const RequestContext& ctx) {
   if (ctx.request.body().empty()) return bj::object{};
@@ -178,33 +184,6 @@ bj::object token_data(std::string_view piece) {
   return bj::object{{"token", piece}};
 }
 
-// The terminal event, the same whether the answer is followed live or replayed from the store: it
-// is made from the stored message alone.
-bj::object end_data(const store::MessageRecord& m) {
-  bj::object usage{{"prompt_tokens", m.prompt_tokens},
-                   {"completion_tokens", m.completion_tokens},
-                   {"total_tokens", m.prompt_tokens + m.completion_tokens}};
-  if (m.status == "complete" || m.status == "cancelled") {
-    return bj::object{{"done", true},
-                      {"status", m.status},
-                      {"message_id", m.id},
-                      {"full_text", m.content},
-                      {"model", m.model ? bj::value(*m.model) : bj::value(nullptr)},
-                      {"usage", std::move(usage)},
-                      {"latency_ms", m.latency_ms ? bj::value(*m.latency_ms) : bj::value(nullptr)}};
-  }
-  const std::string code = m.error_code.value_or("OPENAI_API_ERROR");
-  std::string message = code == "INTERRUPTED"
-                            ? "The answer was interrupted: parley stopped while generating it"
-                            : fmt::format("The answer could not be completed ({})", code);
-  std::string type = "server_error";
-  if (auto kind = error_kind_of_code(code)) type = std::string(error_info(*kind).type);
-  return bj::object{{"error", bj::object{{"code", code}, {"message", message}, {"type", type}}},
-                    {"status", m.status},
-                    {"message_id", m.id},
-                    {"partial_text", m.content}};
-}
-
 Response sse_head(const std::optional<store::MessageRecord>& user_message,
                   const store::MessageRecord& answer) {
   Response head{StatusCode::ok, 11};
@@ -216,94 +195,58 @@ Response sse_head(const std::optional<store::MessageRecord>& user_message,
   return head;
 }
 
-asio::awaitable<void> follow_stored(ConversationDeps& d, http::StreamWriter& stream,
-                                    const auth::Principal& who, store::MessageRecord m, std::uint64_t seen);
+// The events of an answer as Server-Sent Events ("id: <message_id>:<n>").
+class SseSink final : public AnswerSink {
+ public:
+  explicit SseSink(http::StreamWriter& stream) : stream_(stream) {}
 
-// Streams a generation's events after `seen` until its terminal event or until the client
-// leaves. The head has been sent. Pieces no longer in memory come from the store.
-asio::awaitable<void> follow_live(ConversationDeps& d, http::StreamWriter& stream, const auth::Principal& who,
-                                  const std::shared_ptr<Generation>& g, std::uint64_t seen) {
-  http::CloseWatch watch(stream);
-  for (;;) {
-    Generation::Slice slice = g->after(seen);
-    if (slice.behind) {
-      // Saved and forgotten (a memory bound, or the answer is over): read what the store has.
-      std::string conversation_id = g->conversation_id();
-      std::string message_id = g->message_id();
-      auto m = co_await d.pool.run(
-          [&] { return d.conversations.message(who, conversation_id, message_id, auth::Access::kRead); });
-      if (!m) co_return;
-      std::vector<std::string> pieces = services::replay_pieces(m->content, m->event_lengths);
-      if (m->status != "generating") {
-        watch.finish();
-        co_await follow_stored(d, stream, who, std::move(*m), seen);
-        co_return;
-      }
-      std::string batch;
-      for (std::uint64_t n = seen + 1; n <= pieces.size(); ++n) {
-        batch += sse_event(message_id, n, token_data(pieces[n - 1]));
-      }
-      seen = std::max<std::uint64_t>(seen, pieces.size());
-      if (!batch.empty() && !co_await stream.write(batch)) co_return;
-      continue;
-    }
+  asio::awaitable<bool> deliver(std::string_view message_id, std::uint64_t first,
+                                std::span<const std::string> pieces, const store::MessageRecord* end,
+                                std::uint64_t end_number) override {
     std::string batch;
-    for (std::size_t i = 0; i < slice.pieces.size(); ++i) {
-      batch += sse_event(g->message_id(), slice.first + i, token_data(slice.pieces[i]));
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      batch += sse_event(message_id, first + i, token_data(pieces[i]));
     }
-    seen += slice.pieces.size();
-    if (slice.end) batch += sse_event(g->message_id(), slice.end_number, end_data(slice.end->message));
-    if (!batch.empty() && !co_await stream.write(batch)) co_return;
-    if (slice.end || stream.client_left()) co_return;
-    if (g->finished() && seen > g->pieces()) co_return;  // the client had the terminal event already
-    if (slice.pieces.empty()) {
-      const std::uint64_t before = seen;
-      co_await g->wait(seen, kKeepAlive);
-      if (stream.client_left()) co_return;
-      if (g->pieces() == before && !g->finished() && !co_await stream.write(": keep-alive\n\n")) co_return;
+    if (end != nullptr) batch += sse_event(message_id, end_number, render_answer_end(*end));
+    co_return co_await stream_.write(batch);
+  }
+  asio::awaitable<bool> idle() override { co_return co_await stream_.write(": keep-alive\n\n"); }
+  [[nodiscard]] bool gone() const override { return stream_.client_left(); }
+  void watch(bool on) override {
+    if (on) {
+      watch_.emplace(stream_);
+    } else {
+      watch_.reset();
     }
   }
-}
 
-// Streams a stored answer's events after `seen`. While the answer is still being generated (by
-// another instance, whose checkpoints it reads), polls the store until it ends.
-asio::awaitable<void> follow_stored(ConversationDeps& d, http::StreamWriter& stream,
-                                    const auth::Principal& who, store::MessageRecord m, std::uint64_t seen) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  auto idle = std::chrono::steady_clock::now();
-  for (;;) {
-    std::vector<std::string> pieces = services::replay_pieces(m.content, m.event_lengths);
-    const bool over = m.status != "generating";
-    std::string batch;
-    for (std::uint64_t n = seen + 1; n <= pieces.size(); ++n)
-      batch += sse_event(m.id, n, token_data(pieces[n - 1]));
-    if (pieces.size() > seen) seen = pieces.size();
-    if (over && seen <= pieces.size()) batch += sse_event(m.id, pieces.size() + 1, end_data(m));
-    if (!batch.empty()) {
-      idle = std::chrono::steady_clock::now();
-      if (!co_await stream.write(batch)) co_return;
-    }
-    if (over) co_return;
-    // Generated here after all (the local log appeared meanwhile): follow it live.
-    if (auto g = d.answers.registry().find(m.id)) {
-      co_await follow_live(d, stream, who, g, seen);
-      co_return;
-    }
-    timer.expires_after(kStorePoll);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stream.client_left()) co_return;
-    if (std::chrono::steady_clock::now() - idle >= kKeepAlive) {
-      idle = std::chrono::steady_clock::now();
-      if (!co_await stream.write(": keep-alive\n\n")) co_return;
-    }
-    auto fresh = co_await d.pool.run(
-        [&] { return d.conversations.message(who, m.conversation_id, m.id, auth::Access::kRead); });
-    if (!fresh) {
-      // Deleted meanwhile (or no longer readable): nothing more will come.
-      co_return;
-    }
-    m = std::move(*fresh);
+ private:
+  http::StreamWriter& stream_;
+  std::optional<http::CloseWatch> watch_;
+};
+
+// Answers as the caller may read them from the store.
+class StoreSource final : public AnswerSource {
+ public:
+  StoreSource(ConversationDeps& d, const auth::Principal& who) : d_(d), who_(who) {}
+  asio::awaitable<std::optional<store::MessageRecord>> read(std::string conversation_id,
+                                                            std::string message_id) override {
+    auto m = co_await d_.pool.run(
+        [&] { return d_.conversations.message(who_, conversation_id, message_id, auth::Access::kRead); });
+    if (!m) co_return std::nullopt;
+    co_return std::move(*m);
   }
+
+ private:
+  ConversationDeps& d_;
+  const auth::Principal& who_;
+};
+
+asio::awaitable<void> stream_live(ConversationDeps& d, http::StreamWriter& stream, const auth::Principal& who,
+                                  std::shared_ptr<Generation> g, std::uint64_t seen) {
+  SseSink sink(stream);
+  StoreSource source(d, who);
+  co_await follow_live(sink, source, d.answers.registry(), std::move(g), seen);
 }
 
 // Waits for a generation's end while the client stays (nullopt when it left; the answer goes on).
@@ -321,22 +264,10 @@ asio::awaitable<std::optional<AnswerEnd>> await_end(http::StreamWriter& stream,
 
 // Where a client resumes: ?after=N, else Last-Event-ID ("<message_id>:<N>" or "<N>"), else 0.
 Result<std::uint64_t> resume_point(const RequestContext& ctx, std::string_view message_id) {
-  std::optional<std::string> text = ctx.query("after");
+  if (std::optional<std::string> after = ctx.query("after")) return parse_resume_point(*after, "", "after");
   std::string_view header = ctx.header("Last-Event-ID");
-  if (!text && !header.empty()) {
-    std::string_view v = header;
-    if (const std::size_t colon = v.rfind(':'); colon != std::string_view::npos) {
-      if (v.substr(0, colon) != message_id) {
-        return validation("Last-Event-ID", "Last-Event-ID names an event of another message");
-      }
-      v = v.substr(colon + 1);
-    }
-    text = std::string(v);
-  }
-  if (!text) return std::uint64_t{0};
-  auto n = to_int(*text);
-  if (!n || *n < 0) return validation("after", "after must be an event number (a non-negative integer)");
-  return static_cast<std::uint64_t>(*n);
+  if (header.empty()) return std::uint64_t{0};
+  return parse_resume_point(header, message_id, "Last-Event-ID");
 }
 
 // Starts an answer (a new message, or a regeneration) and answers the request: SSE when asked to
@@ -349,7 +280,7 @@ asio::awaitable<Response> answer(ConversationDeps& d, RequestContext& ctx, const
     if (!co_await ctx.stream->begin(sse_head(started->user_message, started->answer))) {
       co_return Response{};
     }
-    co_await follow_live(d, *ctx.stream, who, started->generation, 0);
+    co_await stream_live(d, *ctx.stream, who, started->generation, 0);
     co_return Response{};
   }
   auto end = co_await await_end(*ctx.stream, started->generation);
@@ -675,9 +606,11 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
                if (!seen) co_return error_of(seen.error(), ctx);
                if (!co_await ctx.stream->begin(sse_head(std::nullopt, *m))) co_return Response{};
                if (auto g = d.answers.registry().find(message_id)) {
-                 co_await follow_live(d, *ctx.stream, *who, g, *seen);
+                 co_await stream_live(d, *ctx.stream, *who, std::move(g), *seen);
                } else {
-                 co_await follow_stored(d, *ctx.stream, *who, std::move(*m), *seen);
+                 SseSink sink(*ctx.stream);
+                 StoreSource source(d, *who);
+                 co_await follow_stored(sink, source, d.answers.registry(), std::move(*m), *seen);
                }
                co_return Response{};
              });

@@ -5,7 +5,10 @@
 // services::AnswerService generates answers that outlive the request.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstddef>
+#include <optional>
+#include <string>
 
 #include "api/deps.hpp"
 #include "services/conversation_service.hpp"
@@ -22,5 +25,20 @@ struct ConversationDeps {
 };
 
 void register_conversation_routes(http::Router& router, ConversationDeps& deps);
+
+// What the REST routes and the WebSocket (api/realtime.cpp) read alike.
+Result<services::NewConversation> read_new_conversation(ConversationDeps& deps, const boost::json::object& body);
+
+struct MessageInput {
+  std::optional<std::string> content;
+  bool stream = false;
+  std::optional<std::string> model;
+  std::optional<double> temperature;
+  std::optional<std::int64_t> max_tokens;
+};
+// A new message (content required) or a regeneration's options; `extra` names one more field the
+// caller reads itself (or is empty).
+Result<MessageInput> read_message_input(ConversationDeps& deps, const boost::json::object& body,
+                                        bool content_required, std::string_view extra = {});
 
 }  // namespace parley::api

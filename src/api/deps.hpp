@@ -33,9 +33,14 @@ class Authenticator {
       : tokens_(tokens), users_(users), keys_(keys), principals_(principals), pool_(pool) {}
 
   boost::asio::awaitable<Result<auth::Principal>> authenticate(const http::RequestContext& ctx);
+  // A credential presented some other way (a WebSocket's token): a service key (ai_…) or an
+  // access token.
+  boost::asio::awaitable<Result<auth::Principal>> authenticate_credential(std::string_view credential);
 
  private:
   boost::asio::awaitable<Result<services::CachedUser>> active_user(const std::string& user_id);
+  boost::asio::awaitable<Result<auth::Principal>> authenticate_key(std::string_view api_key);
+  boost::asio::awaitable<Result<auth::Principal>> authenticate_token(std::string_view bearer);
 
   services::TokenService& tokens_;
   services::UserService& users_;

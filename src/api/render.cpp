@@ -138,4 +138,31 @@ bj::object render_conversation_stats(const store::ConversationStats& s) {
       {"average_latency_ms", s.average_latency_ms ? bj::value(*s.average_latency_ms) : bj::value(nullptr)}};
 }
 
+// The terminal event, the same whether the answer is followed live or replayed from the store: it
+// is made from the stored message alone.
+bj::object render_answer_end(const store::MessageRecord& m) {
+  bj::object usage{{"prompt_tokens", m.prompt_tokens},
+                   {"completion_tokens", m.completion_tokens},
+                   {"total_tokens", m.prompt_tokens + m.completion_tokens}};
+  if (m.status == "complete" || m.status == "cancelled") {
+    return bj::object{{"done", true},
+                      {"status", m.status},
+                      {"message_id", m.id},
+                      {"full_text", m.content},
+                      {"model", m.model ? bj::value(*m.model) : bj::value(nullptr)},
+                      {"usage", std::move(usage)},
+                      {"latency_ms", m.latency_ms ? bj::value(*m.latency_ms) : bj::value(nullptr)}};
+  }
+  const std::string code = m.error_code.value_or("OPENAI_API_ERROR");
+  std::string message = code == "INTERRUPTED"
+                            ? "The answer was interrupted: parley stopped while generating it"
+                            : fmt::format("The answer could not be completed ({})", code);
+  std::string type = "server_error";
+  if (auto kind = error_kind_of_code(code)) type = std::string(error_info(*kind).type);
+  return bj::object{{"error", bj::object{{"code", code}, {"message", message}, {"type", type}}},
+                    {"status", m.status},
+                    {"message_id", m.id},
+                    {"partial_text", m.content}};
+}
+
 }  // namespace parley::api

@@ -21,6 +21,11 @@ boost::json::object render_conversation(const store::ConversationRecord& convers
 // status) beside parley's own (role, usage, ...).
 boost::json::object render_message(const store::MessageRecord& message);
 boost::json::object render_conversation_stats(const store::ConversationStats& stats);
+// An answer's terminal event (SSE and WebSocket), made from the stored message alone so that it is
+// the same followed live or replayed: {"done":true,"status","message_id","full_text","model",
+// "usage","latency_ms"} when complete or cancelled, {"error":{…},"status","message_id",
+// "partial_text"} when failed.
+boost::json::object render_answer_end(const store::MessageRecord& message);
 
 template <class T, class F>
 boost::json::object render_page(const store::Page<T>& page, std::int64_t limit, std::int64_t offset,

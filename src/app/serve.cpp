@@ -14,6 +14,7 @@
 #include "api/deps.hpp"
 #include "api/gateway.hpp"
 #include "api/ops.hpp"
+#include "api/realtime.hpp"
 #include "api/vault.hpp"
 #include "app/app.hpp"
 #include "crypto/fernet.hpp"
@@ -94,6 +95,8 @@ struct Components {
   std::unique_ptr<services::GenerationRegistry> generations;
   std::unique_ptr<services::AnswerService> answers;
   std::unique_ptr<api::ConversationDeps> conversation_deps;
+  std::unique_ptr<services::AnonymousChat> anonymous_chat;
+  std::unique_ptr<api::RealtimeDeps> realtime_deps;
   http::Server* server = nullptr;
 
   // Builds the provider registry from the configuration plus the built-in providers.
@@ -177,12 +180,32 @@ struct Components {
     answer_options.checkpoint = std::chrono::milliseconds(cc.checkpoint_ms);
     answer_options.memory_per_answer = static_cast<std::size_t>(cc.stream_memory_per_answer);
     answer_options.memory_total = static_cast<std::size_t>(cc.stream_memory_total);
+    const services::ContextBudgets answer_options_budgets = answer_options.budgets;
     conversations = std::make_unique<services::ConversationService>(*db, clock);
     generations = std::make_unique<services::GenerationRegistry>(std::chrono::seconds(cc.stream_retention_s));
     answers = std::make_unique<services::AnswerService>(*chat, *blocking, *db, clock, *generations,
                                                         std::move(answer_options));
     conversation_deps = std::make_unique<api::ConversationDeps>(api::ConversationDeps{
         *conversations, *answers, *chat, *authenticator, *blocking, config.max_message_chars});
+    const auto& rc = config.realtime;
+    services::AnonymousOptions anonymous;
+    anonymous.max_conversations = rc.anonymous_conversations;
+    anonymous.max_messages = rc.anonymous_max_messages;
+    anonymous.idle_ttl = std::chrono::seconds(rc.anonymous_idle_s);
+    anonymous.max_tokens = static_cast<std::int64_t>(rc.anonymous_max_tokens);
+    anonymous.budgets = answer_options_budgets;
+    anonymous_chat = std::make_unique<services::AnonymousChat>(*chat, clock, std::move(anonymous));
+    api::RealtimeOptions realtime;
+    realtime.anonymous = rc.anonymous;
+    realtime.user = {rc.messages_per_minute, rc.max_generations};
+    realtime.guest = {rc.anonymous_messages_per_minute, 1};
+    realtime.connections_per_user = rc.connections_per_user;
+    realtime.max_connections = rc.max_connections;
+    realtime.anonymous_connections = rc.anonymous_connections;
+    realtime.anonymous_per_address = rc.anonymous_per_address;
+    realtime.allowed_origins = config.cors_origins;
+    realtime.max_message_bytes = rc.max_message_bytes;
+    realtime_deps = std::make_unique<api::RealtimeDeps>(*conversation_deps, *anonymous_chat, std::move(realtime));
     return {};
   }
 
@@ -293,6 +316,8 @@ void register_routes(http::Router& router, Components& c) {
   api::register_chat_routes(router, *c.chat_deps);
   api::register_gateway_routes(router, *c.gateway_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
+  api::register_realtime_routes(router, *c.realtime_deps);
+  api::add_realtime_metrics(*c.metrics, *c.realtime_deps);
 }
 
 // A data directory (and the database files in it) made by an earlier version, or by hand, with
@@ -392,6 +417,12 @@ int serve(config::LoadResult loaded) {
   http::ServerOptions options{c.config.http,          c.config.cors_origins,
                               c.config.trusted_hosts, c.config.trusted_proxies,
                               c.config.access_log,    c.config.workers};
+  const auto& rc = c.config.realtime;
+  options.websocket.max_message_bytes = rc.max_message_bytes;
+  options.websocket.send_queue_bytes = rc.send_queue_bytes;
+  options.websocket.heartbeat = std::chrono::milliseconds(rc.heartbeat_ms);
+  options.websocket.idle_timeout = std::chrono::milliseconds(rc.idle_timeout_ms);
+  options.websocket.write_timeout = c.config.http.write_timeout;
   http::Server server(options, router, *c.metrics);
   c.server = &server;
   if (auto s = server.bind(c.config.listen_host, c.config.listen_port); !s) {

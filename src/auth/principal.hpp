@@ -1,6 +1,7 @@
 // Who is calling: the user a request acts as, their role, and how they proved it.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct Principal {
   Via via = Via::kAccessToken;
   std::optional<std::string> api_key_id;  // set when via == kServiceKey
   std::optional<int> key_rate_limit_per_minute;
+  std::int64_t token_expires_at = 0;  // the access token's `exp` (unix seconds); 0 for service keys
 };
 
 }  // namespace parley::auth

@@ -140,6 +140,10 @@ ConversationsConfig* conversations_of(Config& c) {
   return &c.conversations;
 }
 
+RealtimeConfig* realtime_of(Config& c) {
+  return &c.realtime;
+}
+
 KeyDef bool_key(std::string_view key, std::string_view env, bool AuthConfig::*field, std::string_view help) {
   return {{key, env, false, help},
           [=](Config& c, std::string_view v) -> Status {
@@ -308,6 +312,54 @@ const std::vector<KeyDef>& key_defs() {
         uint_key("conversations.stale_after_s", "PARLEY_CONVERSATIONS_STALE_AFTER_S", &conversations_of,
                  &ConversationsConfig::stale_after_s, 5, 86400,
                  "an answer in progress not saved for this long is marked failed (its process is gone)"));
+    d.push_back({{"realtime.anonymous", "PARLEY_REALTIME_ANONYMOUS", false,
+                  "allow anonymous realtime chat at GET /ws/chat (conversations kept in memory only)"},
+                 [](Config& c, std::string_view v) -> Status {
+                   auto b = parse_bool("realtime.anonymous", v);
+                   if (!b) return std::unexpected(b.error());
+                   c.realtime.anonymous = *b;
+                   return {};
+                 },
+                 [](const Config& c) { return std::string(c.realtime.anonymous ? "true" : "false"); }});
+    d.push_back(uint_key("realtime.max_message_bytes", "PARLEY_REALTIME_MAX_MESSAGE_BYTES", &realtime_of,
+                         &RealtimeConfig::max_message_bytes, 256, std::uint64_t{16} << 20,
+                         "largest WebSocket message accepted; larger closes the connection (1009)"));
+    d.push_back(uint_key("realtime.send_queue_bytes", "PARLEY_REALTIME_SEND_QUEUE_BYTES", &realtime_of,
+                         &RealtimeConfig::send_queue_bytes, 4096, std::uint64_t{1} << 30,
+                         "unsent bytes queued per WebSocket; more closes it (4002, a reader too slow)"));
+    d.push_back(uint_key("realtime.heartbeat_ms", "PARLEY_REALTIME_HEARTBEAT_MS", &realtime_of,
+                         &RealtimeConfig::heartbeat_ms, 100, 3'600'000,
+                         "a silent WebSocket peer is pinged; one silent twice this long is closed"));
+    d.push_back(uint_key("realtime.idle_timeout_ms", "PARLEY_REALTIME_IDLE_TIMEOUT_MS", &realtime_of,
+                         &RealtimeConfig::idle_timeout_ms, 0, std::uint64_t{86400} * 1000,
+                         "a WebSocket with no message and no answer streaming this long is closed (4003); 0: never"));
+    d.push_back(uint_key("realtime.messages_per_minute", "PARLEY_REALTIME_MESSAGES_PER_MINUTE", &realtime_of,
+                         &RealtimeConfig::messages_per_minute, 1, 1'000'000, "messages per WebSocket per minute"));
+    d.push_back(uint_key("realtime.max_generations", "PARLEY_REALTIME_MAX_GENERATIONS", &realtime_of,
+                         &RealtimeConfig::max_generations, 1, 1000,
+                         "answers streaming to one WebSocket at once"));
+    d.push_back(uint_key("realtime.connections_per_user", "PARLEY_REALTIME_CONNECTIONS_PER_USER", &realtime_of,
+                         &RealtimeConfig::connections_per_user, 1, 1'000'000, "open WebSockets per user"));
+    d.push_back(uint_key("realtime.max_connections", "PARLEY_REALTIME_MAX_CONNECTIONS", &realtime_of,
+                         &RealtimeConfig::max_connections, 1, 10'000'000, "open WebSockets in total"));
+    d.push_back(uint_key("realtime.anonymous_connections", "PARLEY_REALTIME_ANONYMOUS_CONNECTIONS", &realtime_of,
+                         &RealtimeConfig::anonymous_connections, 1, 10'000'000, "open anonymous WebSockets in total"));
+    d.push_back(uint_key("realtime.anonymous_per_address", "PARLEY_REALTIME_ANONYMOUS_PER_ADDRESS", &realtime_of,
+                         &RealtimeConfig::anonymous_per_address, 1, 1'000'000,
+                         "open anonymous WebSockets per client address"));
+    d.push_back(uint_key("realtime.anonymous_messages_per_minute", "PARLEY_REALTIME_ANONYMOUS_MESSAGES_PER_MINUTE",
+                         &realtime_of, &RealtimeConfig::anonymous_messages_per_minute, 1, 1'000'000,
+                         "messages per anonymous WebSocket per minute"));
+    d.push_back(uint_key("realtime.anonymous_max_tokens", "PARLEY_REALTIME_ANONYMOUS_MAX_TOKENS", &realtime_of,
+                         &RealtimeConfig::anonymous_max_tokens, 1, 1'000'000, "longest anonymous answer (max_tokens)"));
+    d.push_back(uint_key("realtime.anonymous_conversations", "PARLEY_REALTIME_ANONYMOUS_CONVERSATIONS", &realtime_of,
+                         &RealtimeConfig::anonymous_conversations, 1, 10'000'000,
+                         "anonymous conversations held in memory at once"));
+    d.push_back(uint_key("realtime.anonymous_max_messages", "PARLEY_REALTIME_ANONYMOUS_MAX_MESSAGES", &realtime_of,
+                         &RealtimeConfig::anonymous_max_messages, 2, 100'000, "messages per anonymous conversation"));
+    d.push_back(uint_key("realtime.anonymous_idle_s", "PARLEY_REALTIME_ANONYMOUS_IDLE_S", &realtime_of,
+                         &RealtimeConfig::anonymous_idle_s, 1, 86400 * 7,
+                         "an anonymous conversation unused this long is forgotten"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
                            true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));

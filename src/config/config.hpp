@@ -64,6 +64,26 @@ struct ConversationsConfig {
   std::uint64_t stale_after_s = 300;  // an answer not saved for this long was abandoned (> provider timeouts)
 };
 
+// Realtime chat over WebSocket (docs/REALTIME.md).
+struct RealtimeConfig {
+  bool anonymous = false;                                  // GET /ws/chat without a token
+  std::uint64_t max_message_bytes = 64 * 1024;             // a larger message → close 1009
+  std::uint64_t send_queue_bytes = std::uint64_t{1} << 20;  // unsent frames per connection; more → close 4002
+  std::uint64_t heartbeat_ms = 20'000;      // a silent peer is pinged; silent for twice this → closed
+  std::uint64_t idle_timeout_ms = 600'000;  // no message and no answer streaming → close 4003 (0: never)
+  std::uint64_t messages_per_minute = 120;  // per connection
+  std::uint64_t max_generations = 2;        // answers streaming to one connection at once
+  std::uint64_t connections_per_user = 20;
+  std::uint64_t max_connections = 10'000;
+  std::uint64_t anonymous_connections = 200;
+  std::uint64_t anonymous_per_address = 5;
+  std::uint64_t anonymous_messages_per_minute = 20;
+  std::uint64_t anonymous_max_tokens = 512;
+  std::uint64_t anonymous_conversations = 1000;
+  std::uint64_t anonymous_max_messages = 40;
+  std::uint64_t anonymous_idle_s = 1800;
+};
+
 // One upstream provider ([[providers]] in the TOML file). See docs/CONFIGURATION.md.
 struct ProviderConfig {
   std::string name;
@@ -98,6 +118,7 @@ struct Config {
   bool demo_provider = true;              // the offline "demo" models
   std::size_t max_message_chars = 4000;   // user message content limit on the chat endpoints
   ConversationsConfig conversations;
+  RealtimeConfig realtime;
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   // Peer addresses of reverse proxies in front of parley: not held to the per-address connection

@@ -29,6 +29,8 @@ constexpr std::array kTable{
     Row{ErrorKind::kRateLimited, {429, "RATE_LIMIT_EXCEEDED", "rate_limit_error", LogLevel::kInfo, false}},
     Row{ErrorKind::kHeaderTooLarge,
         {431, "HEADER_TOO_LARGE", "invalid_request_error", LogLevel::kInfo, false}},
+    Row{ErrorKind::kUpgradeRequired,
+        {426, "UPGRADE_REQUIRED", "invalid_request_error", LogLevel::kInfo, false}},
     Row{ErrorKind::kInternal, {500, "UNEXPECTED_ERROR", "api_error", LogLevel::kError, false}},
     Row{ErrorKind::kDatabase, {500, "DATABASE_ERROR", "api_error", LogLevel::kError, false}},
     Row{ErrorKind::kUnavailable, {503, "SERVICE_UNAVAILABLE", "api_error", LogLevel::kWarn, false}},

@@ -25,6 +25,7 @@ enum class ErrorKind {
   kValidation,              // 422 a field failed validation; `param` names it
   kRateLimited,             // 429 our own limits
   kHeaderTooLarge,          // 431 header block over the limit
+  kUpgradeRequired,         // 426 a WebSocket route asked for without the upgrade
   kInternal,                // 500 UNEXPECTED_ERROR
   kDatabase,                // 500 store failure
   kUnavailable,             // 503 not ready / shutting down

@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "http/request_reader.hpp"
+#include "http/websocket_connection.hpp"
 #include "log/log.hpp"
 
 namespace parley::http {
@@ -145,6 +146,7 @@ struct CloseWatchState {
 struct Worker {
   asio::io_context io{1};
   std::list<SessionSlot*> sessions;
+  std::list<WsConnection*> websockets;
   std::size_t index = 0;
 };
 
@@ -259,6 +261,10 @@ struct Server::Impl {
   asio::awaitable<void> session(tcp::socket socket, Worker& worker, std::shared_ptr<CloseWatchState> watch,
                                 std::string peer);
   asio::awaitable<void> reject_overloaded(tcp::socket socket);
+  asio::awaitable<void> websocket_session(std::shared_ptr<WsConnection> connection, Request request,
+                                          std::shared_ptr<WebSocketHandler> handler, std::string protocol,
+                                          std::string request_id, std::string route, Worker& worker,
+                                          std::string peer);
   asio::awaitable<void> linger(tcp::socket& socket, SessionSlot& slot);
   asio::awaitable<void> drain_watch();
   asio::awaitable<void> sweep(Worker& worker);
@@ -518,6 +524,9 @@ void Server::shutdown() {
       for (SessionSlot* s : w->sessions) {
         if (s->idle && s->socket != nullptr) s->socket->close();
       }
+      // Copied: a handler may close (and so unlist) its connection right away.
+      std::vector<WsConnection*> sockets(w->websockets.begin(), w->websockets.end());
+      for (WsConnection* c : sockets) c->drain();
     });
   }
 }
@@ -536,6 +545,7 @@ asio::awaitable<void> Server::Impl::drain_watch() {
         for (SessionSlot* s : w->sessions) {
           if (s->socket != nullptr) s->socket->close();
         }
+        for (WsConnection* c : w->websockets) c->abort();
       });
     }
     // Give the closed sessions a moment to unwind before the loops stop.
@@ -561,6 +571,7 @@ asio::awaitable<void> Server::Impl::sweep(Worker& worker) {
       boost::system::error_code ignored;
       s->socket->cancel(ignored);
     }
+    for (WsConnection* c : worker.websockets) c->sweep(now);
   }
 }
 
@@ -731,6 +742,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   worker.sessions.push_front(&slot);
   auto slot_it = worker.sessions.begin();
   const auto& limits = options.limits;
+  bool handed_over = false;  // the connection became a WebSocket
   // Bounds what one connection buffers besides a body: a request head (header_limit applies) or a
   // chunk trailer (which no header limit covers), plus room for the next pipelined bytes.
   beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
@@ -836,6 +848,25 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       Response res = co_await dispatch(req, ctx, route);
       if (watch->left) co_await asio::this_coro::reset_cancellation_state();
 
+      if (ctx.upgrade && res.result() == StatusCode::switching_protocols && !streamer.started()) {
+        if (self.draining()) {
+          ctx.upgrade.reset();
+          res = error_response(Error(ErrorKind::kUnavailable, "Server is shutting down"), ctx.request_id);
+        } else {
+          // The connection becomes a WebSocket: its own coroutine owns the socket from here on
+          // (and gives back the connection's counts when it ends); this one ends.
+          record(ctx, route, method, 101, 0, worker);
+          auto connection = std::make_shared<WsConnection>(std::move(socket), options.websocket);
+          asio::co_spawn(worker.io,
+                         websocket_session(std::move(connection), std::move(req), std::move(ctx.upgrade),
+                                           std::move(ctx.upgrade_protocol), ctx.request_id, std::string(route),
+                                           worker, peer),
+                         asio::detached);
+          handed_over = true;
+          break;
+        }
+      }
+
       if (streamer.started()) {
         bool ok = co_await streamer.finish();
         record(ctx, route, method, streamer.status(), streamer.bytes(), worker);
@@ -875,7 +906,34 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
     spdlog::error("connection from {} failed: {}", client, e.what());
   }
   worker.sessions.erase(slot_it);
+  if (handed_over) co_return;
   socket.close(ignored);
+  metrics.connection_closed();
+  release_address(peer);
+  open_sessions.fetch_sub(1);
+}
+
+asio::awaitable<void> Server::Impl::websocket_session(std::shared_ptr<WsConnection> connection, Request request,
+                                                      std::shared_ptr<WebSocketHandler> handler,
+                                                      std::string protocol, std::string request_id,
+                                                      std::string route, Worker& worker, std::string peer) {
+  const auto started = std::chrono::steady_clock::now();
+  worker.websockets.push_front(connection.get());
+  auto it = worker.websockets.begin();
+  try {
+    co_await connection->run(request, *handler, std::move(protocol), request_id);
+  } catch (const std::exception& e) {
+    spdlog::error("websocket from {} failed: {}", peer, e.what());
+  }
+  worker.websockets.erase(it);
+  connection->abort();
+  if (options.access_log) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    spdlog::info("websocket closed route={} duration_ms={:.0f} messages_in={} frames_out={} close_code={} "
+                 "request_id={}",
+                 route, seconds * 1000.0, connection->messages_in(), connection->frames_out(),
+                 connection->close_code_sent(), request_id);
+  }
   metrics.connection_closed();
   release_address(peer);
   open_sessions.fetch_sub(1);

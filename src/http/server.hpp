@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "http/metrics.hpp"
 #include "http/router.hpp"
+#include "http/websocket.hpp"
 
 namespace parley::http {
 
@@ -27,6 +28,7 @@ struct ServerOptions {
   std::vector<std::string> trusted_proxies;  // peer addresses exempt from the per-address cap
   bool access_log = true;
   unsigned workers = 1;
+  WebSocketOptions websocket;
 };
 
 class Server {
@@ -44,6 +46,7 @@ class Server {
   void run();
 
   // Stops accepting, lets in-flight requests finish within limits.drain_timeout, closes the rest.
+  // WebSocket handlers are asked to drain (WebSocketHandler::on_drain).
   void shutdown();
   [[nodiscard]] bool draining() const { return draining_.load(); }
 

@@ -1,5 +1,7 @@
 #include "http/types.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -156,11 +158,15 @@ Result<boost::json::value> parse_json_body(const RequestContext& ctx) {
       return fail(ErrorKind::kUnsupportedMediaType, "Content-Type must be application/json");
     }
   }
+  return parse_json_text(ctx.request.body(), "Request body");
+}
+
+Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what) {
   boost::system::error_code ec;
-  boost::json::value value = boost::json::parse(ctx.request.body(), ec);
-  if (ec) return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
-  if (repeats_a_key(ctx.request.body(), value)) {
-    return fail(ErrorKind::kInvalidJson, "Request body repeats a key within one object");
+  boost::json::value value = boost::json::parse(text, ec);
+  if (ec) return fail(ErrorKind::kInvalidJson, fmt::format("{} is not valid JSON", what));
+  if (repeats_a_key(text, value)) {
+    return fail(ErrorKind::kInvalidJson, fmt::format("{} repeats a key within one object", what));
   }
   return value;
 }

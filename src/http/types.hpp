@@ -10,6 +10,7 @@
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@
 #include "core/error.hpp"
 
 namespace parley::http {
+
+class WebSocketHandler;
 
 namespace beast_http = boost::beast::http;
 using Request = beast_http::request<beast_http::string_body>;
@@ -83,6 +86,11 @@ struct RequestContext {
   // linked into the binary): written in place of the response's body, without a copy per request.
   // The handler sets Content-Length.
   std::string_view static_body;
+  // Set by a handler that accepts a WebSocket upgrade (http/websocket.hpp), which then returns 101
+  // Switching Protocols: the server completes the handshake, answering with `upgrade_protocol`
+  // as Sec-WebSocket-Protocol when it is set, and gives the connection to the handler.
+  std::shared_ptr<WebSocketHandler> upgrade;
+  std::string upgrade_protocol;
 
   [[nodiscard]] std::string_view param(std::string_view name) const {
     for (const auto& p : params) {
@@ -116,6 +124,8 @@ std::string error_body(const Error& error, std::string_view request_id);
 // key, which readers resolve differently; 415 when the Content-Type says
 // it is something else).
 Result<boost::json::value> parse_json_body(const RequestContext& ctx);
+// The same rules for JSON from elsewhere (a WebSocket message); `what` names it in the error.
+Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what);
 
 // Decodes %XX escapes; in query strings `+` also means a space.
 std::string percent_decode(std::string_view text, bool plus_as_space = false);

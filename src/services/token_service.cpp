@@ -154,6 +154,11 @@ Result<AccessClaims> TokenService::verify_access(std::string_view token) const {
   if (auto it = claims->find("role"); it != claims->end() && it->value().is_string()) {
     out.role = std::string(it->value().as_string());
   }
+  if (auto it = claims->find("exp"); it != claims->end() && it->value().is_number()) {
+    out.expires_at = it->value().is_int64()    ? it->value().as_int64()
+                     : it->value().is_uint64() ? static_cast<std::int64_t>(it->value().as_uint64())
+                                               : static_cast<std::int64_t>(it->value().as_double());
+  }
   return out;
 }
 
