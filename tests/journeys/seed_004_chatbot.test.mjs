@@ -13,18 +13,29 @@
 //     one, validate, send (plain and streamed, the model gets the system message and the earlier
 //     turns), resume a dropped stream with Last-Event-ID, history, stats, end (then 409),
 //     reconnect, another user 404 everywhere, a manager reads only, delete (owner or admin)
-//   → the WebSocket chat: not in parley yet, test.todo entries naming the routes PRODUCT.md promises
+//   → the WebSocket chat (docs/REALTIME.md), under each credential mode, each with its own parley +
+//     parley-mock: a bad token or another user's id refused before the upgrade (401 / 403 with the
+//     error envelope), connect with ?token=, the seed's start_conversation {user_id, title,
+//     system_message}, send_message streaming `token`s then `message_complete` (the model gets the
+//     system message, the earlier turns and the right key; under byok an `error`
+//     API_KEY_NOT_CONFIGURED until erin stores a key), a dropped socket resumed with `reconnect` on
+//     a new one (token in Sec-WebSocket-Protocol), the conversation listed by the REST routes,
+//     end_conversation; then the anonymous /ws/chat (off by default: 403; when enabled it answers
+//     with the system key, its conversations are in nobody's history, 20 messages a minute, each
+//     error carrying its message's id)
 //   → chat (the seed's start_conversation / send_message through POST /api/v1/chat and
 //     /api/v1/chat/stream, system message and context included) under each credential mode,
 //     each with its own parley + parley-mock, checking which key the mock received.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import WebSocket from 'ws';
 import {
   startStack, api, expectStatus, signUp, sseEvents, sseRequest, providerKey, expectNoSecretsInLogs, BACKEND,
 } from './lib.mjs';
+import { mockProviderConfig, startMock, startParley } from '../integration/harness.mjs';
 
 const password = (who) => `pw-${who}-${randomBytes(12).toString('base64url')}`;
 const ID = /^[A-Za-z0-9]{22}$/;
@@ -768,14 +779,555 @@ for (const mode of ['system', 'byok', 'byok_or_system']) {
   });
 }
 
-// ---- the WebSocket chat: not in parley yet ------------------------------------------------------
+// ---- the WebSocket chat, under every credential mode ------------------------------------------
+// The seed's "WebSocket Chat Endpoints" and "WebSocket Message Format" (lines 437-520), as
+// docs/REALTIME.md gives them: GET /ws/chat/{user_id} with the token in ?token= (or in the
+// subprotocol), checked before the upgrade; the seed's start_conversation / send_message /
+// end_conversation messages over the same stored conversations as the REST routes; answers
+// streamed as `token` messages then `message_complete`, resumable after a drop with `reconnect`.
+// Each credential mode gets its own parley + parley-mock, which checks the key of every answer.
 
-describe('seed 004 chatbot: WebSocket chat (not in parley yet)', () => {
-  test.todo('GET /ws/chat/{user_id}?token=… — authenticated WebSocket; a bad token or a user_id that is not the token\'s is refused; route missing');
-  test.todo('GET /ws/chat — anonymous WebSocket, off unless enabled; route missing');
-  test.todo('WebSocket start_conversation {user_id, title, system_message} → a conversation id; route /ws/chat/{user_id} missing');
-  test.todo('WebSocket send_message {conversation_id, content} → tokens stream back, reply stored; route /ws/chat/{user_id} missing');
-  test.todo('WebSocket end_conversation {conversation_id} → the conversation is ended; route /ws/chat/{user_id} missing');
+const wsUrl = (s, route) => `${s.url.replace(/^http/, 'ws')}${route}`;
+
+// A WebSocket client that keeps every message it receives (parsed) and waits for the one it needs.
+function socketClient(ws) {
+  const frames = [];
+  let waiters = [];
+  ws.on('message', (data, binary) => {
+    // parley sends JSON text frames; anything else is kept so that the waiting test fails on it.
+    let f;
+    try { f = binary ? { type: '(binary frame)' } : JSON.parse(String(data)); } catch { f = { type: '(not JSON)', text: String(data) }; }
+    frames.push(f);
+    waiters = waiters.filter((w) => {
+      if (!w.pred(f)) return true;
+      clearTimeout(w.timer);
+      w.resolve(f);
+      return false;
+    });
+  });
+  ws.on('close', (code) => {
+    for (const w of waiters) { clearTimeout(w.timer); w.reject(new Error(`socket closed (${code}); got ${JSON.stringify(frames).slice(-1500)}`)); }
+    waiters = [];
+  });
+  return {
+    ws, frames,
+    send: (type, data, id) => ws.send(JSON.stringify({ type, ...(id === undefined ? {} : { id }), ...(data === undefined ? {} : { data }) })),
+    // The first message received (or to come) that `pred` accepts.
+    next: (pred, ms = 8000) => {
+      const found = frames.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve, reject };
+        w.timer = setTimeout(() => {
+          waiters = waiters.filter((x) => x !== w);
+          reject(new Error(`no such message in ${ms} ms; got ${JSON.stringify(frames).slice(-1500)}`));
+        }, ms);
+        waiters.push(w);
+      });
+    },
+    // Every message that answered the client message with this `id`, in order.
+    of: (id) => frames.filter((f) => f.id === id),
+  };
+}
+
+// Opens a socket (`protocols`: the subprotocols offered) and waits for its `connected` message.
+async function connectSocket(url, { protocols, sockets } = {}) {
+  const ws = new WebSocket(url, protocols);
+  sockets?.add(ws);
+  const c = socketClient(ws);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (req, res) => { req.destroy(); reject(new Error(`upgrade refused: ${res.statusCode}`)); });
+  });
+  c.connected = await c.next((f) => f.type === 'connected');
+  return c;
+}
+
+// An upgrade that must be refused: resolves with the HTTP answer ({status, headers, text, body}, as
+// api() gives it, so expectStatus applies); fails if the socket opens.
+function refusedUpgrade(url, { protocols, headers } = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, { headers });
+    ws.on('error', () => {}); // the handshake is abandoned below
+    ws.on('open', () => { ws.terminate(); reject(new Error(`${url} was upgraded`)); });
+    ws.on('unexpected-response', (req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        req.destroy();
+        let body = null;
+        try { body = JSON.parse(text); } catch { /* not JSON */ }
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        resolve({ status: res.statusCode, headers: h, text, body });
+      });
+    });
+  });
+}
+
+// The messages answering one send_message (or reconnect) up to its end: `message_complete` or
+// `error`.
+async function answerOf(c, id) {
+  await c.next((f) => f.id === id && (f.type === 'message_complete' || f.type === 'error'));
+  return c.of(id);
+}
+
+// Tokens numbered first…N, then message_complete N+1 with full_text their text: returns the text.
+function expectStreamed(frames, { conversationId, messageId, first = 1 }) {
+  const tokens = frames.filter((f) => f.type === 'token');
+  const done = frames.at(-1);
+  assert.equal(done.type, 'message_complete', JSON.stringify(done));
+  assert.equal(frames.filter((f) => f.type === 'message_complete' || f.type === 'error').length, 1, 'one end');
+  for (const t of tokens) {
+    assert.deepEqual(Object.keys(t.data).sort(), ['conversation_id', 'event', 'message_id', 'token']);
+    assert.equal(t.data.conversation_id, conversationId);
+    assert.equal(t.data.message_id, messageId);
+    assert.equal(typeof t.data.token, 'string');
+  }
+  assert.deepEqual(tokens.map((t) => t.data.event), tokens.map((_, i) => first + i), 'events in order, each once');
+  const d = done.data;
+  assert.equal(d.conversation_id, conversationId);
+  assert.equal(d.message_id, messageId);
+  assert.equal(d.event, first + tokens.length);
+  assert.equal(d.done, true);
+  assert.equal(d.status, 'complete');
+  assert.equal(d.model, MODEL);
+  assert.equal(typeof d.latency_ms, 'number');
+  return tokens.map((t) => t.data.token).join('');
+}
+
+for (const mode of ['system', 'byok', 'byok_or_system']) {
+  describe(`seed 004 chatbot: WebSocket chat, credentials = "${mode}" (${BACKEND})`, () => {
+    let s; let erin; let dave;
+    let chat; // the conversation erin starts over the socket
+    let sock; // erin's socket, opened with ?token=
+    let resumed; // the answer resumed after a drop: { id, text }
+    const sockets = new Set();
+    const erinKey = providerKey('erin');
+    const pw = { root: password('root'), erin: password('erin'), dave: password('dave') };
+    const badTokens = [];
+    const call = (...args) => api(s.url, ...args);
+    const byToken = (who, user = who) => wsUrl(s, `/ws/chat/${user.id}?token=${encodeURIComponent(who.token)}`);
+    const stored = async (c) => expectStatus(await call('GET', `/api/v1/conversations/${c.id}/messages?limit=200`, { token: erin.token }), 200).items;
+    const seenAuth = async () => (await s.mock.requests()).map((q) => q.authorization);
+    // Which key the provider must see for erin; null: nothing may reach it.
+    const expectedKey = (ownStored) => {
+      if (mode === 'system') return s.systemKey;
+      if (ownStored) return erinKey;
+      return mode === 'byok' ? null : s.systemKey;
+    };
+    const context = [{ role: 'system', content: SYSTEM }];
+
+    // The provider's one request: the system message, the previous turns, the question, with `key`.
+    async function expectProviderSaw(question, key) {
+      const seen = await s.mock.requests();
+      assert.equal(seen.length, 1, JSON.stringify(seen.map((q) => q.path)));
+      assert.equal(seen[0].authorization, `Bearer ${key}`);
+      const body = JSON.parse(seen[0].body);
+      assert.equal(body.model, MODEL);
+      assert.deepEqual(body.messages, [...context, { role: 'user', content: question }]);
+      context.push({ role: 'user', content: question }, { role: 'assistant', content: `mock reply: ${question}` });
+    }
+
+    // send_message {conversation_id, content} (the seed's shape): message_saved, the tokens, then
+    // message_complete with "mock reply: <question>". Returns the answer's id.
+    async function askOverSocket(c, id, question) {
+      c.send('send_message', { conversation_id: chat.id, content: question }, id);
+      const frames = await answerOf(c, id);
+      const [saved, ...rest] = frames;
+      assert.equal(saved.type, 'message_saved', JSON.stringify(frames));
+      assert.deepEqual(Object.keys(saved.data).sort(), ['answer_message_id', 'conversation_id', 'message']);
+      assert.equal(saved.data.conversation_id, chat.id);
+      assert.match(saved.data.answer_message_id, ID);
+      const m = saved.data.message;
+      assert.deepEqual(Object.keys(m).sort(), MESSAGE_FIELDS);
+      assert.deepEqual([m.role, m.content, m.sender_id, m.conversation_id, m.status], ['user', question, erin.id, chat.id, 'complete']);
+      const text = expectStreamed(rest, { conversationId: chat.id, messageId: saved.data.answer_message_id });
+      assert.ok(rest.length >= 3, 'streamed in several tokens');
+      assert.equal(text, `mock reply: ${question}`);
+      assert.equal(rest.at(-1).data.full_text, text);
+      const prompt = [...context, { role: 'user', content: question }].reduce((n, x) => n + wordCount(x.content), 0);
+      assert.deepEqual(rest.at(-1).data.usage, { prompt_tokens: prompt, completion_tokens: wordCount(text), total_tokens: prompt + wordCount(text) });
+      return saved.data.answer_message_id;
+    }
+
+    before(async () => {
+      s = await startStack({
+        credentials: mode, mockKeys: [erinKey], mockArgs: ['--chunk-delay-ms', '15'],
+        env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true' },
+      });
+      await signUp(s.url, 'root', pw.root); // the deployment's admin
+      erin = await signUp(s.url, 'erin', pw.erin);
+      dave = await signUp(s.url, 'dave', pw.dave);
+      // The seed's start_conversation names no model: erin's default model is the mock's.
+      expectStatus(await call('PATCH', `/api/v1/users/${erin.id}/preferences`, { token: erin.token, body: { default_model: MODEL } }), 200);
+    });
+    after(async () => {
+      for (const ws of sockets) ws.terminate();
+      await s?.stop();
+    });
+
+    // Seed lines 448-451 and 461-464: "Token validation before connection", "User ID must match
+    // token payload" — refused with an HTTP answer, never an open-then-close.
+    test('1. a missing or bad token is 401 and another user\'s id 403, before the upgrade, with the error envelope', async () => {
+      const [h, p, sig] = erin.token.split('.');
+      const claims = JSON.parse(Buffer.from(p, 'base64url'));
+      const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      badTokens.push(
+        `${h}.${b64({ ...claims, sub: dave.id })}.${sig}`, // erin's signature, dave's id
+        `${h}.${b64({ ...claims, exp: Math.floor(Date.now() / 1000) - 3600 })}.${sig}`,
+        `${b64({ alg: 'none', typ: 'JWT' })}.${p}.`,
+      );
+      await s.mock.reset();
+      const noToken = await refusedUpgrade(wsUrl(s, `/ws/chat/${erin.id}`));
+      expectStatus(noToken, 401, 'UNAUTHORIZED');
+      for (const bad of ['not-a-jwt', ...badTokens]) {
+        expectStatus(await refusedUpgrade(wsUrl(s, `/ws/chat/${erin.id}?token=${encodeURIComponent(bad)}`)), 401, 'UNAUTHORIZED');
+        expectStatus(await refusedUpgrade(wsUrl(s, `/ws/chat/${erin.id}`), { protocols: ['parley.chat', `bearer.${bad}`] }), 401, 'UNAUTHORIZED');
+      }
+      // erin's valid token on dave's path, or on an id nobody has: 403.
+      for (const route of [`/ws/chat/${dave.id}`, `/ws/chat/${'Q'.repeat(22)}`]) {
+        const r = await refusedUpgrade(wsUrl(s, `${route}?token=${encodeURIComponent(erin.token)}`));
+        expectStatus(r, 403, 'FORBIDDEN');
+        assert.ok(!r.text.includes('dave'));
+        expectStatus(await refusedUpgrade(wsUrl(s, route), { protocols: ['parley.chat', `bearer.${erin.token}`] }), 403, 'FORBIDDEN');
+      }
+      // Subprotocols offered without parley.chat.
+      expectStatus(await refusedUpgrade(wsUrl(s, `/ws/chat/${erin.id}`), { protocols: [`bearer.${erin.token}`] }), 400, 'BAD_REQUEST');
+      // The anonymous socket is off unless enabled.
+      expectStatus(await refusedUpgrade(wsUrl(s, '/ws/chat')), 403, 'FORBIDDEN');
+      // A plain GET is not an upgrade.
+      expectStatus(await call('GET', `/ws/chat/${erin.id}?token=${encodeURIComponent(erin.token)}`), 426, 'UPGRADE_REQUIRED');
+      assert.deepEqual(await seenAuth(), []);
+    });
+
+    // Seed lines 453-465 (the authenticated example) and docs/REALTIME.md "Server → client".
+    test('2. erin connects with ?token=: `connected` names her and the token\'s expiry; ping → pong with the id back', async () => {
+      sock = await connectSocket(byToken(erin), { sockets });
+      const d = sock.connected.data;
+      assert.equal(sock.connected.id, undefined);
+      assert.deepEqual(Object.keys(d).sort(), ['anonymous', 'connection_id', 'expires_at', 'limits', 'user_id']);
+      assert.equal(d.user_id, erin.id);
+      assert.equal(d.anonymous, false);
+      assert.equal(Date.parse(d.expires_at), decodeJwt(erin.token).payload.exp * 1000);
+      assert.equal(typeof d.connection_id, 'string');
+      assert.deepEqual(Object.keys(d.limits).sort(), ['max_generations', 'max_message_bytes', 'messages_per_minute']);
+      sock.send('ping', undefined, 'p1');
+      const pong = await sock.next((f) => f.id === 'p1');
+      assert.equal(pong.type, 'pong');
+      assert.ok(!Number.isNaN(Date.parse(pong.data.time)));
+    });
+
+    // Seed lines 485-496: start_conversation {user_id, title, system_message}.
+    test('3. start_conversation in the seed\'s shape → conversation_started; a user_id that is not hers is refused on the open socket', async () => {
+      sock.send('start_conversation', { user_id: erin.id, title: 'Socket chat', system_message: SYSTEM }, 'c1');
+      const started = await sock.next((f) => f.id === 'c1');
+      assert.equal(started.type, 'conversation_started', JSON.stringify(started));
+      chat = started.data.conversation;
+      assert.equal(started.data.conversation_id, chat.id);
+      assert.deepEqual(Object.keys(chat).sort(), CONVERSATION_FIELDS);
+      assert.match(chat.id, ID);
+      assert.deepEqual([chat.user_id, chat.title, chat.system_message, chat.status, chat.message_count], [erin.id, 'Socket chat', SYSTEM, 'active', 0]);
+      // The seed's example user_id (123), or dave's: an error, and the socket stays open.
+      for (const [id, userId] of [['c2', 123], ['c3', dave.id]]) {
+        sock.send('start_conversation', { user_id: userId, title: 'not mine', system_message: SYSTEM }, id);
+        const e = await sock.next((f) => f.id === id);
+        assert.equal(e.type, 'error', JSON.stringify(e));
+        assert.equal(e.data.code, 'FORBIDDEN');
+        assert.equal(e.data.param, 'user_id');
+        assert.ok(e.data.request_id.startsWith(`${sock.connected.data.connection_id}.`), e.data.request_id);
+      }
+      sock.send('start_conversation', { title: '' }, 'c4');
+      const invalid = await sock.next((f) => f.id === 'c4');
+      assert.deepEqual([invalid.type, invalid.data.code, invalid.data.param], ['error', 'VALIDATION_ERROR', 'title']);
+      const list = expectStatus(await call('GET', `/api/v1/users/${erin.id}/conversations`, { token: erin.token }), 200);
+      assert.deepEqual(list.items.map((c) => c.id), [chat.id], 'only the one conversation was created');
+    });
+
+    // Seed lines 499-507 with the server's key (line 104): before erin stores a key of her own.
+    test('4. the first send_message before erin stores a key: streamed with the system key, or an error API_KEY_NOT_CONFIGURED under byok with nothing stored', async () => {
+      await s.mock.reset();
+      const question = 'Hello, how are you?';
+      if (expectedKey(false) === null) {
+        sock.send('send_message', { conversation_id: chat.id, content: question }, 'm0');
+        const frames = await answerOf(sock, 'm0');
+        assert.deepEqual(frames.map((f) => f.type), ['error'], JSON.stringify(frames));
+        const e = frames[0].data;
+        assert.equal(e.code, 'API_KEY_NOT_CONFIGURED');
+        assert.equal(e.conversation_id, chat.id);
+        assert.equal(typeof e.message, 'string');
+        assert.ok('param' in e && typeof e.type === 'string');
+        assert.deepEqual(await seenAuth(), []);
+        assert.deepEqual(await stored(chat), []);
+      } else {
+        await askOverSocket(sock, 'm0', question);
+        await expectProviderSaw(question, expectedKey(false));
+      }
+    });
+
+    // Seed lines 499-507 and line 51 ("Context Preservation").
+    test('5. erin stores her own key; each socket message reaches the model with the system message, the previous turns and the right key', async () => {
+      const put = await call('PUT', `/api/v1/users/${erin.id}/api-key`, { token: erin.token, body: { api_key: erinKey, provider: 'mock' } });
+      assert.equal(expectStatus(put, 200).api_key_masked, `sk-…${erinKey.slice(-4)}`);
+      const questions = context.length === 1 ? ['Hello, how are you?', 'Tell me a joke'] : ['Tell me a joke'];
+      for (const [i, question] of questions.entries()) {
+        await s.mock.reset();
+        await askOverSocket(sock, `m${i + 1}`, question);
+        await expectProviderSaw(question, expectedKey(true));
+      }
+      assert.equal(context.length, 5, 'system message and two exchanges');
+      // A message without content is refused before anything reaches the provider.
+      await s.mock.reset();
+      sock.send('send_message', { conversation_id: chat.id, content: '' }, 'bad');
+      const e = await sock.next((f) => f.id === 'bad');
+      assert.deepEqual([e.type, e.data.code, e.data.param], ['error', 'VALIDATION_ERROR', 'content']);
+      assert.deepEqual(await seenAuth(), []);
+    });
+
+    // docs/REALTIME.md "Events and resuming": a socket that drops mid-answer; a new one (token in
+    // the subprotocol this time) sends reconnect and gets the rest of the answer, once.
+    test('6. a socket dropped mid-answer; a new one (Sec-WebSocket-Protocol: parley.chat, bearer.<token>) resumes it with reconnect and gets the rest once', async () => {
+      await s.mock.reset();
+      const question = `Count for me ${numbered(12)}`;
+      const first = await connectSocket(byToken(erin), { sockets });
+      first.send('send_message', { conversation_id: chat.id, content: question }, 'long');
+      const saved = await first.next((f) => f.id === 'long' && f.type === 'message_saved');
+      const messageId = saved.data.answer_message_id;
+      await first.next((f) => f.id === 'long' && f.type === 'token' && f.data.event === 3);
+      first.ws.terminate(); // no close frame: the connection just drops
+      const had = first.of('long').filter((f) => f.type === 'token');
+      assert.ok(had.length >= 3 && !first.of('long').some((f) => f.type === 'message_complete'), 'dropped mid-answer');
+      const lastEvent = had.at(-1).data.event;
+
+      const second = await connectSocket(wsUrl(s, `/ws/chat/${erin.id}`), { protocols: ['parley.chat', `bearer.${erin.token}`], sockets });
+      assert.equal(second.ws.protocol, 'parley.chat', 'parley answers parley.chat, never the token');
+      assert.equal(second.connected.data.user_id, erin.id);
+      second.send('reconnect', { conversation_id: chat.id, message_id: messageId, last_event: lastEvent }, 'r1');
+      const frames = await answerOf(second, 'r1');
+      const [back, ...rest] = frames;
+      assert.equal(back.type, 'reconnected', JSON.stringify(frames));
+      assert.equal(back.data.conversation_id, chat.id);
+      assert.equal(back.data.message_id, messageId);
+      assert.equal(back.data.last_event, lastEvent);
+      assert.equal(back.data.conversation.id, chat.id);
+      assert.equal(back.data.conversation.status, 'active');
+      const restText = expectStreamed(rest, { conversationId: chat.id, messageId, first: lastEvent + 1 });
+      const text = expectStreamed([...had, ...rest], { conversationId: chat.id, messageId });
+      assert.equal(text, had.map((t) => t.data.token).join('') + restText);
+      assert.equal(text, `mock reply: ${question}`);
+      assert.equal(rest.at(-1).data.full_text, text);
+      // The provider was asked once; the whole answer is stored.
+      await expectProviderSaw(question, expectedKey(true));
+      const answer = expectStatus(await call('GET', `/api/v1/conversations/${chat.id}/messages/${messageId}`, { token: erin.token }), 200);
+      assert.equal(answer.content, text);
+      assert.equal(answer.status, 'complete');
+      resumed = { id: messageId, text, events: had.length + rest.length };
+      second.ws.close(1000);
+    });
+
+    // Seed line 45 ("Message History") and docs/REALTIME.md: a socket is one more way into the
+    // same conversations.
+    test('7. the REST routes list the socket\'s conversation with every message; its answers replay over SSE too', async () => {
+      const list = expectStatus(await call('GET', `/api/v1/users/${erin.id}/conversations`, { token: erin.token }), 200);
+      assert.deepEqual(list.items.map((c) => c.id), [chat.id]);
+      const items = await stored(chat);
+      assert.deepEqual(items.map((m) => ({ role: m.role, content: m.content })), context.slice(1));
+      for (const m of items) {
+        assert.equal(m.status, 'complete');
+        assert.equal(m.sender_id, m.role === 'user' ? erin.id : null);
+      }
+      const one = expectStatus(await call('GET', `/api/v1/users/${erin.id}/conversations/${chat.id}`, { token: erin.token }), 200);
+      assert.equal(one.message_count, items.length);
+      assert.equal(one.title, 'Socket chat');
+      assert.equal(one.system_message, SYSTEM);
+      const replay = await sseRequest(s.url, 'GET', `/api/v1/conversations/${chat.id}/messages/${resumed.id}/stream?after=0`, { token: erin.token });
+      expectStatus(replay, 200);
+      assert.equal(replay.events.length, resumed.events);
+      assert.equal(replay.events.at(-1).data.full_text, resumed.text);
+      // dave's socket reaches none of it.
+      await s.mock.reset();
+      const daves = await connectSocket(byToken(dave), { sockets });
+      for (const [type, data, id] of [
+        ['send_message', { conversation_id: chat.id, content: 'hi' }, 'd1'],
+        ['end_conversation', { conversation_id: chat.id }, 'd2'],
+        ['reconnect', { conversation_id: chat.id, message_id: resumed.id, last_event: 0 }, 'd3'],
+      ]) {
+        daves.send(type, data, id);
+        const e = await daves.next((f) => f.id === id);
+        assert.deepEqual([e.type, e.data.code], ['error', 'NOT_FOUND'], JSON.stringify(e));
+        assert.ok(!JSON.stringify(e).includes('mock reply'));
+      }
+      assert.deepEqual(await seenAuth(), []);
+      assert.equal((await stored(chat)).length, items.length);
+      daves.ws.close(1000);
+    });
+
+    // Seed lines 510-519: end_conversation {conversation_id}.
+    test('8. end_conversation → conversation_ended; the socket then refuses messages in it (CONFLICT) and REST shows it ended', async () => {
+      sock.send('end_conversation', { conversation_id: chat.id }, 'e1');
+      const ended = await sock.next((f) => f.id === 'e1');
+      assert.equal(ended.type, 'conversation_ended', JSON.stringify(ended));
+      assert.equal(ended.data.conversation_id, chat.id);
+      assert.equal(ended.data.conversation.status, 'ended');
+      assert.ok(!Number.isNaN(Date.parse(ended.data.conversation.ended_at)));
+      await s.mock.reset();
+      sock.send('send_message', { conversation_id: chat.id, content: 'anyone there?' }, 'e2');
+      const refused = await answerOf(sock, 'e2');
+      assert.deepEqual(refused.map((f) => [f.type, f.data.code]), [['error', 'CONFLICT']]);
+      assert.deepEqual(await seenAuth(), []);
+      const got = expectStatus(await call('GET', `/api/v1/users/${erin.id}/conversations/${chat.id}`, { token: erin.token }), 200);
+      assert.equal(got.status, 'ended');
+      assert.equal((await stored(chat)).length, context.length - 1, 'nothing stored');
+      const closed = new Promise((resolve) => sock.ws.once('close', (code) => resolve(code)));
+      sock.ws.close(1000);
+      assert.equal(await closed, 1000, 'the client\'s close, echoed');
+    });
+
+    test('9. no token used on a socket, key or password reaches a log (a JWT in ?token= included)', async () => {
+      expectNoSecretsInLogs([erin.token, dave.token, ...badTokens, erinKey, erinKey.slice(-12), s.systemKey, s.systemKey.slice(-12), ...Object.values(pw)]);
+      assert.ok(!s.p.stderr.includes('token=') && !s.p.stdout.includes('token='), 'no query string in the log');
+    });
+  });
+}
+
+// ---- the anonymous WebSocket ------------------------------------------------------------------
+// Seed lines 467-481: ws://host/ws/chat, "no authentication required", "conversations not saved to
+// user profile". Off unless PARLEY_REALTIME_ANONYMOUS=true (403 above). Anonymous sockets cannot
+// pick a model: the deployment's default answers, with the system key — here a deployment without
+// the demo models, whose default model is the mock's.
+
+describe(`seed 004 chatbot: anonymous WebSocket chat, PARLEY_REALTIME_ANONYMOUS=true (${BACKEND})`, () => {
+  let mock; let p; let systemKey; let root;
+  let anon; let other; let talk;
+  const sockets = new Set();
+  const pw = { root: password('root') };
+  const call = (...args) => api(p.url, ...args);
+  const context = [{ role: 'system', content: SYSTEM }];
+
+  before(async () => {
+    systemKey = providerKey('system');
+    mock = await startMock(['--require-key', systemKey, '--chunk-delay-ms', '5']);
+    const config = mockProviderConfig(mock.url, { credentials: 'system', keyEnv: 'JOURNEY_SYSTEM_KEY' });
+    // The first exact model name is the deployment's default.
+    writeFileSync(config, readFileSync(config, 'utf8').replace('models = ["gpt-*"', `models = ["${MODEL}", "gpt-*"`));
+    try {
+      p = await startParley({
+        args: ['--config', config],
+        env: { JOURNEY_SYSTEM_KEY: systemKey, PARLEY_REALTIME_ANONYMOUS: 'true', PARLEY_DEMO_PROVIDER: 'false' },
+      });
+    } catch (e) {
+      await mock.stop();
+      throw e;
+    }
+    root = await signUp(p.url, 'root', pw.root);
+  });
+  after(async () => {
+    for (const ws of sockets) ws.terminate();
+    await p?.stop();
+    await mock?.stop();
+  });
+
+  test('1. anyone connects to /ws/chat without a token: `connected` says anonymous, no user, no expiry', async () => {
+    anon = await connectSocket(wsUrl(p, '/ws/chat'), { sockets });
+    const d = anon.connected.data;
+    assert.equal(d.user_id, null);
+    assert.equal(d.anonymous, true);
+    assert.equal(d.expires_at, null);
+    assert.equal(d.limits.max_generations, 1, 'anonymous sockets stream one answer at a time');
+  });
+
+  test('2. start_conversation and send_message: streamed answers from the default model with the system key, the previous turns included', async () => {
+    anon.send('start_conversation', { title: 'Demo chat', system_message: SYSTEM }, 1);
+    const started = await anon.next((f) => f.id === 1);
+    assert.equal(started.type, 'conversation_started', JSON.stringify(started));
+    talk = started.data.conversation;
+    assert.equal(started.data.conversation_id, talk.id);
+    assert.deepEqual([talk.title, talk.system_message, talk.status], ['Demo chat', SYSTEM, 'active']);
+    for (const [i, question] of ['Hello, how are you?', 'Tell me a joke'].entries()) {
+      await mock.reset();
+      const id = 10 + i;
+      anon.send('send_message', { conversation_id: talk.id, content: question }, id);
+      const [saved, ...rest] = await answerOf(anon, id);
+      assert.equal(saved.type, 'message_saved', JSON.stringify(rest.at(-1)));
+      const text = expectStreamed(rest, { conversationId: talk.id, messageId: saved.data.answer_message_id });
+      assert.equal(text, `mock reply: ${question}`);
+      assert.equal(rest.at(-1).data.full_text, text);
+      const seen = await mock.requests();
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0].authorization, `Bearer ${systemKey}`);
+      const body = JSON.parse(seen[0].body);
+      assert.equal(body.model, MODEL);
+      assert.deepEqual(body.messages, [...context, { role: 'user', content: question }]);
+      context.push({ role: 'user', content: question }, { role: 'assistant', content: text });
+    }
+  });
+
+  test('3. the anonymous conversation is in nobody\'s history: not the admin\'s, not readable by id, not reachable from a user\'s socket', async () => {
+    expectStatus(await call('POST', `/api/v1/users/${root.id}/conversations`, { token: root.token, body: { title: 'Mine', model: MODEL } }), 201);
+    const list = expectStatus(await call('GET', `/api/v1/users/${root.id}/conversations`, { token: root.token }), 200);
+    assert.deepEqual(list.items.map((c) => c.title), ['Mine']);
+    assert.equal(expectStatus(await call('GET', `/api/v1/users/${root.id}/conversations?q=joke`, { token: root.token }), 200).total, 0);
+    expectStatus(await call('GET', `/api/v1/conversations/${talk.id}/messages`, { token: root.token }), 404, 'NOT_FOUND');
+    expectStatus(await call('GET', `/api/v1/users/${root.id}/conversations/${talk.id}`, { token: root.token }), 404, 'NOT_FOUND');
+    expectStatus(await call('GET', '/api/v1/users/anonymous/conversations', { token: root.token }), 404, 'NOT_FOUND');
+    // The admin's socket cannot reach it, nor the anonymous socket the admin's conversations.
+    await mock.reset();
+    const admin = await connectSocket(wsUrl(p, `/ws/chat/${root.id}?token=${encodeURIComponent(root.token)}`), { sockets });
+    admin.send('send_message', { conversation_id: talk.id, content: 'hi' }, 'a1');
+    const e = await admin.next((f) => f.id === 'a1');
+    assert.deepEqual([e.type, e.data.code], ['error', 'NOT_FOUND']);
+    admin.ws.close(1000);
+    other = await connectSocket(wsUrl(p, '/ws/chat'), { sockets });
+    other.send('send_message', { conversation_id: list.items[0].id, content: 'hi' }, 'x1');
+    const e2 = await other.next((f) => f.id === 'x1');
+    assert.deepEqual([e2.type, e2.data.code], ['error', 'NOT_FOUND']);
+    assert.deepEqual(await mock.requests(), []);
+  });
+
+  test('4. end_conversation ends it; no message after that', async () => {
+    anon.send('end_conversation', { conversation_id: talk.id }, 4);
+    const ended = await anon.next((f) => f.id === 4);
+    assert.equal(ended.type, 'conversation_ended', JSON.stringify(ended));
+    assert.equal(ended.data.conversation.status, 'ended');
+    anon.send('send_message', { conversation_id: talk.id, content: 'still there?' }, 5);
+    const e = await anon.next((f) => f.id === 5);
+    assert.deepEqual([e.type, e.data.code], ['error', 'CONFLICT']);
+    const closed = new Promise((resolve) => anon.ws.once('close', (code) => resolve(code)));
+    anon.ws.close(1000);
+    assert.equal(await closed, 1000);
+  });
+
+  // docs/REALTIME.md: anonymous sockets cannot choose a model; realtime.anonymous_messages_per_minute
+  // (20) bounds a demo client ("over" it: RATE_LIMIT_EXCEEDED with retry_after_ms, the socket stays
+  // open), and every error answering a message carries that message's `id` back.
+  test('5. an anonymous socket may not pick a model; the 21st message within a minute is refused with RATE_LIMIT_EXCEEDED and its id', async () => {
+    other.send('start_conversation', { title: 'x', model: MODEL }, 'x2');
+    const e = await other.next((f) => f.id === 'x2');
+    assert.deepEqual([e.type, e.data.code, e.data.param], ['error', 'VALIDATION_ERROR', 'model']);
+    let sent = 2; // x1 and x2
+    let refused = null;
+    while (!refused && sent < 25) {
+      const id = `q${++sent}`;
+      other.send('ping', undefined, id);
+      const f = await other.next((x) => x.id === id || (x.type === 'error' && x.data.code === 'RATE_LIMIT_EXCEEDED'));
+      if (f.type === 'error') refused = { frame: f, id, nth: sent };
+      else assert.equal(f.type, 'pong');
+    }
+    assert.ok(refused, 'more than 20 messages at once are refused');
+    assert.equal(typeof refused.frame.data.retry_after_ms, 'number');
+    assert.equal(other.ws.readyState, WebSocket.OPEN, 'the socket stays open');
+    assert.deepEqual(
+      { firstRefused: refused.nth > 20 ? 'after the 20th' : `the ${refused.nth}th`, id: refused.frame.id },
+      { firstRefused: 'after the 20th', id: refused.id },
+      `20 messages a minute are accepted; the refusal carries the refused message's id: ${JSON.stringify(refused.frame)}`,
+    );
+  });
+
+  test('6. no key, token or password reaches a log', async () => {
+    expectNoSecretsInLogs([systemKey, systemKey.slice(-12), root.token, ...Object.values(pw)]);
+  });
 });
 
 // ---- chat, under every credential mode --------------------------------------------------------
