@@ -56,14 +56,14 @@ constexpr std::size_t kMaxClientId = 128;
 constexpr std::string_view kSubprotocol = "parley.chat";
 constexpr std::string_view kBearerPrefix = "bearer.";
 
-// Messages per minute as GCRA (a steady rate with a bounded burst): at most `per_minute` a minute
-// over time, with bursts of a sixth of that (at least 5) — no window edge where twice the rate
-// gets through.
+// Messages per minute as GCRA: a bucket of `per_minute` messages refilled at `per_minute` a
+// minute — a client may send its minute's allowance at once, then one message every
+// 60 s / per_minute. One time point per connection, no counters to reset at window edges.
 class Pacer {
  public:
   bool allow(std::size_t per_minute, SteadyClock::time_point now, std::chrono::milliseconds& retry_after) {
     const auto interval = std::chrono::nanoseconds(std::chrono::minutes(1)) / std::max<std::size_t>(per_minute, 1);
-    const auto burst = interval * static_cast<std::int64_t>(std::min(per_minute, std::max<std::size_t>(per_minute / 6, 5)));
+    const auto burst = interval * static_cast<std::int64_t>(std::max<std::size_t>(per_minute, 1));
     if (next_ < now) next_ = now;
     const auto after = next_ + interval;
     if (after - now > burst) {
@@ -208,8 +208,13 @@ class StoreSource final : public AnswerSource {
 // One connection's conversation protocol (docs/REALTIME.md, "Messages").
 class ChatSocket final : public http::WebSocketHandler, public std::enable_shared_from_this<ChatSocket> {
  public:
-  ChatSocket(RealtimeDeps& d, std::optional<auth::Principal> who, std::string slot, std::string request_id)
-      : d_(d), who_(std::move(who)), slot_(std::move(slot)), request_id_(std::move(request_id)) {}
+  ChatSocket(RealtimeDeps& d, std::optional<auth::Principal> who, std::string credential, std::string slot,
+             std::string request_id)
+      : d_(d),
+        who_(std::move(who)),
+        credential_(std::move(credential)),
+        slot_(std::move(slot)),
+        request_id_(std::move(request_id)) {}
   ChatSocket(const ChatSocket&) = delete;
   ChatSocket& operator=(const ChatSocket&) = delete;
   ~ChatSocket() override { d_.counters.release(slot_, anonymous()); }
@@ -294,6 +299,7 @@ class ChatSocket final : public http::WebSocketHandler, public std::enable_share
 
   RealtimeDeps& d_;
   std::optional<auth::Principal> who_;  // nullopt: anonymous
+  std::string credential_;              // checked again before each request (held in memory only)
   std::string slot_;
   std::string request_id_;  // the upgrade request's; each message's is "<this>.<n>"
   std::uint64_t message_number_ = 0;
@@ -310,12 +316,28 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
   const std::string rid = fmt::format("{}.{}", request_id_, ++message_number_);
   const RealtimeLimits& l = limits();
   std::chrono::milliseconds retry_after{0};
-  if (!pacer_.allow(l.messages_per_minute, SteadyClock::now(), retry_after)) {
-    if (++refused_in_row_ > l.messages_per_minute) {
-      ws_->close(http::close_code::kPolicy, "too many messages over the rate limit");
-      co_return;
+  const bool paced = pacer_.allow(l.messages_per_minute, SteadyClock::now(), retry_after);
+  if (!paced && ++refused_in_row_ > l.messages_per_minute) {
+    ws_->close(http::close_code::kPolicy, "too many messages over the rate limit");
+    co_return;
+  }
+  // The client's id, when the message is a JSON object with a valid one, answers every error.
+  Result<bj::value> parsed = binary ? Result<bj::value>(fail(ErrorKind::kBadRequest,
+                                                             "Binary messages are not accepted; send JSON text"))
+                                    : http::parse_json_text(text, "The message");
+  std::optional<bj::value> id;
+  bool id_valid = true;
+  if (parsed && parsed->is_object()) {
+    const bj::object& o = parsed->as_object();
+    if (auto it = o.find("id"); it != o.end() && !it->value().is_null()) {
+      const bj::value& v = it->value();
+      id_valid = (v.is_string() && !v.as_string().empty() && v.as_string().size() <= kMaxClientId) ||
+                 v.is_int64() || v.is_uint64();
+      if (id_valid) id = v;
     }
-    send_error(std::nullopt,
+  }
+  if (!paced) {
+    send_error(id,
                Error(ErrorKind::kRateLimited,
                      fmt::format("At most {} messages a minute on one connection; retry in {} ms",
                                  l.messages_per_minute, retry_after.count())),
@@ -323,11 +345,6 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     co_return;
   }
   refused_in_row_ = 0;
-  if (binary) {
-    send_error(std::nullopt, Error(ErrorKind::kBadRequest, "Binary messages are not accepted; send JSON text"), rid);
-    co_return;
-  }
-  auto parsed = http::parse_json_text(text, "The message");
   if (!parsed) {
     send_error(std::nullopt, parsed.error(), rid);
     co_return;
@@ -336,19 +353,12 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     send_error(std::nullopt, Error(ErrorKind::kBadRequest, "A message is a JSON object with a \"type\""), rid);
     co_return;
   }
-  bj::object& message = parsed->as_object();
-  std::optional<bj::value> id;
-  if (auto it = message.find("id"); it != message.end() && !it->value().is_null()) {
-    const bj::value& v = it->value();
-    if ((v.is_string() && !v.as_string().empty() && v.as_string().size() <= kMaxClientId) || v.is_int64() ||
-        v.is_uint64()) {
-      id = v;
-    } else {
-      send_error(std::nullopt,
-                 Error(ErrorKind::kValidation, "id must be an integer or a string of 1 to 128 characters", "id"), rid);
-      co_return;
-    }
+  if (!id_valid) {
+    send_error(std::nullopt,
+               Error(ErrorKind::kValidation, "id must be an integer or a string of 1 to 128 characters", "id"), rid);
+    co_return;
   }
+  bj::object& message = parsed->as_object();
   if (auto s = only_fields(message, {"type", "id", "data"}); !s) {
     send_error(id, s.error(), rid);
     co_return;
@@ -368,6 +378,16 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     data = std::move(it->value().as_object());
   }
 
+  if (type != "ping" && type != "reauth" && !anonymous()) {
+    // A deactivated or deleted user, a revoked key, a changed role: as at the next HTTP request.
+    auto who = co_await d_.conversations.authenticator.authenticate_credential(credential_);
+    if (!who || who->user_id != who_->user_id) {
+      send_error(id, who ? Error(ErrorKind::kUnauthorized, "The credentials changed owner") : who.error(), rid);
+      ws_->close(http::close_code::kCredentialsRevoked, "credentials no longer valid");
+      co_return;
+    }
+    who_ = std::move(*who);
+  }
   if (type == "ping") {
     ws_->send(frame("pong", id, bj::object{{"time", iso8601(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                 std::chrono::system_clock::now().time_since_epoch())
@@ -652,6 +672,7 @@ asio::awaitable<void> ChatSocket::reauth(std::optional<bj::value> id, bj::object
     co_return;
   }
   who_ = std::move(*who);
+  credential_ = std::move(**token);
   schedule_expiry();
   ws_->send(frame("reauthenticated", id, bj::object{{"expires_at", expires_at()}}));
 }
@@ -759,7 +780,23 @@ Offer read_offer(const RequestContext& ctx) {
   return offer;
 }
 
-Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Principal> who, const Offer& offer) {
+// The credential a connection presents: Authorization (Bearer) or X-API-Key, else the subprotocol,
+// else ?token=. Empty when there is none.
+std::string credential_of(const RequestContext& ctx, const Offer& offer) {
+  std::string_view authorization = ctx.header("Authorization");
+  if (!authorization.empty()) {
+    if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "bearer ")) {
+      return std::string(trim(authorization.substr(7)));
+    }
+    return "-";  // another scheme: refused as an invalid token
+  }
+  if (std::string_view key = ctx.header("X-API-Key"); !key.empty()) return std::string(key);
+  if (!offer.credential.empty()) return offer.credential;
+  return ctx.query("token").value_or("");
+}
+
+Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Principal> who, std::string credential,
+               const Offer& offer) {
   const bool anon = !who;
   const std::string slot = anon ? "anon:" + ctx.client_address : who->user_id;
   const std::size_t per_key = anon ? d.options.anonymous_per_address : d.options.connections_per_user;
@@ -783,7 +820,7 @@ Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Princip
       return res;
     }
   }
-  ctx.upgrade = std::make_shared<ChatSocket>(d, std::move(who), slot, ctx.request_id);
+  ctx.upgrade = std::make_shared<ChatSocket>(d, std::move(who), std::move(credential), slot, ctx.request_id);
   if (offer.subprotocol) ctx.upgrade_protocol = std::string(kSubprotocol);
   return Response{StatusCode::switching_protocols, 11};
 }
@@ -802,21 +839,14 @@ void register_realtime_routes(http::Router& router, RealtimeDeps& d) {
                                    "travels there)"),
                              ctx);
         }
-        // The token: Authorization (or X-API-Key), else the subprotocol, else ?token=.
-        Result<auth::Principal> who = fail(ErrorKind::kUnauthorized, "Authentication required");
-        if (!ctx.header("Authorization").empty() || !ctx.header("X-API-Key").empty()) {
-          who = co_await d.conversations.authenticator.authenticate(ctx);
-        } else if (!offer.credential.empty()) {
-          who = co_await d.conversations.authenticator.authenticate_credential(offer.credential);
-        } else if (auto token = ctx.query("token"); token && !token->empty()) {
-          who = co_await d.conversations.authenticator.authenticate_credential(*token);
-        }
+        std::string credential = credential_of(ctx, offer);
+        auto who = co_await d.conversations.authenticator.authenticate_credential(credential);
         if (!who) co_return error_of(who.error(), ctx);
         if (who->user_id != ctx.param("user_id")) {
           co_return error_of(Error(ErrorKind::kForbidden, "The token belongs to another user than the path names"),
                              ctx);
         }
-        co_return admit(d, ctx, std::move(*who), offer);
+        co_return admit(d, ctx, std::move(*who), std::move(credential), offer);
       },
       "Realtime chat over WebSocket (authenticated)");
 
@@ -831,7 +861,7 @@ void register_realtime_routes(http::Router& router, RealtimeDeps& d) {
         }
         if (auto refused = refuse_upgrade(d, ctx)) co_return std::move(*refused);
         Offer offer = read_offer(ctx);
-        co_return admit(d, ctx, std::nullopt, offer);
+        co_return admit(d, ctx, std::nullopt, {}, offer);
       },
       "Realtime chat over WebSocket (anonymous, when enabled)");
 }

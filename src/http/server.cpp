@@ -929,10 +929,10 @@ asio::awaitable<void> Server::Impl::websocket_session(std::shared_ptr<WsConnecti
   connection->abort();
   if (options.access_log) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    spdlog::info("websocket closed route={} duration_ms={:.0f} messages_in={} frames_out={} close_code={} "
-                 "request_id={}",
+    spdlog::info("websocket closed route={} duration_ms={:.0f} messages_in={} frames_out={} close_sent={} "
+                 "close_received={} request_id={}",
                  route, seconds * 1000.0, connection->messages_in(), connection->frames_out(),
-                 connection->close_code_sent(), request_id);
+                 connection->close_code_sent(), connection->close_code_received(), request_id);
   }
   metrics.connection_closed();
   release_address(peer);

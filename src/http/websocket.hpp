@@ -29,6 +29,7 @@ inline constexpr std::uint16_t kInternal = 1011;
 inline constexpr std::uint16_t kTokenExpired = 4001;  // the access token expired (send reauth before)
 inline constexpr std::uint16_t kSlowReader = 4002;    // the send queue passed realtime.send_queue_bytes
 inline constexpr std::uint16_t kIdle = 4003;          // nothing asked for realtime.idle_timeout_ms
+inline constexpr std::uint16_t kCredentialsRevoked = 4004;  // user deactivated or deleted, key revoked
 }  // namespace close_code
 
 struct WebSocketOptions {

@@ -44,6 +44,7 @@ class WsConnection final : public WebSocket, public std::enable_shared_from_this
 
   // For the server's log line when the connection ends.
   [[nodiscard]] std::uint16_t close_code_sent() const { return sent_code_; }
+  [[nodiscard]] std::uint16_t close_code_received() const { return ws_.reason().code; }
   [[nodiscard]] std::uint64_t messages_in() const { return messages_in_; }
   [[nodiscard]] std::uint64_t frames_out() const { return frames_out_; }
 
