@@ -1,5 +1,7 @@
 #include "api/answer_feed.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -34,8 +36,9 @@ class Watching {
 };
 }  // namespace
 
-asio::awaitable<void> follow_live(AnswerSink& sink, AnswerSource& source, services::GenerationRegistry& registry,
-                                  std::shared_ptr<Generation> g, std::uint64_t seen) {
+asio::awaitable<void> follow_live(AnswerSink& sink, AnswerSource& source,
+                                  services::GenerationRegistry& registry, std::shared_ptr<Generation> g,
+                                  std::uint64_t seen) {
   Watching watching(sink);
   for (;;) {
     Generation::Slice slice = g->after(seen);
@@ -59,7 +62,8 @@ asio::awaitable<void> follow_live(AnswerSink& sink, AnswerSource& source, servic
     const std::uint64_t count = slice.pieces.size();
     if (count > 0 || slice.end) {
       const store::MessageRecord* end = slice.end ? &slice.end->message : nullptr;
-      if (!co_await sink.deliver(g->message_id(), slice.first, slice.pieces, end, slice.end_number)) co_return;
+      if (!co_await sink.deliver(g->message_id(), slice.first, slice.pieces, end, slice.end_number))
+        co_return;
     }
     seen += count;
     if (slice.end || sink.gone()) co_return;
@@ -73,8 +77,9 @@ asio::awaitable<void> follow_live(AnswerSink& sink, AnswerSource& source, servic
   }
 }
 
-asio::awaitable<void> follow_stored(AnswerSink& sink, AnswerSource& source, services::GenerationRegistry& registry,
-                                    store::MessageRecord m, std::uint64_t seen) {
+asio::awaitable<void> follow_stored(AnswerSink& sink, AnswerSource& source,
+                                    services::GenerationRegistry& registry, store::MessageRecord m,
+                                    std::uint64_t seen) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   auto idle = std::chrono::steady_clock::now();
   for (;;) {
@@ -85,7 +90,8 @@ asio::awaitable<void> follow_stored(AnswerSink& sink, AnswerSource& source, serv
     const bool ends = over && seen <= pieces.size();
     if (!fresh.empty() || ends) {
       idle = std::chrono::steady_clock::now();
-      if (!co_await sink.deliver(m.id, seen + 1, fresh, ends ? &m : nullptr, pieces.size() + 1)) co_return;
+      const store::MessageRecord* end = ends ? &m : nullptr;
+      if (!co_await sink.deliver(m.id, seen + 1, fresh, end, pieces.size() + 1)) co_return;
     }
     if (pieces.size() > seen) seen = pieces.size();
     if (over) co_return;

@@ -46,13 +46,14 @@ class AnswerSource {
 // gone. Events no longer in memory come from `source`.
 boost::asio::awaitable<void> follow_live(AnswerSink& sink, AnswerSource& source,
                                          services::GenerationRegistry& registry,
-                                         std::shared_ptr<services::Generation> generation, std::uint64_t seen);
+                                         std::shared_ptr<services::Generation> generation,
+                                         std::uint64_t seen);
 
 // Delivers a kept answer's events after `seen`. While it is still being generated (by another
 // instance, whose checkpoints the store has), polls `source` until it ends.
 boost::asio::awaitable<void> follow_stored(AnswerSink& sink, AnswerSource& source,
-                                           services::GenerationRegistry& registry, store::MessageRecord message,
-                                           std::uint64_t seen);
+                                           services::GenerationRegistry& registry,
+                                           store::MessageRecord message, std::uint64_t seen);
 
 // Where a client resumes: "<message_id>:<N>" or "<N>" (an event number); an error names `param`.
 Result<std::uint64_t> parse_resume_point(std::string_view text, std::string_view message_id,

@@ -153,10 +153,11 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_key(std::st
   }
   if (id->key_id.empty()) co_return fail(ErrorKind::kUnauthorized, "Invalid API key");
   if (!id->usable) co_return fail(ErrorKind::kUnauthorized, "This API key is inactive or revoked");
-  auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
-  if (id->expires_at && *id->expires_at <= now_ms) co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  if (id->expires_at && *id->expires_at <= now_ms)
+    co_return fail(ErrorKind::kUnauthorized, "This API key has expired");
   auto user = co_await active_user(id->user_id);
   if (!user) co_return std::unexpected(user.error());
   keys_.note_use(id->key_id);

@@ -137,8 +137,8 @@ Result<MessageInput> read_message_input(ConversationDeps& d, const bj::object& b
                                     extra.empty() ? "content" : extra});
         !s)
       return std::unexpected(s.error());
-  } else if (auto s = only_fields(body, {"stream", "model", "temperature", "max_tokens",
-                                         extra.empty() ? "stream" : extra});
+  } else if (auto s = only_fields(
+                 body, {"stream", "model", "temperature", "max_tokens", extra.empty() ? "stream" : extra});
              !s) {
     return std::unexpected(s.error());
   }

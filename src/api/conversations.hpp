@@ -27,7 +27,8 @@ struct ConversationDeps {
 void register_conversation_routes(http::Router& router, ConversationDeps& deps);
 
 // What the REST routes and the WebSocket (api/realtime.cpp) read alike.
-Result<services::NewConversation> read_new_conversation(ConversationDeps& deps, const boost::json::object& body);
+Result<services::NewConversation> read_new_conversation(ConversationDeps& deps,
+                                                        const boost::json::object& body);
 
 struct MessageInput {
   std::optional<std::string> content;

@@ -1,6 +1,7 @@
 #include "api/realtime.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -62,7 +63,8 @@ constexpr std::string_view kBearerPrefix = "bearer.";
 class Pacer {
  public:
   bool allow(std::size_t per_minute, SteadyClock::time_point now, std::chrono::milliseconds& retry_after) {
-    const auto interval = std::chrono::nanoseconds(std::chrono::minutes(1)) / std::max<std::size_t>(per_minute, 1);
+    const auto interval =
+        std::chrono::nanoseconds(std::chrono::minutes(1)) / std::max<std::size_t>(per_minute, 1);
     const auto burst = interval * static_cast<std::int64_t>(std::max<std::size_t>(per_minute, 1));
     if (next_ < now) next_ = now;
     const auto after = next_ + interval;
@@ -126,20 +128,20 @@ class SocketSink final : public AnswerSink {
     id_ = id;
   }
 
-  asio::awaitable<bool> deliver(std::string_view message_id, std::uint64_t first, std::span<const std::string> pieces,
-                                const store::MessageRecord* end, std::uint64_t end_number) override {
+  asio::awaitable<bool> deliver(std::string_view message_id, std::uint64_t first,
+                                std::span<const std::string> pieces, const store::MessageRecord* end,
+                                std::uint64_t end_number) override {
     for (std::size_t i = 0; pieces_ && i < pieces.size(); ++i) {
-      if (!co_await socket_.writable()) co_return false;
       std::string out;
       out.reserve(128 + pieces[i].size() + id_json_.size());
       out.append(R"({"type":"token")").append(id_json_).append(R"(,"data":{"conversation_id":")");
       out.append(conversation_id_).append(R"(","message_id":")").append(message_id);
       out.append(R"(","event":)").append(std::to_string(first + i)).append(R"(,"token":)");
       out.append(bj::serialize(bj::string_view(pieces[i].data(), pieces[i].size()))).append("}}");
+      if (!co_await socket_.writable(out.size())) co_return false;
       socket_.send(std::move(out));
     }
     if (end != nullptr) {
-      if (!co_await socket_.writable()) co_return false;
       bj::object data = render_answer_end(*end);
       data["conversation_id"] = conversation_id_;
       data["event"] = end_number;
@@ -148,11 +150,12 @@ class SocketSink final : public AnswerSink {
         bj::object error = std::move(data["error"].as_object());
         data.erase("error");
         for (auto& [k, v] : error) data[k] = std::move(v);
+        if (!data.contains("param")) data["param"] = nullptr;
         data["request_id"] = request_id_;
-        socket_.send(frame("error", id_, std::move(data)));
-      } else {
-        socket_.send(frame("message_complete", id_, std::move(data)));
       }
+      std::string out = frame(end->status == "failed" ? "error" : "message_complete", id_, std::move(data));
+      if (!co_await socket_.writable(out.size())) co_return false;
+      socket_.send(std::move(out));
     }
     socket_.touch();
     co_return socket_.open();
@@ -261,19 +264,29 @@ class ChatSocket final : public http::WebSocketHandler, public std::enable_share
       ws_->close_at(SteadyClock::time_point::max(), 0, {});
       return;
     }
-    const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
-    ws_->close_at(SteadyClock::now() + std::chrono::seconds(std::max<std::int64_t>(0, who_->token_expires_at - now_s)),
-                  http::close_code::kTokenExpired, "access token expired; send reauth before expires_at");
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    const std::int64_t left_ms = std::max<std::int64_t>(0, who_->token_expires_at * 1000 - now_ms);
+    ws_->close_at(SteadyClock::now() + std::chrono::milliseconds(left_ms), http::close_code::kTokenExpired,
+                  "access token expired; send reauth before expires_at");
   }
 
-  void send_error(const std::optional<bj::value>& id, const Error& e, std::string_view request_id,
-                  bj::object extra = {}) {
+  // Sends a reply once it fits the send queue (a client that does not read stops being read).
+  asio::awaitable<void> reply(std::string out) {
+    const bool fits = co_await ws_->writable(out.size());
+    if (fits) ws_->send(std::move(out));
+  }
+
+  asio::awaitable<void> send_error(std::optional<bj::value> id, Error e, std::string request_id) {
+    co_await send_error(std::move(id), std::move(e), std::move(request_id), bj::object{});
+  }
+  asio::awaitable<void> send_error(std::optional<bj::value> id, Error e, std::string request_id,
+                                   bj::object extra) {
     d_.counters.errors.fetch_add(1, std::memory_order_relaxed);
     bj::object data = error_data(e, request_id);
     for (auto& [k, v] : extra) data[k] = std::move(v);
-    ws_->send(frame("error", id, std::move(data)));
+    co_await reply(frame("error", id, std::move(data)));
   }
 
   asio::awaitable<void> start_conversation(std::optional<bj::value> id, bj::object data, std::string rid);
@@ -284,16 +297,17 @@ class ChatSocket final : public http::WebSocketHandler, public std::enable_share
   asio::awaitable<void> reauth(std::optional<bj::value> id, bj::object data, std::string rid);
 
   // Streams an answer to this connection on a coroutine of its own (messages keep being read).
-  void follow(std::optional<bj::value> id, std::string conversation_id, std::shared_ptr<Generation> generation,
-              std::optional<store::MessageRecord> stored, std::uint64_t seen, std::string rid, bool counts,
-              bool pieces);
+  void follow(std::optional<bj::value> id, std::string conversation_id,
+              std::shared_ptr<Generation> generation, std::optional<store::MessageRecord> stored,
+              std::uint64_t seen, std::string rid, bool counts, bool pieces);
   static asio::awaitable<void> run_follow(std::shared_ptr<ChatSocket> self, std::optional<bj::value> id,
                                           std::string conversation_id, std::shared_ptr<Generation> generation,
                                           std::optional<store::MessageRecord> stored, std::uint64_t seen,
                                           std::string rid, bool counts, bool pieces);
 
   // The conversation this connection's user may write to (stored or anonymous).
-  asio::awaitable<Result<store::ConversationRecord>> writable_conversation(const std::string& conversation_id);
+  asio::awaitable<Result<store::ConversationRecord>> writable_conversation(
+      const std::string& conversation_id);
   asio::awaitable<Result<store::ConversationRecord>> set_status(const std::string& conversation_id,
                                                                 std::string_view status);
 
@@ -322,9 +336,10 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     co_return;
   }
   // The client's id, when the message is a JSON object with a valid one, answers every error.
-  Result<bj::value> parsed = binary ? Result<bj::value>(fail(ErrorKind::kBadRequest,
-                                                             "Binary messages are not accepted; send JSON text"))
-                                    : http::parse_json_text(text, "The message");
+  Result<bj::value> parsed = binary
+                                 ? Result<bj::value>(fail(ErrorKind::kBadRequest,
+                                                          "Binary messages are not accepted; send JSON text"))
+                                 : http::parse_json_text(text, "The message");
   std::optional<bj::value> id;
   bool id_valid = true;
   if (parsed && parsed->is_object()) {
@@ -337,42 +352,45 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     }
   }
   if (!paced) {
-    send_error(id,
-               Error(ErrorKind::kRateLimited,
-                     fmt::format("At most {} messages a minute on one connection; retry in {} ms",
-                                 l.messages_per_minute, retry_after.count())),
-               rid, bj::object{{"retry_after_ms", retry_after.count()}});
+    bj::object fields = bj::object{{"retry_after_ms", retry_after.count()}};
+    co_await send_error(id,
+                        Error(ErrorKind::kRateLimited,
+                              fmt::format("At most {} messages a minute on one connection; retry in {} ms",
+                                          l.messages_per_minute, retry_after.count())),
+                        rid, fields);
     co_return;
   }
   refused_in_row_ = 0;
   if (!parsed) {
-    send_error(std::nullopt, parsed.error(), rid);
+    co_await send_error(std::nullopt, parsed.error(), rid);
     co_return;
   }
   if (!parsed->is_object()) {
-    send_error(std::nullopt, Error(ErrorKind::kBadRequest, "A message is a JSON object with a \"type\""), rid);
+    co_await send_error(std::nullopt,
+                        Error(ErrorKind::kBadRequest, "A message is a JSON object with a \"type\""), rid);
     co_return;
   }
   if (!id_valid) {
-    send_error(std::nullopt,
-               Error(ErrorKind::kValidation, "id must be an integer or a string of 1 to 128 characters", "id"), rid);
+    co_await send_error(
+        std::nullopt,
+        Error(ErrorKind::kValidation, "id must be an integer or a string of 1 to 128 characters", "id"), rid);
     co_return;
   }
   bj::object& message = parsed->as_object();
   if (auto s = only_fields(message, {"type", "id", "data"}); !s) {
-    send_error(id, s.error(), rid);
+    co_await send_error(id, s.error(), rid);
     co_return;
   }
   auto type_it = message.find("type");
   if (type_it == message.end() || !type_it->value().is_string()) {
-    send_error(id, Error(ErrorKind::kValidation, "type is required (a string)", "type"), rid);
+    co_await send_error(id, Error(ErrorKind::kValidation, "type is required (a string)", "type"), rid);
     co_return;
   }
   const std::string type(type_it->value().as_string());
   bj::object data;
   if (auto it = message.find("data"); it != message.end() && !it->value().is_null()) {
     if (!it->value().is_object()) {
-      send_error(id, Error(ErrorKind::kValidation, "data must be a JSON object", "data"), rid);
+      co_await send_error(id, Error(ErrorKind::kValidation, "data must be a JSON object", "data"), rid);
       co_return;
     }
     data = std::move(it->value().as_object());
@@ -382,16 +400,18 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
     // A deactivated or deleted user, a revoked key, a changed role: as at the next HTTP request.
     auto who = co_await d_.conversations.authenticator.authenticate_credential(credential_);
     if (!who || who->user_id != who_->user_id) {
-      send_error(id, who ? Error(ErrorKind::kUnauthorized, "The credentials changed owner") : who.error(), rid);
+      Error why = who ? Error(ErrorKind::kUnauthorized, "The credentials changed owner") : who.error();
+      co_await send_error(id, std::move(why), rid);
       ws_->close(http::close_code::kCredentialsRevoked, "credentials no longer valid");
       co_return;
     }
     who_ = std::move(*who);
   }
   if (type == "ping") {
-    ws_->send(frame("pong", id, bj::object{{"time", iso8601(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                                std::chrono::system_clock::now().time_since_epoch())
-                                                                .count())}}));
+    bj::object fields = bj::object{{"time", iso8601(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count())}};
+    co_await reply(frame("pong", id, fields));
   } else if (type == "start_conversation") {
     co_await start_conversation(std::move(id), std::move(data), rid);
   } else if (type == "send_message") {
@@ -405,35 +425,39 @@ asio::awaitable<void> ChatSocket::on_message(std::string_view text, bool binary)
   } else if (type == "reauth") {
     co_await reauth(std::move(id), std::move(data), rid);
   } else {
-    send_error(id,
-               Error(ErrorKind::kBadRequest,
-                     fmt::format("Unknown message type \"{}\"; expected start_conversation, send_message, "
-                                 "end_conversation, reconnect, cancel, reauth or ping",
-                                 type.substr(0, 64)),
-                     "type"),
-               rid);
+    co_await send_error(
+        id,
+        Error(ErrorKind::kBadRequest,
+              fmt::format("Unknown message type \"{}\"; expected start_conversation, send_message, "
+                          "end_conversation, reconnect, cancel, reauth or ping",
+                          type.substr(0, 64)),
+              "type"),
+        rid);
   }
 }
 
-asio::awaitable<void> ChatSocket::start_conversation(std::optional<bj::value> id, bj::object data, std::string rid) {
+asio::awaitable<void> ChatSocket::start_conversation(std::optional<bj::value> id, bj::object data,
+                                                     std::string rid) {
   if (auto it = data.find("user_id"); it != data.end()) {
     // Seed 004's clients name the user: it must be this connection's.
     const bool mine = !anonymous() && it->value().is_string() && it->value().as_string() == who_->user_id;
     if (!mine && !anonymous()) {
-      send_error(id, Error(ErrorKind::kForbidden, "user_id is not this connection's user", "user_id"), rid);
+      co_await send_error(
+          id, Error(ErrorKind::kForbidden, "user_id is not this connection's user", "user_id"), rid);
       co_return;
     }
     data.erase(it);
   }
   auto input = read_new_conversation(d_.conversations, data);
   if (!input) {
-    send_error(id, input.error(), rid);
+    co_await send_error(id, input.error(), rid);
     co_return;
   }
   Result<store::ConversationRecord> created;
   if (anonymous()) {
     if (input->model) {
-      send_error(id, Error(ErrorKind::kValidation, "Anonymous chat uses the deployment's model", "model"), rid);
+      co_await send_error(
+          id, Error(ErrorKind::kValidation, "Anonymous chat uses the deployment's model", "model"), rid);
       co_return;
     }
     created = d_.anonymous.start(*input);
@@ -442,17 +466,20 @@ asio::awaitable<void> ChatSocket::start_conversation(std::optional<bj::value> id
     created = co_await c.pool.run([&] { return c.conversations.create(*who_, who_->user_id, *input); });
   }
   if (!created) {
-    send_error(id, created.error(), rid);
+    co_await send_error(id, created.error(), rid);
     co_return;
   }
-  ws_->send(frame("conversation_started", id,
-                  bj::object{{"conversation_id", created->id}, {"conversation", render_conversation(*created)}}));
+  bj::object fields =
+      bj::object{{"conversation_id", created->id}, {"conversation", render_conversation(*created)}};
+  co_await reply(frame("conversation_started", id, fields));
 }
 
-asio::awaitable<Result<store::ConversationRecord>> ChatSocket::writable_conversation(const std::string& conversation_id) {
+asio::awaitable<Result<store::ConversationRecord>> ChatSocket::writable_conversation(
+    const std::string& conversation_id) {
   if (anonymous()) co_return d_.anonymous.get(conversation_id);
   auto& c = d_.conversations;
-  co_return co_await c.pool.run([&] { return c.conversations.find(*who_, conversation_id, auth::Access::kWrite); });
+  co_return co_await c.pool.run(
+      [&] { return c.conversations.find(*who_, conversation_id, auth::Access::kWrite); });
 }
 
 asio::awaitable<Result<store::ConversationRecord>> ChatSocket::set_status(const std::string& conversation_id,
@@ -465,34 +492,39 @@ asio::awaitable<Result<store::ConversationRecord>> ChatSocket::set_status(const 
       [&] { return c.conversations.set_status(*who_, found->user_id, conversation_id, status); });
 }
 
-asio::awaitable<void> ChatSocket::send_message(std::optional<bj::value> id, bj::object data, std::string rid) {
+asio::awaitable<void> ChatSocket::send_message(std::optional<bj::value> id, bj::object data,
+                                               std::string rid) {
   if (draining_) {
-    send_error(id, Error(ErrorKind::kUnavailable, "The server is shutting down; reconnect in a moment"), rid);
+    co_await send_error(
+        id, Error(ErrorKind::kUnavailable, "The server is shutting down; reconnect in a moment"), rid);
     co_return;
   }
   auto conversation_id = get_string(data, "conversation_id", true, {1, 64, true, true});
   if (!conversation_id) {
-    send_error(id, conversation_id.error(), rid);
+    co_await send_error(id, conversation_id.error(), rid);
     co_return;
   }
   auto input = read_message_input(d_.conversations, data, true, "conversation_id");
   if (!input) {
-    send_error(id, input.error(), rid);
+    co_await send_error(id, input.error(), rid);
     co_return;
   }
   const std::string& cid = **conversation_id;
   if (streaming_ >= limits().max_generations) {
-    send_error(id,
-               Error(ErrorKind::kRateLimited,
-                     fmt::format("At most {} answers stream to one connection at once; wait for one to complete",
-                                 limits().max_generations)),
-               rid, bj::object{{"conversation_id", cid}});
+    bj::object fields = bj::object{{"conversation_id", cid}};
+    co_await send_error(
+        id,
+        Error(ErrorKind::kRateLimited,
+              fmt::format("At most {} answers stream to one connection at once; wait for one to complete",
+                          limits().max_generations)),
+        rid, fields);
     co_return;
   }
   Result<services::StartedAnswer> started;
   if (anonymous()) {
     if (input->model) {
-      send_error(id, Error(ErrorKind::kValidation, "Anonymous chat uses the deployment's model", "model"), rid);
+      co_await send_error(
+          id, Error(ErrorKind::kValidation, "Anonymous chat uses the deployment's model", "model"), rid);
       co_return;
     }
     started = co_await d_.anonymous.ask(cid, *input->content, input->temperature, input->max_tokens, rid,
@@ -500,7 +532,8 @@ asio::awaitable<void> ChatSocket::send_message(std::optional<bj::value> id, bj::
   } else {
     auto conversation = co_await writable_conversation(cid);
     if (!conversation) {
-      send_error(id, conversation.error(), rid, bj::object{{"conversation_id", cid}});
+      bj::object fields = bj::object{{"conversation_id", cid}};
+      co_await send_error(id, conversation.error(), rid, fields);
       co_return;
     }
     services::AnswerRequest request;
@@ -514,48 +547,52 @@ asio::awaitable<void> ChatSocket::send_message(std::optional<bj::value> id, bj::
     started = co_await d_.conversations.answers.start(std::move(request), ws_->executor());
   }
   if (!started) {
-    send_error(id, started.error(), rid, bj::object{{"conversation_id", cid}});
+    bj::object fields = bj::object{{"conversation_id", cid}};
+    co_await send_error(id, started.error(), rid, fields);
     co_return;
   }
   if (!ws_->open()) co_return;  // the answer goes on; a new connection can resume it
   bj::object saved{{"conversation_id", cid}, {"answer_message_id", started->answer.id}};
   if (started->user_message) saved["message"] = render_message(*started->user_message);
-  ws_->send(frame("message_saved", id, std::move(saved)));
+  co_await reply(frame("message_saved", id, std::move(saved)));
   follow(std::move(id), cid, started->generation, std::nullopt, 0, rid, true, true);
 }
 
-asio::awaitable<void> ChatSocket::end_conversation(std::optional<bj::value> id, bj::object data, std::string rid) {
+asio::awaitable<void> ChatSocket::end_conversation(std::optional<bj::value> id, bj::object data,
+                                                   std::string rid) {
   if (auto s = only_fields(data, {"conversation_id"}); !s) {
-    send_error(id, s.error(), rid);
+    co_await send_error(id, s.error(), rid);
     co_return;
   }
   auto conversation_id = get_string(data, "conversation_id", true, {1, 64, true, true});
   if (!conversation_id) {
-    send_error(id, conversation_id.error(), rid);
+    co_await send_error(id, conversation_id.error(), rid);
     co_return;
   }
   auto ended = co_await set_status(**conversation_id, "ended");
   if (!ended) {
-    send_error(id, ended.error(), rid, bj::object{{"conversation_id", **conversation_id}});
+    bj::object fields = bj::object{{"conversation_id", **conversation_id}};
+    co_await send_error(id, ended.error(), rid, fields);
     co_return;
   }
-  ws_->send(frame("conversation_ended", id,
-                  bj::object{{"conversation_id", ended->id}, {"conversation", render_conversation(*ended)}}));
+  bj::object fields =
+      bj::object{{"conversation_id", ended->id}, {"conversation", render_conversation(*ended)}};
+  co_await reply(frame("conversation_ended", id, fields));
 }
 
 asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::object data, std::string rid) {
   if (auto s = only_fields(data, {"conversation_id", "message_id", "last_event"}); !s) {
-    send_error(id, s.error(), rid);
+    co_await send_error(id, s.error(), rid);
     co_return;
   }
   auto conversation_id = get_string(data, "conversation_id", true, {1, 64, true, true});
   if (!conversation_id) {
-    send_error(id, conversation_id.error(), rid);
+    co_await send_error(id, conversation_id.error(), rid);
     co_return;
   }
   auto message_id = get_string(data, "message_id", false, {1, 64, true, true});
   if (!message_id) {
-    send_error(id, message_id.error(), rid);
+    co_await send_error(id, message_id.error(), rid);
     co_return;
   }
   const std::string& cid = **conversation_id;
@@ -573,17 +610,19 @@ asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::obj
     } else if (v.is_string() && mid) {
       parsed = parse_resume_point(std::string_view(v.as_string()), *mid, "last_event");
     } else {
-      parsed = validation("last_event", "last_event must be an event number, or \"<message_id>:<n>\" with message_id");
+      parsed = validation("last_event",
+                          "last_event must be an event number, or \"<message_id>:<n>\" with message_id");
     }
     if (!parsed) {
-      send_error(id, parsed.error(), rid);
+      co_await send_error(id, parsed.error(), rid);
       co_return;
     }
     seen = *parsed;
   }
   auto conversation = co_await set_status(cid, "active");
   if (!conversation) {
-    send_error(id, conversation.error(), rid, bj::object{{"conversation_id", cid}});
+    bj::object fields = bj::object{{"conversation_id", cid}};
+    co_await send_error(id, conversation.error(), rid, fields);
     co_return;
   }
   std::shared_ptr<Generation> g = mid ? registry().find(*mid) : nullptr;
@@ -599,28 +638,31 @@ asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::obj
       m = co_await source.read(cid, *mid);
     }
     if (!m || m->role != "assistant") {
-      send_error(id, Error(ErrorKind::kNotFound, "No answer with this message_id in this conversation", "message_id"),
-                 rid, bj::object{{"conversation_id", cid}});
+      bj::object fields = bj::object{{"conversation_id", cid}};
+      co_await send_error(
+          id,
+          Error(ErrorKind::kNotFound, "No answer with this message_id in this conversation", "message_id"),
+          rid, fields);
       co_return;
     }
     stored = std::move(*m);
   }
-  ws_->send(frame("reconnected", id,
-                  bj::object{{"conversation_id", cid},
-                             {"conversation", render_conversation(*conversation)},
-                             {"message_id", mid ? bj::value(*mid) : bj::value(nullptr)},
-                             {"last_event", seen}}));
+  bj::object resumed{{"conversation_id", cid},
+                     {"conversation", render_conversation(*conversation)},
+                     {"message_id", mid ? bj::value(*mid) : bj::value(nullptr)},
+                     {"last_event", seen}};
+  co_await reply(frame("reconnected", id, std::move(resumed)));
   if (g || stored) follow(std::move(id), cid, std::move(g), std::move(stored), seen, rid, false, true);
 }
 
 asio::awaitable<void> ChatSocket::cancel(std::optional<bj::value> id, bj::object data, std::string rid) {
   if (auto s = only_fields(data, {"message_id", "conversation_id"}); !s) {
-    send_error(id, s.error(), rid);
+    co_await send_error(id, s.error(), rid);
     co_return;
   }
   auto message_id = get_string(data, "message_id", true, {1, 64, true, true});
   if (!message_id) {
-    send_error(id, message_id.error(), rid);
+    co_await send_error(id, message_id.error(), rid);
     co_return;
   }
   const std::string& mid = **message_id;
@@ -629,17 +671,20 @@ asio::awaitable<void> ChatSocket::cancel(std::optional<bj::value> id, bj::object
     // Only who may write to the conversation may stop its answer.
     auto& c = d_.conversations;
     std::string cid = g->conversation_id();
-    auto allowed = co_await c.pool.run([&] { return c.conversations.message(*who_, cid, mid, auth::Access::kWrite); });
+    auto allowed =
+        co_await c.pool.run([&] { return c.conversations.message(*who_, cid, mid, auth::Access::kWrite); });
     if (!allowed) g.reset();
   }
   if (!g) {
-    send_error(id, Error(ErrorKind::kNotFound, "No answer with this message_id is being generated here", "message_id"),
-               rid);
+    co_await send_error(
+        id,
+        Error(ErrorKind::kNotFound, "No answer with this message_id is being generated here", "message_id"),
+        rid);
     co_return;
   }
   if (!g->request_cancel()) {
-    send_error(id, Error(ErrorKind::kConflict, "The answer is already over"), rid,
-               bj::object{{"message_id", mid}, {"conversation_id", g->conversation_id()}});
+    bj::object fields = bj::object{{"message_id", mid}, {"conversation_id", g->conversation_id()}};
+    co_await send_error(id, Error(ErrorKind::kConflict, "The answer is already over"), rid, fields);
     co_return;
   }
   // The answer's end (status "cancelled", what was generated so far) answers this request.
@@ -650,46 +695,49 @@ asio::awaitable<void> ChatSocket::cancel(std::optional<bj::value> id, bj::object
 
 asio::awaitable<void> ChatSocket::reauth(std::optional<bj::value> id, bj::object data, std::string rid) {
   if (auto s = only_fields(data, {"token"}); !s) {
-    send_error(id, s.error(), rid);
+    co_await send_error(id, s.error(), rid);
     co_return;
   }
   auto token = get_string(data, "token", true, {1, 8192});
   if (!token) {
-    send_error(id, token.error(), rid);
+    co_await send_error(id, token.error(), rid);
     co_return;
   }
   if (anonymous()) {
-    send_error(id, Error(ErrorKind::kBadRequest, "An anonymous connection has no token to renew"), rid);
+    co_await send_error(id, Error(ErrorKind::kBadRequest, "An anonymous connection has no token to renew"),
+                        rid);
     co_return;
   }
   auto who = co_await d_.conversations.authenticator.authenticate_credential(**token);
   if (!who) {
-    send_error(id, who.error(), rid);
+    co_await send_error(id, who.error(), rid);
     co_return;
   }
   if (who->user_id != who_->user_id) {
-    send_error(id, Error(ErrorKind::kForbidden, "The token belongs to another user"), rid);
+    co_await send_error(id, Error(ErrorKind::kForbidden, "The token belongs to another user"), rid);
     co_return;
   }
   who_ = std::move(*who);
   credential_ = std::move(**token);
   schedule_expiry();
-  ws_->send(frame("reauthenticated", id, bj::object{{"expires_at", expires_at()}}));
+  bj::object fields = bj::object{{"expires_at", expires_at()}};
+  co_await reply(frame("reauthenticated", id, fields));
 }
 
-void ChatSocket::follow(std::optional<bj::value> id, std::string conversation_id, std::shared_ptr<Generation> generation,
-                        std::optional<store::MessageRecord> stored, std::uint64_t seen, std::string rid, bool counts,
-                        bool pieces) {
+void ChatSocket::follow(std::optional<bj::value> id, std::string conversation_id,
+                        std::shared_ptr<Generation> generation, std::optional<store::MessageRecord> stored,
+                        std::uint64_t seen, std::string rid, bool counts, bool pieces) {
   ++followers_;
   if (counts) ++streaming_;
   asio::co_spawn(ws_->executor(),
-                 run_follow(shared_from_this(), std::move(id), std::move(conversation_id), std::move(generation),
-                            std::move(stored), seen, std::move(rid), counts, pieces),
+                 run_follow(shared_from_this(), std::move(id), std::move(conversation_id),
+                            std::move(generation), std::move(stored), seen, std::move(rid), counts, pieces),
                  asio::detached);
 }
 
 asio::awaitable<void> ChatSocket::run_follow(std::shared_ptr<ChatSocket> self, std::optional<bj::value> id,
-                                             std::string conversation_id, std::shared_ptr<Generation> generation,
+                                             std::string conversation_id,
+                                             std::shared_ptr<Generation> generation,
                                              std::optional<store::MessageRecord> stored, std::uint64_t seen,
                                              std::string rid, bool counts, bool pieces) {
   try {
@@ -710,7 +758,8 @@ asio::awaitable<void> ChatSocket::run_follow(std::shared_ptr<ChatSocket> self, s
   }
   --self->followers_;
   if (counts) --self->streaming_;
-  if (self->draining_ && self->followers_ == 0) self->ws_->close(http::close_code::kGoingAway, "server shutting down");
+  if (self->draining_ && self->followers_ == 0)
+    self->ws_->close(http::close_code::kGoingAway, "server shutting down");
 }
 
 // ---- the upgrade ---------------------------------------------------------------------------
@@ -732,12 +781,14 @@ std::optional<Response> refuse_upgrade(const RealtimeDeps& d, const RequestConte
     bool allowed = false;
     for (const auto& o : d.options.allowed_origins) allowed = allowed || o == "*" || iequals(o, origin);
     if (!allowed) {
-      return error_of(Error(ErrorKind::kForbidden, "This Origin may not open a WebSocket here (cors_origins)"), ctx);
+      return error_of(
+          Error(ErrorKind::kForbidden, "This Origin may not open a WebSocket here (cors_origins)"), ctx);
     }
   }
   if (!boost::beast::websocket::is_upgrade(ctx.request)) {
     Response res = error_of(
-        Error(ErrorKind::kUpgradeRequired, "This route speaks WebSocket: send an Upgrade: websocket request"), ctx);
+        Error(ErrorKind::kUpgradeRequired, "This route speaks WebSocket: send an Upgrade: websocket request"),
+        ctx);
     res.set(boost::beast::http::field::upgrade, "websocket");
     res.set(boost::beast::http::field::connection, "Upgrade");
     return res;
@@ -795,8 +846,8 @@ std::string credential_of(const RequestContext& ctx, const Offer& offer) {
   return ctx.query("token").value_or("");
 }
 
-Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Principal> who, std::string credential,
-               const Offer& offer) {
+Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Principal> who,
+               std::string credential, const Offer& offer) {
   const bool anon = !who;
   const std::string slot = anon ? "anon:" + ctx.client_address : who->user_id;
   const std::size_t per_key = anon ? d.options.anonymous_per_address : d.options.connections_per_user;
@@ -815,7 +866,8 @@ Response admit(RealtimeDeps& d, RequestContext& ctx, std::optional<auth::Princip
     }
     case RealtimeCounters::Admission::kTotalFull: {
       d.counters.refused.fetch_add(1, std::memory_order_relaxed);
-      Response res = error_of(Error(ErrorKind::kUnavailable, "Too many realtime connections; try again shortly"), ctx);
+      Response res =
+          error_of(Error(ErrorKind::kUnavailable, "Too many realtime connections; try again shortly"), ctx);
       res.set(boost::beast::http::field::retry_after, "5");
       return res;
     }
@@ -843,8 +895,8 @@ void register_realtime_routes(http::Router& router, RealtimeDeps& d) {
         auto who = co_await d.conversations.authenticator.authenticate_credential(credential);
         if (!who) co_return error_of(who.error(), ctx);
         if (who->user_id != ctx.param("user_id")) {
-          co_return error_of(Error(ErrorKind::kForbidden, "The token belongs to another user than the path names"),
-                             ctx);
+          co_return error_of(
+              Error(ErrorKind::kForbidden, "The token belongs to another user than the path names"), ctx);
         }
         co_return admit(d, ctx, std::move(*who), std::move(credential), offer);
       },
@@ -854,10 +906,10 @@ void register_realtime_routes(http::Router& router, RealtimeDeps& d) {
       Method::get, "/ws/chat",
       [&d](RequestContext& ctx) -> asio::awaitable<Response> {
         if (!d.options.anonymous) {
-          co_return error_of(
-              Error(ErrorKind::kForbidden,
-                    "Anonymous chat is off on this server (realtime.anonymous); use /ws/chat/{user_id} with a token"),
-              ctx);
+          co_return error_of(Error(ErrorKind::kForbidden,
+                                   "Anonymous chat is off on this server (realtime.anonymous); use "
+                                   "/ws/chat/{user_id} with a token"),
+                             ctx);
         }
         if (auto refused = refuse_upgrade(d, ctx)) co_return std::move(*refused);
         Offer offer = read_offer(ctx);
@@ -871,7 +923,8 @@ void add_realtime_metrics(http::Metrics& metrics, RealtimeDeps& d) {
     const auto& c = d.counters;
     out += "# HELP parley_websocket_connections Realtime WebSocket connections open now.\n";
     out += "# TYPE parley_websocket_connections gauge\n";
-    out += fmt::format("parley_websocket_connections{{kind=\"user\"}} {}\n", c.all.load() - c.anonymous.load());
+    out +=
+        fmt::format("parley_websocket_connections{{kind=\"user\"}} {}\n", c.all.load() - c.anonymous.load());
     out += fmt::format("parley_websocket_connections{{kind=\"anonymous\"}} {}\n", c.anonymous.load());
     out += "# HELP parley_websocket_opened_total Realtime WebSocket connections accepted.\n";
     out += "# TYPE parley_websocket_opened_total counter\n";

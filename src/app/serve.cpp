@@ -205,7 +205,8 @@ struct Components {
     realtime.anonymous_per_address = rc.anonymous_per_address;
     realtime.allowed_origins = config.cors_origins;
     realtime.max_message_bytes = rc.max_message_bytes;
-    realtime_deps = std::make_unique<api::RealtimeDeps>(*conversation_deps, *anonymous_chat, std::move(realtime));
+    realtime_deps =
+        std::make_unique<api::RealtimeDeps>(*conversation_deps, *anonymous_chat, std::move(realtime));
     return {};
   }
 

@@ -330,35 +330,42 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("realtime.heartbeat_ms", "PARLEY_REALTIME_HEARTBEAT_MS", &realtime_of,
                          &RealtimeConfig::heartbeat_ms, 100, 3'600'000,
                          "a silent WebSocket peer is pinged; one silent twice this long is closed"));
-    d.push_back(uint_key("realtime.idle_timeout_ms", "PARLEY_REALTIME_IDLE_TIMEOUT_MS", &realtime_of,
-                         &RealtimeConfig::idle_timeout_ms, 0, std::uint64_t{86400} * 1000,
-                         "a WebSocket with no message and no answer streaming this long is closed (4003); 0: never"));
+    d.push_back(
+        uint_key("realtime.idle_timeout_ms", "PARLEY_REALTIME_IDLE_TIMEOUT_MS", &realtime_of,
+                 &RealtimeConfig::idle_timeout_ms, 0, std::uint64_t{86400} * 1000,
+                 "a WebSocket with no message and no answer streaming this long is closed (4003); 0: never"));
     d.push_back(uint_key("realtime.messages_per_minute", "PARLEY_REALTIME_MESSAGES_PER_MINUTE", &realtime_of,
-                         &RealtimeConfig::messages_per_minute, 1, 1'000'000, "messages per WebSocket per minute"));
+                         &RealtimeConfig::messages_per_minute, 1, 1'000'000,
+                         "messages per WebSocket per minute"));
     d.push_back(uint_key("realtime.max_generations", "PARLEY_REALTIME_MAX_GENERATIONS", &realtime_of,
                          &RealtimeConfig::max_generations, 1, 1000,
                          "answers streaming to one WebSocket at once"));
-    d.push_back(uint_key("realtime.connections_per_user", "PARLEY_REALTIME_CONNECTIONS_PER_USER", &realtime_of,
-                         &RealtimeConfig::connections_per_user, 1, 1'000'000, "open WebSockets per user"));
+    d.push_back(uint_key("realtime.connections_per_user", "PARLEY_REALTIME_CONNECTIONS_PER_USER",
+                         &realtime_of, &RealtimeConfig::connections_per_user, 1, 1'000'000,
+                         "open WebSockets per user"));
     d.push_back(uint_key("realtime.max_connections", "PARLEY_REALTIME_MAX_CONNECTIONS", &realtime_of,
                          &RealtimeConfig::max_connections, 1, 10'000'000, "open WebSockets in total"));
-    d.push_back(uint_key("realtime.anonymous_connections", "PARLEY_REALTIME_ANONYMOUS_CONNECTIONS", &realtime_of,
-                         &RealtimeConfig::anonymous_connections, 1, 10'000'000, "open anonymous WebSockets in total"));
-    d.push_back(uint_key("realtime.anonymous_per_address", "PARLEY_REALTIME_ANONYMOUS_PER_ADDRESS", &realtime_of,
-                         &RealtimeConfig::anonymous_per_address, 1, 1'000'000,
+    d.push_back(uint_key("realtime.anonymous_connections", "PARLEY_REALTIME_ANONYMOUS_CONNECTIONS",
+                         &realtime_of, &RealtimeConfig::anonymous_connections, 1, 10'000'000,
+                         "open anonymous WebSockets in total"));
+    d.push_back(uint_key("realtime.anonymous_per_address", "PARLEY_REALTIME_ANONYMOUS_PER_ADDRESS",
+                         &realtime_of, &RealtimeConfig::anonymous_per_address, 1, 1'000'000,
                          "open anonymous WebSockets per client address"));
-    d.push_back(uint_key("realtime.anonymous_messages_per_minute", "PARLEY_REALTIME_ANONYMOUS_MESSAGES_PER_MINUTE",
-                         &realtime_of, &RealtimeConfig::anonymous_messages_per_minute, 1, 1'000'000,
+    d.push_back(uint_key("realtime.anonymous_messages_per_minute",
+                         "PARLEY_REALTIME_ANONYMOUS_MESSAGES_PER_MINUTE", &realtime_of,
+                         &RealtimeConfig::anonymous_messages_per_minute, 1, 1'000'000,
                          "messages per anonymous WebSocket per minute"));
-    d.push_back(uint_key("realtime.anonymous_max_tokens", "PARLEY_REALTIME_ANONYMOUS_MAX_TOKENS", &realtime_of,
-                         &RealtimeConfig::anonymous_max_tokens, 1, 1'000'000, "longest anonymous answer (max_tokens)"));
-    d.push_back(uint_key("realtime.anonymous_conversations", "PARLEY_REALTIME_ANONYMOUS_CONVERSATIONS", &realtime_of,
-                         &RealtimeConfig::anonymous_conversations, 1, 10'000'000,
+    d.push_back(uint_key("realtime.anonymous_max_tokens", "PARLEY_REALTIME_ANONYMOUS_MAX_TOKENS",
+                         &realtime_of, &RealtimeConfig::anonymous_max_tokens, 1, 1'000'000,
+                         "longest anonymous answer (max_tokens)"));
+    d.push_back(uint_key("realtime.anonymous_conversations", "PARLEY_REALTIME_ANONYMOUS_CONVERSATIONS",
+                         &realtime_of, &RealtimeConfig::anonymous_conversations, 1, 10'000'000,
                          "anonymous conversations held in memory at once"));
-    d.push_back(uint_key("realtime.anonymous_max_messages", "PARLEY_REALTIME_ANONYMOUS_MAX_MESSAGES", &realtime_of,
-                         &RealtimeConfig::anonymous_max_messages, 2, 100'000, "messages per anonymous conversation"));
+    d.push_back(uint_key("realtime.anonymous_max_messages", "PARLEY_REALTIME_ANONYMOUS_MAX_MESSAGES",
+                         &realtime_of, &RealtimeConfig::anonymous_max_messages, 2, 100'000,
+                         "messages per anonymous conversation"));
     d.push_back(uint_key("realtime.anonymous_idle_s", "PARLEY_REALTIME_ANONYMOUS_IDLE_S", &realtime_of,
-                         &RealtimeConfig::anonymous_idle_s, 1, 86400 * 7,
+                         &RealtimeConfig::anonymous_idle_s, 1, std::uint64_t{86400} * 7,
                          "an anonymous conversation unused this long is forgotten"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
                            true,

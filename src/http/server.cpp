@@ -742,7 +742,15 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   worker.sessions.push_front(&slot);
   auto slot_it = worker.sessions.begin();
   const auto& limits = options.limits;
-  bool handed_over = false;  // the connection became a WebSocket
+  // Set when the connection becomes a WebSocket: handed to its own coroutine once this loop ends.
+  struct Upgrade {
+    Request request;
+    std::shared_ptr<WebSocketHandler> handler;
+    std::string protocol;
+    std::string request_id;
+    std::string route;
+  };
+  std::optional<Upgrade> upgrade;
   // Bounds what one connection buffers besides a body: a request head (header_limit applies) or a
   // chunk trailer (which no header limit covers), plus room for the next pipelined bytes.
   beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
@@ -853,16 +861,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
           ctx.upgrade.reset();
           res = error_response(Error(ErrorKind::kUnavailable, "Server is shutting down"), ctx.request_id);
         } else {
-          // The connection becomes a WebSocket: its own coroutine owns the socket from here on
-          // (and gives back the connection's counts when it ends); this one ends.
+          // The connection becomes a WebSocket (after this loop).
           record(ctx, route, method, 101, 0, worker);
-          auto connection = std::make_shared<WsConnection>(std::move(socket), options.websocket);
-          asio::co_spawn(worker.io,
-                         websocket_session(std::move(connection), std::move(req), std::move(ctx.upgrade),
-                                           std::move(ctx.upgrade_protocol), ctx.request_id, std::string(route),
-                                           worker, peer),
-                         asio::detached);
-          handed_over = true;
+          upgrade.emplace(Upgrade{std::move(req), std::move(ctx.upgrade), std::move(ctx.upgrade_protocol),
+                                  ctx.request_id, std::string(route)});
           break;
         }
       }
@@ -906,14 +908,25 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
     spdlog::error("connection from {} failed: {}", client, e.what());
   }
   worker.sessions.erase(slot_it);
-  if (handed_over) co_return;
+  if (upgrade) {
+    // The WebSocket's coroutine owns the socket from here on and gives back the connection's
+    // counts when it ends.
+    auto connection = std::make_shared<WsConnection>(std::move(socket), options.websocket);
+    asio::co_spawn(worker.io,
+                   websocket_session(std::move(connection), std::move(upgrade->request),
+                                     std::move(upgrade->handler), std::move(upgrade->protocol),
+                                     std::move(upgrade->request_id), std::move(upgrade->route), worker, peer),
+                   asio::detached);
+    co_return;
+  }
   socket.close(ignored);
   metrics.connection_closed();
   release_address(peer);
   open_sessions.fetch_sub(1);
 }
 
-asio::awaitable<void> Server::Impl::websocket_session(std::shared_ptr<WsConnection> connection, Request request,
+asio::awaitable<void> Server::Impl::websocket_session(std::shared_ptr<WsConnection> connection,
+                                                      Request request,
                                                       std::shared_ptr<WebSocketHandler> handler,
                                                       std::string protocol, std::string request_id,
                                                       std::string route, Worker& worker, std::string peer) {
@@ -929,10 +942,11 @@ asio::awaitable<void> Server::Impl::websocket_session(std::shared_ptr<WsConnecti
   connection->abort();
   if (options.access_log) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    spdlog::info("websocket closed route={} duration_ms={:.0f} messages_in={} frames_out={} close_sent={} "
-                 "close_received={} request_id={}",
-                 route, seconds * 1000.0, connection->messages_in(), connection->frames_out(),
-                 connection->close_code_sent(), connection->close_code_received(), request_id);
+    spdlog::info(
+        "websocket closed route={} duration_ms={:.0f} messages_in={} frames_out={} close_sent={} "
+        "close_received={} request_id={}",
+        route, seconds * 1000.0, connection->messages_in(), connection->frames_out(),
+        connection->close_code_sent(), connection->close_code_received(), request_id);
   }
   metrics.connection_closed();
   release_address(peer);

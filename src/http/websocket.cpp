@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // A read buffer grown past this by a large message is given back once the message is handled.
-constexpr std::size_t kKeptReadBuffer = 16 * 1024;
+constexpr std::size_t kKeptReadBuffer = std::size_t{16} * 1024;
 }  // namespace
 
 WsConnection::WsConnection(asio::ip::tcp::socket socket, const WebSocketOptions& options)
@@ -27,8 +27,10 @@ WsConnection::~WsConnection() = default;
 
 bool WsConnection::send(std::string frame) {
   if (state_ != State::kOpen) return false;
-  if (queued_ + frame.size() > options_.send_queue_bytes) {
-    // The peer reads slower than it is sent to: what is queued goes (the frame being written
+  // The bound is on frames waiting behind the one being written: a single frame larger than the
+  // bound still goes to a client that keeps up.
+  if (waiting() > 0 && waiting() + frame.size() > options_.send_queue_bytes) {
+    // The peer reads slower than it is sent to: what waits is dropped (the frame being written
     // finishes), then the close.
     while (queue_.size() > (writing_ ? 1U : 0U)) {
       queued_ -= queue_.back().size();
@@ -68,13 +70,17 @@ void WsConnection::write_next() {
                       self->abort();
                       return;
                     }
-                    if (self->queued_ <= self->options_.send_queue_bytes / 2) self->wake_writers();
                     self->write_next();
+                    self->wake_writers();  // each checks whether its frame fits now
                   });
 }
 
-asio::awaitable<bool> WsConnection::writable() {
-  while (state_ == State::kOpen && queued_ > options_.send_queue_bytes / 2) {
+std::size_t WsConnection::waiting() const {
+  return queued_ - (writing_ && !queue_.empty() ? queue_.front().size() : 0);
+}
+
+asio::awaitable<bool> WsConnection::writable(std::size_t frame_bytes) {
+  while (state_ == State::kOpen && waiting() > 0 && waiting() + frame_bytes > options_.send_queue_bytes / 2) {
     asio::steady_timer timer(executor_, Clock::time_point::max());
     writers_.push_back(&timer);
     co_await timer.async_wait(kTuple);
@@ -143,8 +149,8 @@ void WsConnection::abort() {
   beast::get_lowest_layer(ws_).close(ignored);
 }
 
-asio::awaitable<void> WsConnection::run(const Request& request, WebSocketHandler& handler, std::string protocol,
-                                        std::string request_id) {
+asio::awaitable<void> WsConnection::run(const Request& request, WebSocketHandler& handler,
+                                        std::string protocol, std::string request_id) {
   // Heartbeats: Beast pings a peer silent for half of idle_timeout and fails the read of one silent
   // for all of it; handshake_timeout bounds the closing handshake too.
   websocket::stream_base::timeout timeouts{};

@@ -23,7 +23,7 @@ class WsConnection final : public WebSocket, public std::enable_shared_from_this
   ~WsConnection() override;
 
   bool send(std::string frame) override;
-  boost::asio::awaitable<bool> writable() override;
+  boost::asio::awaitable<bool> writable(std::size_t frame_bytes) override;
   void close(std::uint16_t code, std::string reason) override;
   void close_at(Clock::time_point when, std::uint16_t code, std::string reason) override;
   void touch() override;
@@ -53,6 +53,7 @@ class WsConnection final : public WebSocket, public std::enable_shared_from_this
   void write_next();
   void start_close();
   void wake_writers();
+  [[nodiscard]] std::size_t waiting() const;  // bytes queued behind the frame being written
 
   boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
   boost::asio::any_io_executor executor_;

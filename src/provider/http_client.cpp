@@ -194,54 +194,66 @@ namespace {
 // the pending wait, when it fires early, waits again for the rest (a stream re-arms per read).
 class IoDeadline {
  public:
-  explicit IoDeadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
+  explicit IoDeadline(tcp::socket& socket)
+      : state_(std::make_shared<State>(State{&socket})), timer_(socket.get_executor()) {}
   IoDeadline(const IoDeadline&) = delete;
   IoDeadline& operator=(const IoDeadline&) = delete;
-  ~IoDeadline() { timer_.cancel(); }
+  // A wait that already fired has its handler queued, which cancel() cannot stop: the handler
+  // holds the state and finds it dead.
+  ~IoDeadline() {
+    state_->alive = false;
+    timer_.cancel();
+  }
 
   void arm(Millis after) {
-    expired_ = false;
-    deadline_ = Clock::now() + after;
-    if (waiting_ && timer_.expiry() <= deadline_) return;
+    state_->expired = false;
+    state_->deadline = Clock::now() + after;
+    if (state_->waiting && timer_.expiry() <= state_->deadline) return;
     wait();
   }
   void cancel() {
-    waiting_ = false;
+    state_->waiting = false;
     timer_.cancel();
   }
-  [[nodiscard]] bool expired() const { return expired_; }
+  [[nodiscard]] bool expired() const { return state_->expired; }
 
   // What an I/O error means: the deadline passed, the caller's coroutine was cancelled (its
   // client left), or `otherwise`.
   [[nodiscard]] TransportFailure classify(const boost::system::error_code& ec,
                                           TransportFailure otherwise) const {
-    if (expired_) return TransportFailure::kTimeout;
+    if (state_->expired) return TransportFailure::kTimeout;
     if (ec == asio::error::operation_aborted) return TransportFailure::kCancelled;
     return otherwise;
   }
 
  private:
+  struct State {
+    tcp::socket* socket;
+    Clock::time_point deadline{};
+    bool waiting = false;
+    bool expired = false;
+    bool alive = true;
+  };
+
   void wait() {
-    waiting_ = true;
-    timer_.expires_at(deadline_);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // re-armed earlier, cancelled or destroyed: touch nothing
-      waiting_ = false;
-      if (Clock::now() < deadline_) {
+    state_->waiting = true;
+    timer_.expires_at(state_->deadline);
+    timer_.async_wait([this, state = state_](const boost::system::error_code& ec) {
+      // Re-armed earlier, cancelled, or the deadline is gone (its exchange is over): touch nothing.
+      if (ec || !state->alive) return;
+      state->waiting = false;
+      if (Clock::now() < state->deadline) {
         wait();  // moved later meanwhile
         return;
       }
-      expired_ = true;
+      state->expired = true;
       boost::system::error_code ignored;
-      socket_.cancel(ignored);
+      state->socket->cancel(ignored);
     });
   }
 
-  tcp::socket& socket_;
+  std::shared_ptr<State> state_;
   asio::steady_timer timer_;
-  Clock::time_point deadline_;
-  bool waiting_ = false;
-  bool expired_ = false;
 };
 
 }  // namespace

@@ -76,7 +76,8 @@ Result<ConversationRecord> AnonymousChat::get(const std::string& conversation_id
   return it->second.record;
 }
 
-Result<ConversationRecord> AnonymousChat::set_status(const std::string& conversation_id, std::string_view status) {
+Result<ConversationRecord> AnonymousChat::set_status(const std::string& conversation_id,
+                                                     std::string_view status) {
   std::lock_guard lock(mutex_);
   auto it = conversations_.find(conversation_id);
   if (it == conversations_.end()) return fail(ErrorKind::kNotFound, "Conversation not found");
@@ -90,7 +91,8 @@ Result<ConversationRecord> AnonymousChat::set_status(const std::string& conversa
   return r;
 }
 
-Result<MessageRecord> AnonymousChat::message(const std::string& conversation_id, const std::string& message_id) {
+Result<MessageRecord> AnonymousChat::message(const std::string& conversation_id,
+                                             const std::string& message_id) {
   std::lock_guard lock(mutex_);
   auto it = conversations_.find(conversation_id);
   if (it != conversations_.end()) {
@@ -104,7 +106,8 @@ Result<MessageRecord> AnonymousChat::message(const std::string& conversation_id,
 asio::awaitable<Result<StartedAnswer>> AnonymousChat::ask(std::string conversation_id, std::string content,
                                                           std::optional<double> temperature,
                                                           std::optional<std::int64_t> max_tokens,
-                                                          std::string request_id, asio::any_io_executor executor) {
+                                                          std::string request_id,
+                                                          asio::any_io_executor executor) {
   const auto t0 = std::chrono::steady_clock::now();
   std::optional<std::string> model;
   std::optional<std::string> system;
@@ -116,7 +119,8 @@ asio::awaitable<Result<StartedAnswer>> AnonymousChat::ask(std::string conversati
     if (it == conversations_.end()) co_return fail(ErrorKind::kNotFound, "Conversation not found");
     Conversation& c = it->second;
     if (c.record.status == "ended") {
-      co_return fail(ErrorKind::kConflict, "The conversation has ended; reconnect to it before sending messages");
+      co_return fail(ErrorKind::kConflict,
+                     "The conversation has ended; reconnect to it before sending messages");
     }
     if (c.messages.size() + 2 > options_.max_messages) {
       co_return fail(ErrorKind::kConflict,
@@ -155,7 +159,8 @@ asio::awaitable<Result<StartedAnswer>> AnonymousChat::ask(std::string conversati
   answer.created_at = answer.updated_at = question.created_at;
 
   auto generation = registry_.start(answer.id, conversation_id, executor);
-  if (!generation) co_return fail(ErrorKind::kConflict, "An answer is still being generated in this conversation");
+  if (!generation)
+    co_return fail(ErrorKind::kConflict, "An answer is still being generated in this conversation");
   {
     std::lock_guard lock(mutex_);
     auto it = conversations_.find(conversation_id);
@@ -195,7 +200,8 @@ asio::awaitable<void> AnonymousChat::run(std::shared_ptr<Generation> generation,
   answer.content = std::move(all.text);
   answer.event_lengths = std::move(all.lengths);
   answer.latency_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->t0).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - job->t0)
+          .count();
   if (generation->cancel_requested()) {
     answer.status = "cancelled";
   } else if (!out) {

@@ -46,7 +46,8 @@ class AnonymousChat {
   // Stores the question and starts the answer on `executor` (as AnswerService::start does).
   boost::asio::awaitable<Result<StartedAnswer>> ask(std::string conversation_id, std::string content,
                                                     std::optional<double> temperature,
-                                                    std::optional<std::int64_t> max_tokens, std::string request_id,
+                                                    std::optional<std::int64_t> max_tokens,
+                                                    std::string request_id,
                                                     boost::asio::any_io_executor executor);
 
   [[nodiscard]] GenerationRegistry& registry() { return registry_; }

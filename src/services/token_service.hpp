@@ -38,7 +38,7 @@ struct LoginBlocked {
 struct AccessClaims {
   std::string user_id;
   std::optional<std::string> role;  // informative; the current role comes from the user record
-  std::int64_t expires_at = 0;       // `exp`, unix seconds (0: none)
+  std::int64_t expires_at = 0;      // `exp`, unix seconds (0: none)
 };
 
 class TokenService {
