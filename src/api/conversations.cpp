@@ -225,27 +225,10 @@ class SseSink final : public AnswerSink {
   std::optional<http::CloseWatch> watch_;
 };
 
-// Answers as the caller may read them from the store.
-class StoreSource final : public AnswerSource {
- public:
-  StoreSource(ConversationDeps& d, const auth::Principal& who) : d_(d), who_(who) {}
-  asio::awaitable<std::optional<store::MessageRecord>> read(std::string conversation_id,
-                                                            std::string message_id) override {
-    auto m = co_await d_.pool.run(
-        [&] { return d_.conversations.message(who_, conversation_id, message_id, auth::Access::kRead); });
-    if (!m) co_return std::nullopt;
-    co_return std::move(*m);
-  }
-
- private:
-  ConversationDeps& d_;
-  const auth::Principal& who_;
-};
-
 asio::awaitable<void> stream_live(ConversationDeps& d, http::StreamWriter& stream, const auth::Principal& who,
                                   std::shared_ptr<Generation> g, std::uint64_t seen) {
   SseSink sink(stream);
-  StoreSource source(d, who);
+  StoredAnswers source(d, who);
   co_await follow_live(sink, source, d.answers.registry(), std::move(g), seen);
 }
 
@@ -370,6 +353,14 @@ asio::awaitable<Response> ask_for_answer(ConversationDeps& d, RequestContext& ct
 }
 
 }  // namespace
+
+asio::awaitable<std::optional<store::MessageRecord>> StoredAnswers::read(std::string conversation_id,
+                                                                         std::string message_id) {
+  auto m = co_await d_.pool.run(
+      [&] { return d_.conversations.message(who_, conversation_id, message_id, auth::Access::kRead); });
+  if (!m) co_return std::nullopt;
+  co_return std::move(*m);
+}
 
 void register_conversation_routes(http::Router& router, ConversationDeps& d) {
   // ---- /api/v1/users/{user_id}/conversations ----
@@ -609,7 +600,7 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
                  co_await stream_live(d, *ctx.stream, *who, std::move(g), *seen);
                } else {
                  SseSink sink(*ctx.stream);
-                 StoreSource source(d, *who);
+                 StoredAnswers source(d, *who);
                  co_await follow_stored(sink, source, d.answers.registry(), std::move(*m), *seen);
                }
                co_return Response{};

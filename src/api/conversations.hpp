@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "api/answer_feed.hpp"
 #include "api/deps.hpp"
 #include "services/conversation_service.hpp"
 
@@ -25,6 +26,19 @@ struct ConversationDeps {
 };
 
 void register_conversation_routes(http::Router& router, ConversationDeps& deps);
+
+// Answers as `who` may read them from the store: where answer feeds (SSE and WebSocket) read what
+// has left memory.
+class StoredAnswers final : public AnswerSource {
+ public:
+  StoredAnswers(ConversationDeps& deps, auth::Principal who) : d_(deps), who_(std::move(who)) {}
+  boost::asio::awaitable<std::optional<store::MessageRecord>> read(std::string conversation_id,
+                                                                   std::string message_id) override;
+
+ private:
+  ConversationDeps& d_;
+  auth::Principal who_;
+};
 
 // What the REST routes and the WebSocket (api/realtime.cpp) read alike.
 Result<services::NewConversation> read_new_conversation(ConversationDeps& deps,

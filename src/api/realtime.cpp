@@ -99,6 +99,29 @@ bj::object error_data(const Error& e, std::string_view request_id) {
   return data;
 }
 
+// The ids a message names: only `allowed` fields in `data`; conversation_id / message_id, when
+// read, are one-line strings of 1 to 64 characters.
+struct Ids {
+  std::string conversation_id;            // empty unless read
+  std::optional<std::string> message_id;  // unset unless given
+};
+Result<Ids> read_ids(const bj::object& data, std::initializer_list<std::string_view> allowed,
+                     bool conversation, bool message, bool message_required) {
+  if (auto s = only_fields(data, allowed); !s) return std::unexpected(s.error());
+  Ids ids;
+  if (conversation) {
+    auto c = get_string(data, "conversation_id", true, {1, 64, true, true});
+    if (!c) return std::unexpected(c.error());
+    ids.conversation_id = std::move(**c);
+  }
+  if (message) {
+    auto m = get_string(data, "message_id", message_required, {1, 64, true, true});
+    if (!m) return std::unexpected(m.error());
+    ids.message_id = std::move(*m);
+  }
+  return ids;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
@@ -189,23 +212,6 @@ class MemorySource final : public AnswerSource {
 
  private:
   services::AnonymousChat& chat_;
-};
-
-// Answers as the connection's user may read them from the store.
-class StoreSource final : public AnswerSource {
- public:
-  StoreSource(ConversationDeps& d, auth::Principal who) : d_(d), who_(std::move(who)) {}
-  asio::awaitable<std::optional<store::MessageRecord>> read(std::string conversation_id,
-                                                            std::string message_id) override {
-    auto m = co_await d_.pool.run(
-        [&] { return d_.conversations.message(who_, conversation_id, message_id, auth::Access::kRead); });
-    if (!m) co_return std::nullopt;
-    co_return std::move(*m);
-  }
-
- private:
-  ConversationDeps& d_;
-  auth::Principal who_;
 };
 
 // One connection's conversation protocol (docs/REALTIME.md, "Messages").
@@ -560,18 +566,15 @@ asio::awaitable<void> ChatSocket::send_message(std::optional<bj::value> id, bj::
 
 asio::awaitable<void> ChatSocket::end_conversation(std::optional<bj::value> id, bj::object data,
                                                    std::string rid) {
-  if (auto s = only_fields(data, {"conversation_id"}); !s) {
-    co_await send_error(id, s.error(), rid);
+  auto ids = read_ids(data, {"conversation_id"}, true, false, false);
+  if (!ids) {
+    co_await send_error(id, ids.error(), rid);
     co_return;
   }
-  auto conversation_id = get_string(data, "conversation_id", true, {1, 64, true, true});
-  if (!conversation_id) {
-    co_await send_error(id, conversation_id.error(), rid);
-    co_return;
-  }
-  auto ended = co_await set_status(**conversation_id, "ended");
+  const std::string& cid = ids->conversation_id;
+  auto ended = co_await set_status(cid, "ended");
   if (!ended) {
-    bj::object fields = bj::object{{"conversation_id", **conversation_id}};
+    bj::object fields = bj::object{{"conversation_id", cid}};
     co_await send_error(id, ended.error(), rid, fields);
     co_return;
   }
@@ -581,23 +584,14 @@ asio::awaitable<void> ChatSocket::end_conversation(std::optional<bj::value> id, 
 }
 
 asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::object data, std::string rid) {
-  if (auto s = only_fields(data, {"conversation_id", "message_id", "last_event"}); !s) {
-    co_await send_error(id, s.error(), rid);
+  auto ids = read_ids(data, {"conversation_id", "message_id", "last_event"}, true, true, false);
+  if (!ids) {
+    co_await send_error(id, ids.error(), rid);
     co_return;
   }
-  auto conversation_id = get_string(data, "conversation_id", true, {1, 64, true, true});
-  if (!conversation_id) {
-    co_await send_error(id, conversation_id.error(), rid);
-    co_return;
-  }
-  auto message_id = get_string(data, "message_id", false, {1, 64, true, true});
-  if (!message_id) {
-    co_await send_error(id, message_id.error(), rid);
-    co_return;
-  }
-  const std::string& cid = **conversation_id;
+  const std::string& cid = ids->conversation_id;
   // The answer to resume: the one named, else the one being generated in the conversation.
-  std::optional<std::string> mid = *message_id;
+  std::optional<std::string> mid = ids->message_id;
   if (!mid) {
     if (auto g = registry().running_in(cid)) mid = g->message_id();
   }
@@ -634,7 +628,7 @@ asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::obj
       MemorySource source(d_.anonymous);
       m = co_await source.read(cid, *mid);
     } else {
-      StoreSource source(d_.conversations, *who_);
+      StoredAnswers source(d_.conversations, *who_);
       m = co_await source.read(cid, *mid);
     }
     if (!m || m->role != "assistant") {
@@ -656,16 +650,12 @@ asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::obj
 }
 
 asio::awaitable<void> ChatSocket::cancel(std::optional<bj::value> id, bj::object data, std::string rid) {
-  if (auto s = only_fields(data, {"message_id", "conversation_id"}); !s) {
-    co_await send_error(id, s.error(), rid);
+  auto ids = read_ids(data, {"message_id", "conversation_id"}, false, true, true);
+  if (!ids) {
+    co_await send_error(id, ids.error(), rid);
     co_return;
   }
-  auto message_id = get_string(data, "message_id", true, {1, 64, true, true});
-  if (!message_id) {
-    co_await send_error(id, message_id.error(), rid);
-    co_return;
-  }
-  const std::string& mid = **message_id;
+  const std::string& mid = *ids->message_id;
   std::shared_ptr<Generation> g = registry().find(mid);
   if (g && !anonymous()) {
     // Only who may write to the conversation may stop its answer.
@@ -746,7 +736,7 @@ asio::awaitable<void> ChatSocket::run_follow(std::shared_ptr<ChatSocket> self, s
     if (self->anonymous()) {
       source = std::make_unique<MemorySource>(self->d_.anonymous);
     } else {
-      source = std::make_unique<StoreSource>(self->d_.conversations, *self->who_);
+      source = std::make_unique<StoredAnswers>(self->d_.conversations, *self->who_);
     }
     if (generation) {
       co_await follow_live(sink, *source, self->registry(), std::move(generation), seen);
