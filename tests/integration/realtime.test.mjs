@@ -9,7 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { startParley, startMock, mockProviderConfig, providerKey, sleep, statusOf, BACKEND, collectedLogs } from './harness.mjs';
-import { api, expectStatus, signUp, sseRequest, expectNoSecretsInLogs } from '../journeys/lib.mjs';
+import { api, expectStatus, signUp, sseRequest, expectNoSecretsInLogs, refusedUpgrade } from '../journeys/lib.mjs';
 
 const JWT_SECRET = `realtime-test-secret-${randomBytes(16).toString('hex')}`;
 const SLOW_CHUNK_MS = 100;
@@ -128,25 +128,6 @@ class Peer {
   }
 }
 
-// An upgrade that must be refused: { status, headers, body, text } of parley's HTTP answer.
-function refusal(url, { protocols, ...options } = {}) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, options);
-    ws.on('error', () => {});
-    ws.once('open', () => { ws.terminate(); reject(new Error(`the upgrade of ${url.replace(/token=[^&]*/, 'token=…')} was accepted`)); });
-    ws.once('unexpected-response', (req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        req.destroy();
-        let body = null;
-        try { body = JSON.parse(text); } catch { /* not JSON: the assertion shows the text */ }
-        resolve({ status: res.statusCode, headers: res.headers, body, text });
-      });
-    });
-  });
-}
 
 // One raw HTTP request on a fresh TCP connection; resolves with the status and the JSON body.
 function rawHttp(port, text) {
@@ -320,7 +301,7 @@ describe(`realtime chat (${BACKEND})`, () => {
     // bad header is not rescued by a good ?token=.
     const byHeader = await Peer.open(`${base}?token=not-a-token`, { headers: { Authorization: `Bearer ${alice.token}` } });
     assert.equal((await byHeader.waitFor((f) => f.type === 'connected')).data.user_id, alice.id);
-    expectStatus(await refusal(`${base}?token=${alice.token}`, { headers: { Authorization: 'Bearer not-a-token' } }), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=${alice.token}`, { headers: { Authorization: 'Bearer not-a-token' } }), 401, 'UNAUTHORIZED');
 
     // A service key (X-API-Key) opens a socket with no expiry.
     const key = expectStatus(await api(url, 'POST', '/api/v1/api-keys', { token: alice.token, body: { name: 'realtime' } }), 201);
@@ -338,30 +319,30 @@ describe(`realtime chat (${BACKEND})`, () => {
 
     // A revoked key and a deactivated user's token open nothing.
     expectStatus(await api(url, 'DELETE', `/api/v1/api-keys/${key.id}`, { token: alice.token }), 204);
-    expectStatus(await refusal(base, { headers: { 'X-API-Key': key.key } }), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(`${base}?token=${key.key}`), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(base, { headers: { 'X-API-Key': key.key } }), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=${key.key}`), 401, 'UNAUTHORIZED');
     const dora = await signUp(url, 'dora');
     usedTokens.push(dora.token);
     await Peer.open(wsUrl(url, `/ws/chat/${dora.id}?token=${dora.token}`)).then((p) => p.close());
     expectStatus(await api(url, 'PATCH', `/api/v1/users/${dora.id}`, { token: root.token, body: { is_active: false } }), 200);
-    expectStatus(await refusal(wsUrl(url, `/ws/chat/${dora.id}?token=${dora.token}`)), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(wsUrl(url, `/ws/chat/${dora.id}?token=${dora.token}`)), 401, 'UNAUTHORIZED');
 
     const expired = mintToken(alice.id, { exp: Math.floor(Date.now() / 1000) - 3600 }).token;
     const forged = mintToken(alice.id).token.replace(/.{4}$/, 'AAAA');
     usedTokens.push(expired, forged);
-    expectStatus(await refusal(base), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(`${base}?token=not-a-token`), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(`${base}?token=${forged}`), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(`${base}?token=${expired}`), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(base, { protocols: ['parley.chat', `bearer.${expired}`] }), 401, 'UNAUTHORIZED');
-    expectStatus(await refusal(`${base}?token=${bob.token}`), 403, 'FORBIDDEN');
-    expectStatus(await refusal(`${base}?token=${alice.token}`, { origin: 'https://evil.example' }), 403, 'FORBIDDEN');
-    expectStatus(await refusal(`${base}?token=${alice.token}`, { origin: `http://localhost.evil.example:${main.port}` }), 403, 'FORBIDDEN');
-    expectStatus(await refusal(`${base}?token=${alice.token}`, { protocols: ['chat.v2'] }), 400, 'BAD_REQUEST');
-    expectStatus(await refusal(base, { protocols: [`bearer.${alice.token}`] }), 400, 'BAD_REQUEST');
-    const oldVersion = await refusal(`${base}?token=${alice.token}`, { protocolVersion: 8 });
+    expectStatus(await refusedUpgrade(base), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=not-a-token`), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=${forged}`), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=${expired}`), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(base, { protocols: ['parley.chat', `bearer.${expired}`] }), 401, 'UNAUTHORIZED');
+    expectStatus(await refusedUpgrade(`${base}?token=${bob.token}`), 403, 'FORBIDDEN');
+    expectStatus(await refusedUpgrade(`${base}?token=${alice.token}`, { origin: 'https://evil.example' }), 403, 'FORBIDDEN');
+    expectStatus(await refusedUpgrade(`${base}?token=${alice.token}`, { origin: `http://localhost.evil.example:${main.port}` }), 403, 'FORBIDDEN');
+    expectStatus(await refusedUpgrade(`${base}?token=${alice.token}`, { protocols: ['chat.v2'] }), 400, 'BAD_REQUEST');
+    expectStatus(await refusedUpgrade(base, { protocols: [`bearer.${alice.token}`] }), 400, 'BAD_REQUEST');
+    const oldVersion = await refusedUpgrade(`${base}?token=${alice.token}`, { protocolVersion: 8 });
     expectStatus(oldVersion, 426, 'UPGRADE_REQUIRED');
-    assert.equal(oldVersion.headers['sec-websocket-version'], '13');
+    assert.equal(oldVersion.headers.get('sec-websocket-version'), '13');
     const plain = await api(url, 'GET', `${route()}?token=${alice.token}`);
     expectStatus(plain, 426, 'UPGRADE_REQUIRED');
     assert.equal(plain.headers.get('upgrade'), 'websocket');
@@ -380,8 +361,8 @@ describe(`realtime chat (${BACKEND})`, () => {
   });
 
   test('anonymous chat is off by default', async () => {
-    expectStatus(await refusal(wsUrl(url, '/ws/chat')), 403, 'FORBIDDEN');
-    expectStatus(await refusal(wsUrl(url, `/ws/chat?token=${alice.token}`)), 403, 'FORBIDDEN');
+    expectStatus(await refusedUpgrade(wsUrl(url, '/ws/chat')), 403, 'FORBIDDEN');
+    expectStatus(await refusedUpgrade(wsUrl(url, `/ws/chat?token=${alice.token}`)), 403, 'FORBIDDEN');
   });
 
   test('every message type, each answer carrying the client\'s id', async () => {
@@ -981,9 +962,9 @@ describe(`realtime limits and anonymous chat (${BACKEND})`, () => {
     const openRetrying = async (target) => waitFor(() => Peer.open(target).catch((e) => (e.status === 429 ? null : Promise.reject(e))), 'a free slot', 5000);
     const mine = [];
     for (let i = 0; i < 3; i++) mine.push(await openRetrying(wsUrl(url, `/ws/chat/${dave.id}?token=${dave.token}`)));
-    const refused = await refusal(wsUrl(url, `/ws/chat/${dave.id}?token=${dave.token}`));
+    const refused = await refusedUpgrade(wsUrl(url, `/ws/chat/${dave.id}?token=${dave.token}`));
     expectStatus(refused, 429, 'RATE_LIMIT_EXCEEDED');
-    assert.equal(refused.headers['retry-after'], '5');
+    assert.equal(refused.headers.get('retry-after'), '5');
     // Other users are not affected; a closed socket frees its slot.
     const other = await connect();
     await mine[0].close();
@@ -992,9 +973,9 @@ describe(`realtime limits and anonymous chat (${BACKEND})`, () => {
 
     const guests = [];
     for (let i = 0; i < 2; i++) guests.push(await openRetrying(wsUrl(url, '/ws/chat')));
-    const guestRefused = await refusal(wsUrl(url, '/ws/chat'));
+    const guestRefused = await refusedUpgrade(wsUrl(url, '/ws/chat'));
     expectStatus(guestRefused, 429, 'RATE_LIMIT_EXCEEDED');
-    assert.equal(guestRefused.headers['retry-after'], '5');
+    assert.equal(guestRefused.headers.get('retry-after'), '5');
     await Promise.all([...mine, ...guests, other].map((s) => s.close()));
   });
 });
@@ -1010,9 +991,9 @@ describe(`realtime heartbeats and idle sockets (${BACKEND})`, () => {
     const normal = await Peer.open(target);
     const silent = await Peer.open(target, { autoPong: false });
     // realtime.max_connections is 3 here: the next upgrade is refused with 503.
-    const full = await refusal(target);
+    const full = await refusedUpgrade(target);
     expectStatus(full, 503, 'SERVICE_UNAVAILABLE');
-    assert.equal(full.headers['retry-after'], '5');
+    assert.equal(full.headers.get('retry-after'), '5');
     streaming.send({ type: 'send_message', id: 'long', data: { conversation_id: cid, content } });
 
     const silentClosed = await silent.closed;

@@ -3,6 +3,7 @@
 // release) and parley-mock, in the order its README gives, with every credential mode it allows.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import WebSocket from 'ws';
 import { BACKEND, collectedLogs, providerKey, startStack } from '../integration/harness.mjs';
 
 export { BACKEND, collectedLogs, providerKey, startStack };
@@ -122,5 +123,29 @@ export function sseRequest(url, method, route, { token, body, headers = {}, stop
     });
     req.on('error', (e) => (e.code === 'ECONNRESET' ? null : reject(e)));
     req.end(payload);
+  });
+}
+
+// A WebSocket upgrade that must be refused: resolves with parley's HTTP answer ({status, headers,
+// text, body}, as api() gives it, so expectStatus applies); fails if the socket opens. `options`
+// go to the ws client (headers, origin, protocolVersion, ...).
+export function refusedUpgrade(url, { protocols, ...options } = {}) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, options);
+    ws.on('error', () => {}); // the handshake is abandoned below
+    ws.once('open', () => { ws.terminate(); reject(new Error(`the upgrade of ${url.replace(/token=[^&]*/, 'token=…')} was accepted`)); });
+    ws.once('unexpected-response', (req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        req.destroy();
+        let body = null;
+        try { body = JSON.parse(text); } catch { /* not JSON: the assertion shows the text */ }
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        resolve({ status: res.statusCode, headers, text, body });
+      });
+    });
   });
 }

@@ -33,7 +33,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
-  startStack, api, expectStatus, signUp, sseEvents, sseRequest, providerKey, expectNoSecretsInLogs, BACKEND,
+  startStack, api, expectStatus, signUp, sseEvents, sseRequest, providerKey, expectNoSecretsInLogs, BACKEND, refusedUpgrade,
 } from './lib.mjs';
 import { mockProviderConfig, startMock, startParley } from '../integration/harness.mjs';
 
@@ -844,28 +844,6 @@ async function connectSocket(url, { protocols, sockets } = {}) {
   return c;
 }
 
-// An upgrade that must be refused: resolves with the HTTP answer ({status, headers, text, body}, as
-// api() gives it, so expectStatus applies); fails if the socket opens.
-function refusedUpgrade(url, { protocols, headers } = {}) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { headers });
-    ws.on('error', () => {}); // the handshake is abandoned below
-    ws.on('open', () => { ws.terminate(); reject(new Error(`${url} was upgraded`)); });
-    ws.on('unexpected-response', (req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        req.destroy();
-        let body = null;
-        try { body = JSON.parse(text); } catch { /* not JSON */ }
-        const h = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(', ') : v);
-        resolve({ status: res.statusCode, headers: h, text, body });
-      });
-    });
-  });
-}
 
 // The messages answering one send_message (or reconnect) up to its end: `message_complete` or
 // `error`.
