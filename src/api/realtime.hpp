@@ -27,13 +27,13 @@ struct RealtimeLimits {
 
 struct RealtimeOptions {
   bool anonymous = false;
-  RealtimeLimits user;                        // authenticated connections
-  RealtimeLimits guest{10, 1};                // anonymous connections
-  std::size_t connections_per_user = 20;      // more → 429 before the upgrade
-  std::size_t max_connections = 10'000;       // all realtime connections; more → 503
-  std::size_t anonymous_connections = 200;    // all anonymous connections; more → 503
-  std::size_t anonymous_per_address = 5;      // anonymous connections from one client address; more → 429
-  std::vector<std::string> allowed_origins;   // the CORS origins ("*" allows any)
+  RealtimeLimits user;                       // authenticated connections
+  RealtimeLimits guest{10, 1};               // anonymous connections
+  std::size_t connections_per_user = 20;     // more → 429 before the upgrade
+  std::size_t max_connections = 10'000;      // all realtime connections; more → 503
+  std::size_t anonymous_connections = 200;   // all anonymous connections; more → 503
+  std::size_t anonymous_per_address = 5;     // anonymous connections from one client address; more → 429
+  std::vector<std::string> allowed_origins;  // the CORS origins ("*" allows any)
   std::size_t max_message_bytes = std::size_t{64} * 1024;  // told to clients (the server enforces it)
 };
 

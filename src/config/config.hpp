@@ -66,8 +66,8 @@ struct ConversationsConfig {
 
 // Realtime chat over WebSocket (docs/REALTIME.md).
 struct RealtimeConfig {
-  bool anonymous = false;                                   // GET /ws/chat without a token
-  std::uint64_t max_message_bytes = std::uint64_t{64} * 1024;              // a larger message → close 1009
+  bool anonymous = false;                                      // GET /ws/chat without a token
+  std::uint64_t max_message_bytes = std::uint64_t{64} * 1024;  // a larger message → close 1009
   std::uint64_t send_queue_bytes = std::uint64_t{1} << 20;  // unsent frames per connection; more → close 4002
   std::uint64_t heartbeat_ms = 20'000;      // a silent peer is pinged; silent for twice this → closed
   std::uint64_t idle_timeout_ms = 600'000;  // no message and no answer streaming → close 4003 (0: never)
