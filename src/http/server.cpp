@@ -31,7 +31,6 @@
 #include <unordered_map>
 
 #include "http/request_reader.hpp"
-#include "http/text.hpp"
 #include "http/websocket_connection.hpp"
 #include "log/log.hpp"
 
@@ -75,6 +74,12 @@ std::string_view host_without_port(std::string_view host) {
   std::size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(':') == colon) return host.substr(0, colon);
   return host;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
 }  // namespace
@@ -191,7 +196,7 @@ struct Server::Impl {
         const std::size_t comma = list.find(',');
         std::string_view element = list.substr(0, comma);
         if (forwarded) element = forwarded_for(element);
-        hops.push_back(trim_ows(element));
+        hops.push_back(trim(element));
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
       }
@@ -206,11 +211,17 @@ struct Server::Impl {
     return peer;
   }
 
+  static std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+
   // The address of one Forwarded element's for= parameter: quotes, IPv6 brackets and a port removed.
   static std::string_view forwarded_for(std::string_view element) {
     while (!element.empty()) {
       const std::size_t semi = element.find(';');
-      std::string_view pair = trim_ows(element.substr(0, semi));
+      std::string_view pair = trim(element.substr(0, semi));
       if (pair.size() > 4 && iequals(pair.substr(0, 4), "for=")) {
         std::string_view v = pair.substr(4);
         if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
