@@ -27,6 +27,7 @@ struct UsageEvent {
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
   std::int64_t latency_ms = 0;
+  std::int64_t cost_nanos = 0;  // USD × 1e9, from the provider's configured prices
   std::optional<std::string> request_id;
   std::int64_t created_at = 0;  // unix ms
 };
@@ -36,6 +37,7 @@ struct UsageTotals {
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   std::int64_t total_tokens = 0;
+  std::int64_t cost_nanos = 0;
 };
 
 struct UsageFilter {
