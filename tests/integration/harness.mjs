@@ -1,8 +1,8 @@
 // Test harness: starts the real parley binary (and helpers) on ephemeral loopback ports with
 // temporary data dirs, and gives tests raw-socket and HTTP helpers.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,12 @@ export const BACKEND = process.env.PARLEY_TEST_POSTGRES_URL ? 'postgres' : 'sqli
 export function tempDir(prefix = 'parley-test-') {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
+
+// The Redis server the test runner started for this tier (PARLEY_TEST_REDIS_URL), if any: every
+// instance then keeps its limits there (PARLEY_REDIS_URL), unless the test names PARLEY_REDIS_URL in
+// its own env (`PARLEY_REDIS_URL: undefined` keeps an instance on in-memory limits). Ids are random,
+// so instances on different databases never share a limit in it.
+export const TEST_REDIS_URL = process.env.PARLEY_TEST_REDIS_URL || null;
 
 let pgCounter = 0;
 async function freshPostgresUrl() {
@@ -44,6 +50,7 @@ export async function startParley(options = {}) {
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS ?? 'print_stacktrace=1:halt_on_error=1',
     PARLEY_WORKERS: '2',
     ...(databaseUrl ? { PARLEY_DATABASE_URL: databaseUrl } : {}),
+    ...(TEST_REDIS_URL && !(options.env && 'PARLEY_REDIS_URL' in options.env) ? { PARLEY_REDIS_URL: TEST_REDIS_URL } : {}),
     ...options.env,
   };
   const args = ['serve', '--listen', options.listen ?? '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])];
@@ -265,4 +272,71 @@ export async function chatLoadThenKill(p, key, { clients = 32, ms = 3000 } = {})
   running = false;
   await Promise.all(workers);
   return { acknowledged, killedAt };
+}
+
+// ---- Redis -------------------------------------------------------------------------------------
+
+// Servers started by startRedis and not stopped yet. They are daemons (not our children), so they
+// are killed when this process exits or is stopped by SIGINT/SIGTERM, whatever the tests did.
+const redisServers = new Set();
+function killRedisServers() {
+  for (const server of redisServers) {
+    try { process.kill(server.pid, 'SIGCONT'); process.kill(server.pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(server.dir, { recursive: true, force: true });
+  }
+  redisServers.clear();
+}
+let redisCleanupRegistered = false;
+function registerRedisCleanup() {
+  if (redisCleanupRegistered) return;
+  redisCleanupRegistered = true;
+  process.on('exit', killRedisServers);
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => { killRedisServers(); process.exit(signal === 'SIGINT' ? 130 : 143); });
+  }
+}
+
+function runRedisScript(args) {
+  return new Promise((resolve, reject) => {
+    execFile(path.join(ROOT, 'tests/harness/redis.sh'), args, { timeout: 30000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`redis.sh ${args[0]} failed: ${error.message}\n${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+// Starts a private redis-server (tests/harness/redis.sh: loopback, a free port, no persistence).
+// Resolves with {url, pid, dir, stop(), pause(), resume()}: url is redis://127.0.0.1:PORT/0; pause()
+// stops the server with SIGSTOP, so that clients' connections stay open but nothing answers (an
+// unreachable Redis), resume() continues it (SIGCONT); stop() resumes it if paused, stops it and
+// removes its directory. Servers left running are killed when the test process ends.
+export async function startRedis() {
+  registerRedisCleanup();
+  const dir = tempDir('parley-redis-');
+  let url;
+  try {
+    url = await runRedisScript(['start', dir]);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const pid = Number(readFileSync(path.join(dir, 'redis.pid'), 'utf8').trim());
+  const server = {
+    url, pid, dir, paused: false,
+    pause: () => { process.kill(pid, 'SIGSTOP'); server.paused = true; },
+    resume: () => { process.kill(pid, 'SIGCONT'); server.paused = false; },
+    stop: async () => {
+      if (!redisServers.has(server)) return;
+      redisServers.delete(server);
+      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      server.paused = false;
+      try {
+        await runRedisScript(['stop', dir]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  redisServers.add(server);
+  return server;
 }
