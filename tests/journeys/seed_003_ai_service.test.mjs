@@ -5,8 +5,9 @@
 // The README's order, walked through parley's HTTP API against the real binary and parley-mock:
 //   GET /health → create an API key → list / get / update it → chat → chat/stream → summarize
 //   (concise / detailed / bullet_points, max_length) → translate (source_language "auto") → errors
-//   (bad key 401, bad input 422 naming the field) → usage (missing) → rate limits (missing) →
-//   revoke the key → the revoked key is refused.
+//   (bad key 401, bad input 422 naming the field) → rate limits (a key with a small
+//   rate_limit_per_minute used on chat, summarize and translate until 429) → usage records and the
+//   30-day summary of that key → revoke the key → the revoked key is refused.
 // PRODUCT.md wins over the seed: managing keys needs an account (the seed's routes are open), keys
 // are revoked rather than deleted, and the model default is the offline demo model.
 //
@@ -23,8 +24,8 @@ import { sleep } from '../integration/harness.mjs';
 
 const isTime = (v) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
 const words = (s) => s.split(/\s+/).filter(Boolean);
-const API_KEY_FIELDS = ['created_at', 'expires_at', 'id', 'is_active', 'key_prefix', 'last_used_at', 'name',
-  'rate_limit_per_minute', 'revoked_at', 'status', 'user_id'];
+const API_KEY_FIELDS = ['budget_period', 'created_at', 'expires_at', 'id', 'is_active', 'key_prefix', 'last_used_at', 'name',
+  'rate_limit_per_minute', 'revoked_at', 'spend_budget_usd', 'status', 'token_budget', 'tokens_per_minute', 'user_id'];
 
 for (const credentials of ['system', 'byok', 'byok_or_system']) {
   describe(`seed 003 FastAPI AI service, credentials = "${credentials}" (${BACKEND})`, () => {
@@ -45,7 +46,8 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
     const expectedKey = () => (credentials === 'system' ? s.systemKey : ownKey);
 
     before(async () => {
-      s = await startStack({ credentials, mockKeys: [ownKey], env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true' } });
+      // The seed's RATE_LIMIT_PER_MINUTE default of 10 per key (docs/LIMITS.md).
+      s = await startStack({ credentials, mockKeys: [ownKey], env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true', PARLEY_LIMITS_DEFAULT_RPM: '10' } });
       await signUp(s.url, 'admin'); // the first account is the deployment's admin
       owner = await signUp(s.url, 'app_owner');
       stranger = await signUp(s.url, 'stranger');
@@ -63,7 +65,7 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
       expectStatus(await call('POST', '/api/v1/api-keys', { body: { name: 'My App Key', rate_limit_per_minute: 20 } }), 401, 'UNAUTHORIZED');
       const noName = await call('POST', '/api/v1/api-keys', { token: owner.token, body: { rate_limit_per_minute: 20 } });
       assert.equal(expectStatus(noName, 422, 'VALIDATION_ERROR').error.param, 'name');
-      const badRate = await call('POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'x', rate_limit_per_minute: 0 } });
+      const badRate = await call('POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'x', rate_limit_per_minute: -1 } });
       assert.equal(expectStatus(badRate, 422, 'VALIDATION_ERROR').error.param, 'rate_limit_per_minute');
 
       const r = await api(s.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'My App Key', rate_limit_per_minute: 20 } });
@@ -298,35 +300,129 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
       assert.deepEqual(await seen(), [], 'refused requests never reach the provider');
     });
 
-    // Usage tracking (seed: GET /api/v1/usage/{key_id}, GET /api/v1/usage/{key_id}/summary?days=30).
-    // parley records every call in usage_events but has no read route yet: these stay todo.
-    test.todo('usage records: GET /api/v1/usage/{key_id} lists the calls made with the key — MISSING: no such route in parley yet (404 "No route")', async () => {
-      const r = await call('GET', `/api/v1/usage/${created.id}`, { apiKey: key });
-      expectStatus(r, 200);
-    });
-    test.todo('usage summary: GET /api/v1/usage/{key_id}/summary?days=30 totals requests and tokens — MISSING: no such route in parley yet (404 "No route")', async () => {
-      const r = await call('GET', `/api/v1/usage/${created.id}/summary?days=30`, { apiKey: key });
-      const body = expectStatus(r, 200);
-      for (const f of ['total_requests', 'total_tokens', 'total_prompt_tokens', 'total_completion_tokens']) {
-        assert.equal(typeof body[f], 'number', f);
+    // Rate limiting per key (seed: rate_limit_per_minute, 10 by default; docs/LIMITS.md): the call
+    // over the key's limit is 429 RATE_LIMIT_EXCEEDED with Retry-After and X-RateLimit-*, and every
+    // answer of an AI route says what is left. A smaller limit than the seed's 20 reaches it quickly.
+    let limited; // a key with rate_limit_per_minute 3, and what its calls reported
+    const limitedUsage = [];
+    test('rate limit per key: calls count down X-RateLimit-Remaining; the one over rate_limit_per_minute is 429 RATE_LIMIT_EXCEEDED with Retry-After', async () => {
+      limited = expectStatus(await api(s.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'limited', rate_limit_per_minute: 3 } }), 201);
+      assert.equal(limited.rate_limit_per_minute, 3);
+      await s.mock.reset();
+      const calls = [
+        ['/api/v1/chat', { messages: [{ role: 'user', content: 'What is Python?' }], model: 'gpt-3.5-turbo', max_tokens: 500 }],
+        ['/api/v1/summarize', { text: 'Python is a programming language that lets you work quickly.', style: 'concise', model: 'gpt-3.5-turbo' }],
+        ['/api/v1/translate', { text: 'Hello, how are you?', source_language: 'auto', target_language: 'Spanish', model: 'gpt-3.5-turbo' }],
+      ];
+      for (let i = 0; i < calls.length; i++) {
+        const [route, body] = calls[i];
+        const r = await call('POST', route, { apiKey: limited.key, body });
+        limitedUsage.push(expectStatus(r, 200).usage);
+        assert.equal(r.headers.get('x-ratelimit-limit'), '3', route);
+        assert.equal(r.headers.get('x-ratelimit-remaining'), String(2 - i), route);
+        assert.match(r.headers.get('x-ratelimit-reset') ?? '', /^\d+$/, route);
+        assert.equal(r.headers.get('x-ratelimit-limit-requests'), '3', route);
+        assert.equal(r.headers.get('x-ratelimit-remaining-requests'), String(2 - i), route);
       }
-      assert.ok(body.total_requests > 0 && body.total_tokens > 0);
-      assert.ok(isTime(body.period_start) && isTime(body.period_end));
+      for (const [route, body] of [
+        ['/api/v1/chat', calls[0][1]],
+        ['/api/v1/chat/stream', { messages: [{ role: 'user', content: 'Write a short poem about coding' }], model: 'gpt-3.5-turbo' }],
+        ['/api/v1/translate', calls[2][1]],
+      ]) {
+        const r = await call('POST', route, { apiKey: limited.key, body });
+        const err = expectStatus(r, 429, 'RATE_LIMIT_EXCEEDED').error;
+        assert.equal(err.type, 'rate_limit_error');
+        assert.match(err.message, /\b3\b/, 'the message names the limit');
+        const retryAfter = r.headers.get('retry-after');
+        assert.match(retryAfter ?? '', /^\d+$/);
+        assert.ok(Number(retryAfter) >= 1 && Number(retryAfter) <= 60, `Retry-After ${retryAfter}`);
+        assert.equal(r.headers.get('x-ratelimit-limit'), '3');
+        assert.equal(r.headers.get('x-ratelimit-remaining'), '0');
+        const reset = Number(r.headers.get('x-ratelimit-reset'));
+        assert.ok(reset >= 1 && reset <= 60, `X-RateLimit-Reset ${reset}`);
+      }
+      const reqs = await seen();
+      assert.equal(reqs.length, 3, 'refused calls never reach the provider');
+      for (const x of reqs) assert.equal(x.authorization, `Bearer ${expectedKey()}`);
+      // Another key of the same owner is not limited by this one.
+      expectStatus(await call('POST', '/api/v1/chat', { apiKey: key, body: calls[0][1] }), 200);
     });
 
-    // Rate limiting per key (seed: rate_limit_per_minute; PRODUCT.md: 429 with Retry-After and
-    // X-RateLimit-*). parley stores the value but no limiter reads it yet (docs/IDENTITY.md).
-    test.todo('rate limit per key: the request over rate_limit_per_minute is 429 RATE_LIMIT_EXCEEDED with Retry-After and X-RateLimit-Limit/Remaining/Reset — MISSING: no limiter reads rate_limit_per_minute yet (later issue)', async () => {
-      const limited = expectStatus(await api(s.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'limited', rate_limit_per_minute: 2 } }), 201);
-      const ask = () => call('POST', '/api/v1/chat', { apiKey: limited.key, body: { messages: [{ role: 'user', content: 'hi' }] } });
-      expectStatus(await ask(), 200);
-      expectStatus(await ask(), 200);
-      const r = await ask();
-      expectStatus(r, 429, 'RATE_LIMIT_EXCEEDED');
-      assert.ok(Number(r.headers.get('retry-after')) >= 1);
-      assert.equal(r.headers.get('x-ratelimit-limit'), '2');
-      assert.equal(r.headers.get('x-ratelimit-remaining'), '0');
-      assert.ok(r.headers.get('x-ratelimit-reset'));
+    test('a key made without rate_limit_per_minute gets the deployment default (the seed\'s 10 a minute)', async () => {
+      const plain = expectStatus(await api(s.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'default limit' } }), 201);
+      assert.equal(plain.rate_limit_per_minute, null);
+      const body = { messages: [{ role: 'user', content: 'hi' }], model: 'gpt-3.5-turbo' };
+      for (let i = 1; i <= 10; i++) {
+        const r = await call('POST', '/api/v1/chat', { apiKey: plain.key, body });
+        expectStatus(r, 200);
+        assert.equal(r.headers.get('x-ratelimit-limit'), '10');
+        assert.equal(r.headers.get('x-ratelimit-remaining'), String(10 - i));
+      }
+      expectStatus(await call('POST', '/api/v1/chat', { apiKey: plain.key, body }), 429, 'RATE_LIMIT_EXCEEDED');
+      // The owner's own JWT calls are not a key's: the key default does not apply to them.
+      expectStatus(await call('POST', '/api/v1/chat', { token: owner.token, body }), 200);
+    });
+
+    // Usage tracking (seed: GET /api/v1/usage/{key_id}, GET /api/v1/usage/{key_id}/summary?days=30).
+    // Calls are recorded off the request path (four times a second): poll.
+    const pollUsage = async (route, auth, done) => {
+      let r;
+      for (let i = 0; i < 60; i++) {
+        r = await call('GET', route, auth);
+        if (r.status === 200 && done(r.body)) return r;
+        await sleep(100);
+      }
+      return r;
+    };
+    const SUMMARY_FIELDS = ['total_requests', 'total_tokens', 'total_prompt_tokens', 'total_completion_tokens'];
+
+    test('usage records: GET /api/v1/usage/{key_id} lists the calls made with the key, newest first; others get 404', async () => {
+      const r = await pollUsage(`/api/v1/usage/${limited.id}`, { apiKey: key }, (b) => b.items?.length >= 3);
+      const body = expectStatus(r, 200);
+      assert.ok(Array.isArray(body.items), JSON.stringify(body).slice(0, 300));
+      assert.equal(body.items.length, 3, 'the three admitted calls, not the refused ones');
+      const times = body.items.map((x) => Date.parse(x.created_at));
+      for (const t of times) assert.ok(!Number.isNaN(t), 'created_at');
+      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
+      assert.deepEqual(body.items.map((x) => x.route), ['/api/v1/translate', '/api/v1/summarize', '/api/v1/chat']);
+      const expected = [...limitedUsage].reverse();
+      body.items.forEach((x, i) => {
+        assert.equal(x.model, 'gpt-3.5-turbo');
+        assert.equal(x.prompt_tokens, expected[i].prompt_tokens);
+        assert.equal(x.completion_tokens, expected[i].completion_tokens);
+        assert.equal(x.total_tokens, expected[i].total_tokens);
+        assert.equal(typeof x.latency_ms, 'number');
+      });
+      // The owner reads it with their JWT too; a stranger and a missing key get 404.
+      assert.equal(expectStatus(await call('GET', `/api/v1/usage/${limited.id}`, { token: owner.token }), 200).items.length, 3);
+      expectStatus(await call('GET', `/api/v1/usage/${limited.id}`, { token: stranger.token }), 404, 'NOT_FOUND');
+      expectStatus(await call('GET', '/api/v1/usage/NoSuchKeyId0000000000', { token: owner.token }), 404, 'NOT_FOUND');
+      expectStatus(await call('GET', `/api/v1/usage/${limited.id}`), 401, 'UNAUTHORIZED');
+      // The journey's main key: every call it made reached the records (they are many).
+      const main = await pollUsage(`/api/v1/usage/${created.id}`, { apiKey: key }, (b) => b.items?.length >= 5);
+      assert.ok(expectStatus(main, 200).items.length >= 5);
+      for (const x of main.body.items) assert.equal(typeof x.total_tokens, 'number');
+    });
+
+    test('usage summary: GET /api/v1/usage/{key_id}/summary?days=30 totals requests and tokens', async () => {
+      const r = await pollUsage(`/api/v1/usage/${limited.id}/summary?days=30`, { apiKey: key }, (b) => b.total_requests >= 3);
+      const body = expectStatus(r, 200);
+      for (const f of SUMMARY_FIELDS) assert.equal(typeof body[f], 'number', f);
+      assert.equal(body.total_requests, 3);
+      const sum = (f) => limitedUsage.reduce((a, u) => a + u[f], 0);
+      assert.equal(body.total_prompt_tokens, sum('prompt_tokens'));
+      assert.equal(body.total_completion_tokens, sum('completion_tokens'));
+      assert.equal(body.total_tokens, sum('total_tokens'));
+      assert.equal(body.total_tokens, body.total_prompt_tokens + body.total_completion_tokens);
+      assert.ok(isTime(body.period_start) && isTime(body.period_end));
+      const span = Date.parse(body.period_end) - Date.parse(body.period_start);
+      assert.ok(Math.abs(span - 30 * 86400e3) <= 86400e3, `the period covers 30 days: ${body.period_start} – ${body.period_end}`);
+      assert.ok(Date.parse(body.period_end) >= Date.now() - 86400e3);
+
+      const main = expectStatus(await pollUsage(`/api/v1/usage/${created.id}/summary?days=30`, { token: owner.token }, (b) => b.total_requests >= 5), 200);
+      assert.ok(main.total_requests >= 5 && main.total_tokens > 0);
+      assert.equal(main.total_tokens, main.total_prompt_tokens + main.total_completion_tokens);
+      expectStatus(await call('GET', `/api/v1/usage/${limited.id}/summary?days=30`, { token: stranger.token }), 404, 'NOT_FOUND');
     });
 
     test('the key shows when it was last used', async () => {
