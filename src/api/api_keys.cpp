@@ -14,28 +14,27 @@ using http::RequestContext;
 using http::Response;
 using http::StatusCode;
 
-namespace {
-constexpr std::int64_t kMaxRatePerMinute = 1'000'000;
-}
-
 void register_api_key_routes(http::Router& router, IdentityDeps& d) {
   router.add(Method::post, "/api/v1/api-keys", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
     auto who = co_await d.authenticator.authenticate(ctx);
     if (!who) co_return error_of(who.error(), ctx);
     auto body = read_object(ctx);
     if (!body) co_return error_of(body.error(), ctx);
-    if (auto s = only_fields(*body, {"name", "rate_limit_per_minute", "expires_at", "user_id"}); !s) {
+    if (auto s = only_fields(*body, {"name", "rate_limit_per_minute", "tokens_per_minute", "token_budget",
+                                     "spend_budget_usd", "budget_period", "expires_at", "user_id"});
+        !s) {
       co_return error_of(s.error(), ctx);
     }
     auto name = get_string(*body, "name", true, {1, 100, true, true});
     if (!name) co_return error_of(name.error(), ctx);
-    auto rate = get_int(*body, "rate_limit_per_minute", false, 1, kMaxRatePerMinute);
-    if (!rate) co_return error_of(rate.error(), ctx);
+    auto limits = read_limits_patch(*body);
+    if (!limits) co_return error_of(limits.error(), ctx);
     auto expires = get_string(*body, "expires_at", false, {1, 64});
     if (!expires) co_return error_of(expires.error(), ctx);
     auto owner = get_string(*body, "user_id", false, {1, 64});
     if (!owner) co_return error_of(owner.error(), ctx);
-    services::NewApiKey input{**name, *rate, std::nullopt, *owner};
+    services::NewApiKey input{**name, {}, std::nullopt, *owner};
+    limits->apply_to(input.limits);
     if (*expires) {
       input.expires_at_ms = parse_iso8601(**expires);
       if (!input.expires_at_ms) {
@@ -83,7 +82,9 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
         if (!who) co_return error_of(who.error(), ctx);
         auto body = read_object(ctx);
         if (!body) co_return error_of(body.error(), ctx);
-        if (auto s = only_fields(*body, {"name", "is_active", "rate_limit_per_minute"}); !s) {
+        if (auto s = only_fields(*body, {"name", "is_active", "rate_limit_per_minute", "tokens_per_minute",
+                                         "token_budget", "spend_budget_usd", "budget_period"});
+            !s) {
           co_return error_of(s.error(), ctx);
         }
         services::ApiKeyPatch patch;
@@ -93,15 +94,9 @@ void register_api_key_routes(http::Router& router, IdentityDeps& d) {
         if (!active) co_return error_of(active.error(), ctx);
         patch.name = *name;
         patch.is_active = *active;
-        if (auto it = body->find("rate_limit_per_minute"); it != body->end()) {
-          if (it->value().is_null()) {
-            patch.rate_limit_per_minute = std::optional<std::int64_t>{};
-          } else {
-            auto rate = get_int(*body, "rate_limit_per_minute", false, 1, kMaxRatePerMinute);
-            if (!rate) co_return error_of(rate.error(), ctx);
-            patch.rate_limit_per_minute = *rate;
-          }
-        }
+        auto limits = read_limits_patch(*body);
+        if (!limits) co_return error_of(limits.error(), ctx);
+        patch.limits = *limits;
         std::string id(ctx.param("key_id"));
         auto meta = meta_of(ctx);
         auto key = co_await d.pool.run([&] { return d.keys.update(*who, id, std::move(patch), meta); });

@@ -166,7 +166,8 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_key(std::st
   p.role = user->role;
   p.via = auth::Via::kServiceKey;
   p.api_key_id = id->key_id;
-  if (id->rate_limit_per_minute) p.key_rate_limit_per_minute = static_cast<int>(*id->rate_limit_per_minute);
+  p.key_limits = id->limits;
+  p.user_limits = user->limits;
   co_return p;
 }
 
@@ -181,6 +182,7 @@ asio::awaitable<Result<auth::Principal>> Authenticator::authenticate_token(std::
   p.role = user->role;
   p.via = auth::Via::kAccessToken;
   p.token_expires_at = claims->expires_at;
+  p.user_limits = user->limits;
   co_return p;
 }
 

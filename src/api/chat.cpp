@@ -1,6 +1,7 @@
 #include "api/chat.hpp"
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <optional>
 
 #include "api/json_input.hpp"
@@ -71,11 +72,18 @@ Result<services::ChatInput> read_chat(const bj::object& body, std::size_t max_ch
   return input;
 }
 
+// A task's answer with the caller's rate-limit headers.
+Response answered(const services::ChatOutput& out, const bj::object& body) {
+  Response res = http::json_response(StatusCode::ok, body);
+  http::set_rate_limit_headers(res, out.limits);
+  return res;
+}
+
 Response chat_result(const services::ChatOutput& out) {
-  return http::json_response(StatusCode::ok, bj::object{{"content", out.content},
-                                                        {"model", out.model},
-                                                        {"usage", render_usage(out.usage)},
-                                                        {"latency_ms", out.latency_ms}});
+  return answered(out, bj::object{{"content", out.content},
+                                  {"model", out.model},
+                                  {"usage", render_usage(out.usage)},
+                                  {"latency_ms", out.latency_ms}});
 }
 
 std::string summarize_prompt(std::string_view style, std::int64_t max_length) {
@@ -123,6 +131,9 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     auto input = read_chat(*body, d.max_message_chars);
     if (!input) co_return error_of(input.error(), ctx);
     // Errors found before the first token are ordinary HTTP errors; after it, one SSE error event.
+    const auto t0 = std::chrono::steady_clock::now();
+    auto route = co_await d.chat.prepare(*who, *input, ctx.request_id);
+    if (!route) co_return error_of(route.error(), ctx);
     http::StreamWriter& stream = *ctx.stream;
     bool client_gone = false;
     auto start = [&]() -> asio::awaitable<bool> {
@@ -131,6 +142,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       head.set(boost::beast::http::field::content_type, "text/event-stream");
       head.set(boost::beast::http::field::cache_control, "no-cache");
       head.set("X-Accel-Buffering", "no");
+      http::set_rate_limit_headers(head, route->admission.info);
       co_return co_await stream.begin(std::move(head));
     };
     services::TokenSink sink = [&](std::string_view token) -> asio::awaitable<bool> {
@@ -146,7 +158,7 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
       co_return true;
     };
     http::CloseWatch watch(stream);
-    auto out = co_await d.chat.chat_stream(*who, *input, ctx.request_id, sink);
+    auto out = co_await d.chat.stream(*who, *route, *input, sink, t0);
     const bool left = watch.finish();
     if (client_gone || left) co_return http::client_closed_response();
     if (!out && !stream.started()) co_return error_of(out.error(), ctx);
@@ -196,12 +208,12 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     if (!asked) co_return http::client_closed_response();
     auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
-    co_return http::json_response(StatusCode::ok, bj::object{{"summary", out->content},
-                                                             {"style", st},
-                                                             {"max_length", words},
-                                                             {"model", out->model},
-                                                             {"usage", render_usage(out->usage)},
-                                                             {"latency_ms", out->latency_ms}});
+    co_return answered(*out, bj::object{{"summary", out->content},
+                                        {"style", st},
+                                        {"max_length", words},
+                                        {"model", out->model},
+                                        {"usage", render_usage(out->usage)},
+                                        {"latency_ms", out->latency_ms}});
   });
 
   router.add(Method::post, "/api/v1/translate", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
@@ -229,12 +241,12 @@ void register_chat_routes(http::Router& router, ChatDeps& d) {
     if (!asked) co_return http::client_closed_response();
     auto& out = *asked;
     if (!out) co_return error_of(out.error(), ctx);
-    co_return http::json_response(StatusCode::ok, bj::object{{"translated_text", out->content},
-                                                             {"source_language", src},
-                                                             {"target_language", **target},
-                                                             {"model", out->model},
-                                                             {"usage", render_usage(out->usage)},
-                                                             {"latency_ms", out->latency_ms}});
+    co_return answered(*out, bj::object{{"translated_text", out->content},
+                                        {"source_language", src},
+                                        {"target_language", **target},
+                                        {"model", out->model},
+                                        {"usage", render_usage(out->usage)},
+                                        {"latency_ms", out->latency_ms}});
   });
 }
 

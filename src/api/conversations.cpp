@@ -260,9 +260,9 @@ asio::awaitable<Response> answer(ConversationDeps& d, RequestContext& ctx, const
   auto started = co_await d.answers.start(std::move(request), ctx.executor);
   if (!started) co_return error_of(started.error(), ctx);
   if (stream) {
-    if (!co_await ctx.stream->begin(sse_head(started->user_message, started->answer))) {
-      co_return Response{};
-    }
+    Response head = sse_head(started->user_message, started->answer);
+    http::set_rate_limit_headers(head, started->limits);
+    if (!co_await ctx.stream->begin(std::move(head))) co_return Response{};
     co_await stream_live(d, *ctx.stream, who, started->generation, 0);
     co_return Response{};
   }
@@ -272,11 +272,14 @@ asio::awaitable<Response> answer(ConversationDeps& d, RequestContext& ctx, const
     Response res = error_of(
         end->error.value_or(Error(ErrorKind::kOpenAiApiError, "The answer could not be completed")), ctx);
     res.set("X-Message-Id", end->message.id);
+    http::set_rate_limit_headers(res, started->limits);
     co_return res;
   }
   bj::object body{{"assistant_message", render_message(end->message)}};
   if (started->user_message) body["user_message"] = render_message(*started->user_message);
-  co_return http::json_response(StatusCode::created, body);
+  Response res = http::json_response(StatusCode::created, body);
+  http::set_rate_limit_headers(res, started->limits);
+  co_return res;
 }
 
 // The conversation of a /api/v1/conversations/{conversation_id}/… route.

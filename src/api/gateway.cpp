@@ -28,13 +28,22 @@ void add_headers(Response& res, const std::vector<provider::Header>& headers) {
   for (const auto& [name, value] : headers) res.insert(name, value);
 }
 
-// A provider's answer (2xx or a relayable rejection), body untouched.
-Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers) {
+// A provider's answer (2xx or a relayable rejection), body untouched, with the caller's limits.
+Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers,
+               const RateLimitInfo& limits) {
   Response res{static_cast<StatusCode>(status), 11};
   res.insert(bhttp::field::content_type, "application/json");
   add_headers(res, headers);
+  http::set_rate_limit_headers(res, limits);
   res.body() = std::move(body);
   res.prepare_payload();
+  return res;
+}
+
+// An error after admission: the envelope with the caller's limits.
+Response failed(const Error& error, RequestContext& ctx, const RateLimitInfo& limits) {
+  Response res = error_of(error, ctx);
+  if (!error.rate) http::set_rate_limit_headers(res, limits);
   return res;
 }
 
@@ -62,6 +71,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   auto call = co_await d.gateway.prepare(*who, endpoint, std::move(ctx.request.body()), ctx.request_id);
   if (!call) co_return error_of(call.error(), ctx);
   provider::Provider& upstream = *call->route.entry->provider;
+  const RateLimitInfo& limits = call->route.admission.info;
 
   http::StreamWriter& stream = *ctx.stream;
   if (!call->stream) {
@@ -75,11 +85,11 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     }
     if (!res) {
       d.gateway.account(*who, *call, res.error().status(), {}, ms_since(t0));
-      co_return error_of(res.error(), ctx);
+      co_return failed(res.error(), ctx, limits);
     }
     d.gateway.account(*who, *call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
                       ms_since(t0));
-    co_return relay(res->status, std::move(res->body), res->headers);
+    co_return relay(res->status, std::move(res->body), res->headers, limits);
   }
 
   // Streamed: the head goes out with the first event, so a failure before it is an ordinary HTTP
@@ -97,6 +107,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     head.set(bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");
     add_headers(head, head_headers);
+    http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
   };
   // Events of one upstream read are gathered and sent as one chunk when the read is done: as
@@ -136,11 +147,11 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   }
   if (out && out->rejected() && !stream.started()) {
     d.gateway.account(*who, *call, static_cast<int>(out->status), usage, latency);
-    co_return relay(out->status, std::move(out->error_body), {});
+    co_return relay(out->status, std::move(out->error_body), {}, limits);
   }
   if (!out && !stream.started()) {
     d.gateway.account(*who, *call, out.error().status(), usage, latency);
-    co_return error_of(out.error(), ctx);
+    co_return failed(out.error(), ctx, limits);
   }
   if (!co_await start()) co_return Response{};
   // Whatever is still gathered goes out with the terminal event.

@@ -113,6 +113,46 @@ Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_vie
   return std::optional<std::int64_t>(n);
 }
 
+Result<LimitsPatch> read_limits_patch(const bj::object& o) {
+  LimitsPatch patch;
+  // A present field: null removes the limit, a whole number in range sets it.
+  auto whole = [&](std::string_view name, std::int64_t max,
+                   std::optional<std::optional<std::int64_t>>& out) -> Status {
+    const bj::value* v = find(o, name);
+    if (v == nullptr) {
+      if (o.contains(name)) out = std::optional<std::int64_t>{};  // explicit null
+      return {};
+    }
+    auto n = get_int(o, name, true, 1, max);
+    if (!n) return std::unexpected(n.error());
+    out = *n;
+    return {};
+  };
+  if (auto s = whole("rate_limit_per_minute", 100'000'000, patch.rate_limit_per_minute); !s) {
+    return std::unexpected(s.error());
+  }
+  if (auto s = whole("tokens_per_minute", std::int64_t{1} << 40, patch.tokens_per_minute); !s) {
+    return std::unexpected(s.error());
+  }
+  if (auto s = whole("token_budget", std::int64_t{1} << 50, patch.token_budget); !s) {
+    return std::unexpected(s.error());
+  }
+  if (find(o, "spend_budget_usd") == nullptr) {
+    if (o.contains("spend_budget_usd")) patch.spend_budget_nanos = std::optional<std::int64_t>{};
+  } else {
+    auto usd = get_number(o, "spend_budget_usd", true, 0.0, 1e7);
+    if (!usd) return std::unexpected(usd.error());
+    patch.spend_budget_nanos = static_cast<std::int64_t>(std::llround(**usd * 1e9));
+  }
+  auto period = get_string(o, "budget_period", false, {1, 16});
+  if (!period) return std::unexpected(period.error());
+  if (*period) {
+    patch.budget_period = parse_budget_period(**period);
+    if (!patch.budget_period) return validation("budget_period", "budget_period must be day, month or total");
+  }
+  return patch;
+}
+
 Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required,
                                          double min, double max) {
   const bj::value* v = find(o, name);

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "http/types.hpp"
 
 namespace parley::api {
@@ -36,6 +37,11 @@ Result<std::optional<std::string>> get_string(const bj::object& o, std::string_v
                                               StringRule rule = {});
 Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_view name, bool required,
                                             std::int64_t min, std::int64_t max);
+// The limit fields of a key or a user (docs/LIMITS.md): rate_limit_per_minute, tokens_per_minute,
+// token_budget (whole numbers ≥ 1), spend_budget_usd (a number ≥ 0), each null to remove it, and
+// budget_period (day | month | total). Absent fields stay unset in the patch.
+Result<LimitsPatch> read_limits_patch(const bj::object& o);
+
 Result<std::optional<double>> get_number(const bj::object& o, std::string_view name, bool required,
                                          double min, double max);
 Result<std::optional<bool>> get_bool(const bj::object& o, std::string_view name, bool required);

@@ -291,6 +291,8 @@ class ChatSocket final : public http::WebSocketHandler, public std::enable_share
                                    bj::object extra) {
     d_.counters.errors.fetch_add(1, std::memory_order_relaxed);
     bj::object data = error_data(e, request_id);
+    // A limit's refusal says when to try again (docs/LIMITS.md).
+    if (e.rate && e.rate->retry_after_ms > 0) data["retry_after_ms"] = e.rate->retry_after_ms;
     for (auto& [k, v] : extra) data[k] = std::move(v);
     co_await reply(frame("error", id, std::move(data)));
   }

@@ -15,7 +15,18 @@ bj::value opt(const std::optional<std::string>& v) {
 bj::value opt_time(const std::optional<std::int64_t>& v) {
   return v ? bj::value(iso8601(*v)) : bj::value(nullptr);
 }
+bj::value opt_int(const std::optional<std::int64_t>& v) {
+  return v ? bj::value(*v) : bj::value(nullptr);
+}
 }  // namespace
+
+bj::value opt_usd(const std::optional<std::int64_t>& nanos) {
+  return nanos ? bj::value(usd(*nanos)) : bj::value(nullptr);
+}
+
+double usd(std::int64_t nanos) {
+  return static_cast<double>(nanos) / 1e9;
+}
 
 bj::object render_user(const store::UserRecord& u) {
   return bj::object{{"id", u.id},
@@ -44,7 +55,19 @@ bj::object render_api_key(const store::ApiKeyRecord& k, std::int64_t now_ms) {
                     {"expires_at", opt_time(k.expires_at)},
                     {"last_used_at", opt_time(k.last_used_at)},
                     {"created_at", iso8601(k.created_at)},
-                    {"revoked_at", opt_time(k.revoked_at)}};
+                    {"revoked_at", opt_time(k.revoked_at)},
+                    {"tokens_per_minute", opt_int(k.tokens_per_minute)},
+                    {"token_budget", opt_int(k.token_budget)},
+                    {"spend_budget_usd", opt_usd(k.spend_budget_nanos)},
+                    {"budget_period", k.budget_period}};
+}
+
+bj::object render_limits(const LimitSettings& l) {
+  return bj::object{{"rate_limit_per_minute", opt_int(l.rate_limit_per_minute)},
+                    {"tokens_per_minute", opt_int(l.tokens_per_minute)},
+                    {"token_budget", opt_int(l.token_budget)},
+                    {"spend_budget_usd", opt_usd(l.spend_budget_nanos)},
+                    {"budget_period", budget_period_name(l.budget_period)}};
 }
 
 bj::object render_preferences(const store::PreferencesRecord& p) {

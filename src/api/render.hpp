@@ -2,7 +2,9 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
+#include "core/limits.hpp"
 #include "store/api_key_store.hpp"
 #include "store/audit_store.hpp"
 #include "store/conversation_store.hpp"
@@ -14,6 +16,12 @@ namespace parley::api {
 
 boost::json::object render_user(const store::UserRecord& user);
 boost::json::object render_api_key(const store::ApiKeyRecord& key, std::int64_t now_ms);
+// A key's or a user's limits (docs/LIMITS.md): rate_limit_per_minute, tokens_per_minute,
+// token_budget, spend_budget_usd, budget_period.
+boost::json::object render_limits(const LimitSettings& limits);
+// Nano-dollars as USD.
+double usd(std::int64_t nanos);
+boost::json::value opt_usd(const std::optional<std::int64_t>& nanos);
 boost::json::object render_preferences(const store::PreferencesRecord& prefs);
 boost::json::object render_audit_event(const store::AuditEvent& event);
 boost::json::object render_conversation(const store::ConversationRecord& conversation);

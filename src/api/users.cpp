@@ -133,6 +133,43 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
         co_return http::json_response(StatusCode::ok, render_user(*user));
       });
 
+  router.add(Method::get, "/api/v1/users/{user_id}/limits",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               auto who = co_await d.authenticator.authenticate(ctx);
+               if (!who) co_return error_of(who.error(), ctx);
+               std::string id(ctx.param("user_id"));
+               auto user = co_await d.pool.run([&] { return d.users.get(*who, id); });
+               if (!user) co_return error_of(user.error(), ctx);
+               bj::object out = render_limits(user->limits);
+               out["user_id"] = user->id;
+               co_return http::json_response(StatusCode::ok, out);
+             });
+  for (Method method : {Method::put, Method::patch}) {
+    router.add(method, "/api/v1/users/{user_id}/limits",
+               [&d, method](RequestContext& ctx) -> asio::awaitable<Response> {
+                 auto who = co_await d.authenticator.authenticate(ctx);
+                 if (!who) co_return error_of(who.error(), ctx);
+                 auto body = read_object(ctx);
+                 if (!body) co_return error_of(body.error(), ctx);
+                 if (auto s = only_fields(*body, {"rate_limit_per_minute", "tokens_per_minute",
+                                                  "token_budget", "spend_budget_usd", "budget_period"});
+                     !s) {
+                   co_return error_of(s.error(), ctx);
+                 }
+                 auto patch = read_limits_patch(*body);
+                 if (!patch) co_return error_of(patch.error(), ctx);
+                 std::string id(ctx.param("user_id"));
+                 auto meta = meta_of(ctx);
+                 const bool replace = method == Method::put;
+                 auto user =
+                     co_await d.pool.run([&] { return d.users.set_limits(*who, id, *patch, replace, meta); });
+                 if (!user) co_return error_of(user.error(), ctx);
+                 bj::object out = render_limits(user->limits);
+                 out["user_id"] = user->id;
+                 co_return http::json_response(StatusCode::ok, out);
+               });
+  }
+
   router.add(Method::delete_, "/api/v1/users/{user_id}",
              [&d](RequestContext& ctx) -> asio::awaitable<Response> {
                auto who = co_await d.authenticator.authenticate(ctx);

@@ -23,7 +23,11 @@
 #include "log/redact.hpp"
 #include "provider/demo_provider.hpp"
 #include "provider/openai_provider.hpp"
+#include "redis/redis.hpp"
+#include "services/limiter.hpp"
+#include "services/redis_limit_store.hpp"
 #include "store/migrations.hpp"
+#include "store/usage_store.hpp"
 #include "version.hpp"
 
 namespace parley::app {
@@ -57,6 +61,29 @@ asio::awaitable<Status> verify_provider_key(const provider::ProviderRegistry& pr
   co_return co_await entry->provider->verify_key(call);
 }
 
+// A budget's settled usage for its period, read from the usage rows on the blocking pool.
+class StoredBudgets final : public services::BudgetSource {
+ public:
+  StoredBudgets(store::Database& db, http::BlockingPool& pool) : db_(db), pool_(pool) {}
+
+  asio::awaitable<Result<Used>> used(std::string key_id, std::string user_id,
+                                     std::int64_t since_ms) override {
+    co_return co_await pool_.run([&]() -> Result<Used> {
+      store::UsageFilter filter;
+      if (!key_id.empty()) filter.api_key_id = key_id;
+      if (!user_id.empty()) filter.user_id = user_id;
+      filter.since_ms = since_ms;
+      auto totals = store::UsageStore(db_).totals(filter);
+      if (!totals) return std::unexpected(totals.error());
+      return Used{totals->total_tokens, totals->cost_nanos};
+    });
+  }
+
+ private:
+  store::Database& db_;
+  http::BlockingPool& pool_;
+};
+
 // Readiness: not draining, and the database answers.
 struct Components;
 asio::awaitable<Status> check_ready(Components& c);
@@ -89,6 +116,10 @@ struct Components {
   std::unique_ptr<services::ChatService> chat;
   std::unique_ptr<api::ChatDeps> chat_deps;
   std::unique_ptr<services::UsageRecorder> usage;
+  std::unique_ptr<StoredBudgets> budgets;
+  std::unique_ptr<services::Limiter> limiter;
+  services::RedisLimitStore* redis_limits = nullptr;  // owned by limiter when redis.url is set
+  std::shared_ptr<redis::Subscriber> invalidations;
   std::unique_ptr<services::GatewayService> gateway;
   std::unique_ptr<api::GatewayDeps> gateway_deps;
   std::unique_ptr<services::ConversationService> conversations;
@@ -131,6 +162,8 @@ struct Components {
         }
       }
       e.models = p.models;
+      for (const auto& price : p.prices)
+        e.prices.push_back({price.pattern, price.input_per_m, price.output_per_m});
       providers.add(std::move(e));
     }
     if (const char* key = std::getenv("OPENAI_API_KEY");
@@ -162,7 +195,28 @@ struct Components {
     }
     own_keys = std::make_unique<VaultOwnKeys>(*vault, *blocking);
     usage = std::make_unique<services::UsageRecorder>(*db, clock);
-    chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get());
+    const auto& lc = config.limits;
+    services::LimiterOptions limits;
+    limits.default_rpm = static_cast<std::int64_t>(lc.default_rpm);
+    limits.default_tpm = static_cast<std::int64_t>(lc.default_tpm);
+    limits.default_max_tokens = static_cast<std::int64_t>(lc.default_max_tokens);
+    limits.reservation_ttl_ms = static_cast<std::int64_t>(lc.reservation_ttl_s) * 1000;
+    limits.fail_open = lc.redis_failure == "fail_open";
+    budgets = std::make_unique<StoredBudgets>(*db, *blocking);
+    std::unique_ptr<services::LimitStore> limit_store;
+    if (!lc.redis_url.empty()) {
+      auto url = redis::parse_url(lc.redis_url);
+      if (!url) return std::unexpected(url.error());
+      auto shared =
+          std::make_unique<services::RedisLimitStore>(*url, std::chrono::milliseconds(lc.redis_timeout_ms));
+      redis_limits = shared.get();
+      limit_store = std::move(shared);
+    } else {
+      limit_store = std::make_unique<services::MemoryLimitStore>();
+    }
+    limiter = std::make_unique<services::Limiter>(limits, std::move(limit_store), *budgets, clock);
+    chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get(),
+                                                   limiter.get());
     gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
     vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) {
@@ -208,6 +262,31 @@ struct Components {
     realtime_deps =
         std::make_unique<api::RealtimeDeps>(*conversation_deps, *anonymous_chat, std::move(realtime));
     return {};
+  }
+
+  // With Redis: one instance's key and user changes reach the others' caches at once.
+  void share_invalidations(asio::any_io_executor executor) {
+    if (redis_limits == nullptr) return;
+    redis_limits->attach(executor);
+    constexpr std::string_view kChannel = "parley:invalidate";
+    keys->set_on_forget([this, kChannel](std::string_view id) {
+      redis_limits->publish(std::string(kChannel), "k:" + std::string(id));
+    });
+    principals->set_on_invalidate([this, kChannel](std::string_view id) {
+      redis_limits->publish(std::string(kChannel), "u:" + std::string(id));
+    });
+    invalidations = std::make_shared<redis::Subscriber>(
+        executor, redis_limits->url(), std::string(kChannel),
+        [this](std::string_view message) {
+          if (message.starts_with("k:")) keys->forget_local(message.substr(2));
+          if (message.starts_with("u:")) principals->invalidate_local(message.substr(2));
+        },
+        [this] {
+          // Changes announced while the subscription was down are unknown: forget everything.
+          keys->forget_all();
+          principals->clear();
+        });
+    invalidations->start();
   }
 
   // Builds the services. With db == nullptr (listing routes) nothing is ever called on them.
@@ -271,6 +350,7 @@ asio::awaitable<void> flush_usage(Components& c) {
       if (stale && *stale > 0) spdlog::warn("marked {} abandoned answer(s) failed", *stale);
     }
     if (tick % 20 != 0) continue;
+    c.limiter->sweep();
     Status s = co_await c.blocking->run([&c] { return c.keys->flush_last_used(); });
     if (!s) spdlog::warn("could not record API key usage: {}", s.error().message);
   }
@@ -437,16 +517,27 @@ int serve(config::LoadResult loaded) {
   spdlog::info("parley {} listening on http://{}:{} with {} worker(s); database {}", kVersion, host,
                server.port(), c.config.workers, log::redact(c.config.effective_database_url()));
 
+  if (c.redis_limits != nullptr) {
+    const auto& url = c.redis_limits->url();
+    spdlog::info("limits are shared through Redis at {}:{} (when it is unreachable: {})", url.host, url.port,
+                 c.config.limits.redis_failure);
+    c.share_invalidations(server.main_executor());
+  } else {
+    spdlog::info("limits are kept in this process's memory (one instance; set redis.url to share them)");
+  }
+
   asio::signal_set signals(server.main_executor(), SIGINT, SIGTERM);
-  signals.async_wait([&server](const boost::system::error_code& ec, int signo) {
+  signals.async_wait([&server, &c](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("received signal {}; draining", signo);
+    if (c.invalidations) c.invalidations->stop();
     server.shutdown();
   });
   asio::co_spawn(server.main_executor(), flush_usage(c), asio::detached);
   server.run();
   // Pooled provider connections belong to the server's event loops: close them while those exist.
   c.http_client->close_idle();
+  if (c.redis_limits != nullptr) c.redis_limits->close();
   c.blocking->stop();
   c.hashing_pool->stop();
   c.answers->interrupt_running();

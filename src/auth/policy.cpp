@@ -41,6 +41,7 @@ Status authorize(const Principal& who, Operation operation) {
     case Operation::kChangeRole:
     case Operation::kChangeActive:
     case Operation::kReadAudit:
+    case Operation::kSetLimits:
       if (who.role == Role::kAdmin) return {};
       break;
   }

@@ -27,6 +27,7 @@ enum class Operation {
   kReadAudit,     // admin
   kListAllKeys,   // admin, manager (read)
   kReadAnyUsage,  // admin, manager
+  kSetLimits,     // admin: a user's limits and budgets
 };
 Status authorize(const Principal& who, Operation operation);
 

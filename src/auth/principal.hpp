@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/limits.hpp"
+
 namespace parley::auth {
 
 enum class Role { kUser, kManager, kAdmin };
@@ -21,8 +23,9 @@ struct Principal {
   Role role = Role::kUser;
   Via via = Via::kAccessToken;
   std::optional<std::string> api_key_id;  // set when via == kServiceKey
-  std::optional<int> key_rate_limit_per_minute;
-  std::int64_t token_expires_at = 0;  // the access token's `exp` (unix seconds); 0 for service keys
+  LimitSettings key_limits;               // the service key's, as stored (via == kServiceKey)
+  LimitSettings user_limits;              // the user's
+  std::int64_t token_expires_at = 0;      // the access token's `exp` (unix seconds); 0 for service keys
 };
 
 }  // namespace parley::auth

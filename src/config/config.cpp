@@ -144,6 +144,28 @@ RealtimeConfig* realtime_of(Config& c) {
   return &c.realtime;
 }
 
+LimitsConfig* limits_of(Config& c) {
+  return &c.limits;
+}
+
+KeyDef limits_string_key(std::string_view key, std::string_view env, std::string LimitsConfig::*field,
+                         bool secret, const std::vector<std::string_view>& choices, std::string_view help) {
+  return {{key, env, secret, help},
+          [=](Config& c, std::string_view v) -> Status {
+            if (!choices.empty() && std::find(choices.begin(), choices.end(), v) == choices.end()) {
+              std::string all;
+              for (auto ch : choices) all += (all.empty() ? "" : ", ") + std::string(ch);
+              return validation(std::string(key), fmt::format("must be one of {}, got \"{}\"", all, v));
+            }
+            if (choices.empty() && !v.empty() && !v.starts_with("redis://")) {
+              return validation(std::string(key), "must be a redis:// URL");
+            }
+            c.limits.*field = std::string(v);
+            return {};
+          },
+          [=](const Config& c) { return c.limits.*field; }};
+}
+
 KeyDef bool_key(std::string_view key, std::string_view env, bool AuthConfig::*field, std::string_view help) {
   return {{key, env, false, help},
           [=](Config& c, std::string_view v) -> Status {
@@ -367,6 +389,28 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("realtime.anonymous_idle_s", "PARLEY_REALTIME_ANONYMOUS_IDLE_S", &realtime_of,
                          &RealtimeConfig::anonymous_idle_s, 1, std::uint64_t{86400} * 7,
                          "an anonymous conversation unused this long is forgotten"));
+    d.push_back(uint_key("limits.default_rpm", "PARLEY_LIMITS_DEFAULT_RPM", &limits_of,
+                         &LimitsConfig::default_rpm, 0, 100'000'000,
+                         "requests per minute of a service key that sets none; 0: no limit"));
+    d.push_back(uint_key("limits.default_tpm", "PARLEY_LIMITS_DEFAULT_TPM", &limits_of,
+                         &LimitsConfig::default_tpm, 0, std::uint64_t{1} << 40,
+                         "tokens per minute of a service key that sets none; 0: no limit"));
+    d.push_back(uint_key("limits.default_max_tokens", "PARLEY_LIMITS_DEFAULT_MAX_TOKENS", &limits_of,
+                         &LimitsConfig::default_max_tokens, 1, 10'000'000,
+                         "tokens reserved for the answer of a request that names no max_tokens"));
+    d.push_back(uint_key("limits.reservation_ttl_s", "PARLEY_LIMITS_RESERVATION_TTL_S", &limits_of,
+                         &LimitsConfig::reservation_ttl_s, 10, 86400,
+                         "a reservation never settled (a crash mid-call) is released after this"));
+    d.push_back(
+        limits_string_key("limits.redis_failure", "PARLEY_LIMITS_REDIS_FAILURE", &LimitsConfig::redis_failure,
+                          false, {"fail_closed", "fail_open"},
+                          "when Redis is unreachable: refuse AI calls (503) or admit them unlimited"));
+    d.push_back(limits_string_key("redis.url", "PARLEY_REDIS_URL", &LimitsConfig::redis_url, true, {},
+                                  "redis://[:password@]host:port[/db]: limits shared by every instance; "
+                                  "empty: in this process's memory"));
+    d.push_back(uint_key("redis.timeout_ms", "PARLEY_REDIS_TIMEOUT_MS", &limits_of,
+                         &LimitsConfig::redis_timeout_ms, 10, 60'000,
+                         "longest wait for Redis (connect or reply) before limits.redis_failure applies"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
                            true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
@@ -454,6 +498,29 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
           auto ms = m.value_exact<std::string>();
           if (!ms || ms->empty()) return validation(name, "must be an array of non-empty strings");
           p.models.push_back(*ms);
+        }
+      } else if (key == "prices") {
+        const auto* prices = v.as_table();
+        if (prices == nullptr) return validation(name, "must be a table of \"model\" = [input, output]");
+        for (const auto& [pk, pv] : *prices) {
+          std::string pname = name + "." + std::string(pk.str());
+          const auto* pair = pv.as_array();
+          auto number = [](const toml::node* n) -> std::optional<double> {
+            if (n == nullptr) return std::nullopt;
+            if (auto d = n->value_exact<double>()) return *d;
+            if (auto i = n->value_exact<std::int64_t>()) return static_cast<double>(*i);
+            return std::nullopt;
+          };
+          std::optional<double> in =
+              pair != nullptr && pair->size() == 2 ? number(pair->get(0)) : std::nullopt;
+          std::optional<double> out =
+              pair != nullptr && pair->size() == 2 ? number(pair->get(1)) : std::nullopt;
+          if (!in || !out || *in < 0 || *out < 0 || *in > 1e6 || *out > 1e6) {
+            return validation(pname,
+                              "must be [input, output]: USD per 1M tokens, two numbers from 0 to 1000000");
+          }
+          if (pk.str().empty()) return validation(pname, "model name must not be empty");
+          p.prices.push_back({std::string(pk.str()), *in, *out});
         }
       } else if (key == "retry" || key == "timeouts") {
         const auto* sub = v.as_table();

@@ -84,6 +84,24 @@ struct RealtimeConfig {
   std::uint64_t anonymous_idle_s = 1800;
 };
 
+// Rate limits and budgets (docs/LIMITS.md).
+struct LimitsConfig {
+  std::uint64_t default_rpm = 0;              // a service key without rate_limit_per_minute; 0: none
+  std::uint64_t default_tpm = 0;              // a service key without tokens_per_minute; 0: none
+  std::uint64_t default_max_tokens = 1024;    // reserved for the answer when a request names no max_tokens
+  std::uint64_t reservation_ttl_s = 900;      // an unsettled reservation is released after this
+  std::string redis_failure = "fail_closed";  // fail_closed | fail_open
+  std::string redis_url;                      // empty: limits in this process's memory
+  std::uint64_t redis_timeout_ms = 250;       // longest wait for one Redis reply
+};
+
+// Price of a model, USD per 1M tokens.
+struct ModelPrice {
+  std::string pattern;  // exact model name or prefix ending in '*'
+  double input_per_m = 0;
+  double output_per_m = 0;
+};
+
 // One upstream provider ([[providers]] in the TOML file). See docs/CONFIGURATION.md.
 struct ProviderConfig {
   std::string name;
@@ -99,6 +117,7 @@ struct ProviderConfig {
   std::uint64_t first_byte_timeout_ms = 60000;
   std::uint64_t chunk_timeout_ms = 60000;
   std::uint64_t total_timeout_ms = 120000;
+  std::vector<ModelPrice> prices;  // [providers.prices] "model" = [input, output]
 };
 
 struct Config {
@@ -119,6 +138,7 @@ struct Config {
   std::size_t max_message_chars = 4000;   // user message content limit on the chat endpoints
   ConversationsConfig conversations;
   RealtimeConfig realtime;
+  LimitsConfig limits;
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   // Peer addresses of reverse proxies in front of parley: not held to the per-address connection

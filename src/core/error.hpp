@@ -4,12 +4,15 @@
 #pragma once
 
 #include <expected>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 namespace parley {
+
+struct RateLimitInfo;  // core/limits.hpp
 
 enum class ErrorKind {
   kBadRequest,              // 400 malformed request or protocol violation
@@ -37,6 +40,7 @@ enum class ErrorKind {
   kOpenAiTimeout,           // 504 provider deadline passed
   kOpenAiApiError,          // 502 other provider failure
   kModelNotFound,           // 404 /v1: no configured provider serves the model
+  kBudgetExceeded,          // 402 a token or spend budget of the period is used up
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
@@ -59,6 +63,8 @@ struct Error {
   ErrorKind kind = ErrorKind::kInternal;
   std::string message;
   std::optional<std::string> param;  // the offending field for kValidation
+  // Set on a refusal by a limit: rendered as Retry-After and the rate-limit headers.
+  std::shared_ptr<const RateLimitInfo> rate;
 
   Error() = default;
   Error(ErrorKind k, std::string msg, std::optional<std::string> p = std::nullopt)

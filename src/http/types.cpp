@@ -5,6 +5,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <limits>
 
 namespace parley::http {
@@ -145,8 +146,49 @@ Response client_closed_response() {
 }
 
 Response error_response(const Error& error, std::string_view request_id) {
-  return text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id),
-                       "application/json");
+  Response res = text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id),
+                               "application/json");
+  if (error.rate) set_rate_limit_headers(res, *error.rate);
+  return res;
+}
+
+namespace {
+
+std::string ceil_seconds(std::int64_t ms) {
+  return std::to_string(ms <= 0 ? 0 : (ms + 999) / 1000);
+}
+
+// One OpenAI window (kind "requests" or "tokens"), unless the provider's own headers already on
+// the response say less is left: the stricter of the two wins.
+void set_window(Response& res, std::string_view kind, const RateWindow& w) {
+  const std::string remaining_name = fmt::format("x-ratelimit-remaining-{}", kind);
+  if (auto it = res.find(remaining_name); it != res.end()) {
+    std::int64_t theirs = 0;
+    std::string_view v = it->value();
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), theirs);
+    if (ec == std::errc() && p == v.data() + v.size() && theirs < w.remaining) return;
+  }
+  res.set(fmt::format("x-ratelimit-limit-{}", kind), std::to_string(w.limit));
+  res.set(remaining_name, std::to_string(w.remaining));
+  res.set(fmt::format("x-ratelimit-reset-{}", kind), go_duration(w.reset_ms));
+}
+
+}  // namespace
+
+void set_rate_limit_headers(Response& res, const RateLimitInfo& info) {
+  if (info.retry_after_ms > 0) {
+    res.set(beast_http::field::retry_after, ceil_seconds(info.retry_after_ms));
+    res.set("retry-after-ms", std::to_string(info.retry_after_ms));
+  }
+  if (info.requests) set_window(res, "requests", *info.requests);
+  if (info.tokens) set_window(res, "tokens", *info.tokens);
+  // The seed's names: the requests window, else the tokens window.
+  const std::optional<RateWindow>& main = info.requests ? info.requests : info.tokens;
+  if (main) {
+    res.set("X-RateLimit-Limit", std::to_string(main->limit));
+    res.set("X-RateLimit-Remaining", std::to_string(main->remaining));
+    res.set("X-RateLimit-Reset", ceil_seconds(main->reset_ms));
+  }
 }
 
 Result<boost::json::value> parse_json_body(const RequestContext& ctx) {

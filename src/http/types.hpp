@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 
 namespace parley::http {
 
@@ -111,7 +112,12 @@ using Handler = std::function<boost::asio::awaitable<Response>(RequestContext&)>
 Response json_response(StatusCode status, const boost::json::value& body);
 Response text_response(StatusCode status, std::string body, std::string_view content_type);
 // The error envelope of PRODUCT.md: {"error":{"code","message","type","param","request_id"}}.
+// With Retry-After and the rate-limit headers when the error is a limit's refusal.
 Response error_response(const Error& error, std::string_view request_id);
+// Retry-After / retry-after-ms (a refusal), X-RateLimit-Limit/Remaining/Reset (seconds) and
+// OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens}. Provider headers already on the
+// response are kept where they leave less (docs/LIMITS.md).
+void set_rate_limit_headers(Response& res, const RateLimitInfo& info);
 
 // Status recorded for a request whose client left before the answer (nginx's convention).
 inline constexpr unsigned kClientClosedStatus = 499;

@@ -105,11 +105,23 @@ class Provider {
   virtual boost::asio::awaitable<Status> verify_key(const CallContext& ctx) = 0;
 };
 
+// USD per 1M tokens of one model (or of every model a prefix ending in '*' matches).
+struct ModelPrice {
+  std::string pattern;
+  double input_per_m = 0;
+  double output_per_m = 0;
+};
+
 struct ProviderEntry {
   std::shared_ptr<Provider> provider;
   Credentials credentials = Credentials::kByok;
   std::optional<crypto::Secret> system_key;  // from the environment variable the config names
   std::vector<std::string> models;           // exact names, or prefixes ending in '*'
+  std::vector<ModelPrice> prices;            // the first matching pattern prices a model
+
+  // Cost of a call in nano-USD (USD × 1e9); 0 for a model without a price.
+  [[nodiscard]] std::int64_t cost_nanos(std::string_view model, std::int64_t prompt_tokens,
+                                        std::int64_t completion_tokens) const;
 };
 
 class ProviderRegistry {

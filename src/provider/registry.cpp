@@ -8,6 +8,19 @@ bool model_matches(std::string_view pattern, std::string_view model) {
   return pattern == model;
 }
 
+std::int64_t ProviderEntry::cost_nanos(std::string_view model, std::int64_t prompt_tokens,
+                                       std::int64_t completion_tokens) const {
+  for (const auto& p : prices) {
+    if (!model_matches(p.pattern, model)) continue;
+    // USD per 1M tokens = 1e3 nano-USD per token.
+    const double nanos = (static_cast<double>(prompt_tokens) * p.input_per_m +
+                          static_cast<double>(completion_tokens) * p.output_per_m) *
+                         1e3;
+    return static_cast<std::int64_t>(nanos + 0.5);
+  }
+  return 0;
+}
+
 const ProviderEntry* ProviderRegistry::find_by_model(std::string_view model) const {
   for (const auto& e : entries_) {
     for (const auto& m : e.models) {

@@ -6,6 +6,16 @@
 
 namespace parley::services {
 
+LimitSettings key_limits_of(const store::ApiKeyRecord& r) {
+  LimitSettings l;
+  l.rate_limit_per_minute = r.rate_limit_per_minute;
+  l.tokens_per_minute = r.tokens_per_minute;
+  l.token_budget = r.token_budget;
+  l.spend_budget_nanos = r.spend_budget_nanos;
+  l.budget_period = parse_budget_period(r.budget_period).value_or(BudgetPeriod::kMonth);
+  return l;
+}
+
 ApiKeyService::ApiKeyService(store::Database& db, const Clock& clock, AuditLog& audit,
                              std::chrono::milliseconds cache_ttl)
     : db_(db), clock_(clock), audit_(audit), cache_ttl_(cache_ttl) {}
@@ -25,7 +35,11 @@ Result<CreatedApiKey> ApiKeyService::create(const auth::Principal& who, NewApiKe
   r.name = input.name;
   r.key_hash = crypto::hash_service_key(out.key);
   r.key_prefix = crypto::service_key_display_prefix(out.key);
-  r.rate_limit_per_minute = input.rate_limit_per_minute;
+  r.rate_limit_per_minute = input.limits.rate_limit_per_minute;
+  r.tokens_per_minute = input.limits.tokens_per_minute;
+  r.token_budget = input.limits.token_budget;
+  r.spend_budget_nanos = input.limits.spend_budget_nanos;
+  r.budget_period = std::string(budget_period_name(input.limits.budget_period));
   r.is_active = true;
   r.expires_at = input.expires_at_ms;
   r.created_at = clock_.now_ms();
@@ -72,8 +86,13 @@ Result<store::ApiKeyRecord> ApiKeyService::update(const auth::Principal& who, st
     return fail(ErrorKind::kConflict, "A revoked key cannot be re-activated", std::string("is_active"));
   }
   store::ApiKeyStore keys(db_);
-  auto updated =
-      keys.update(key_id, store::ApiKeyUpdate{patch.name, patch.is_active, patch.rate_limit_per_minute});
+  store::ApiKeyUpdate update{patch.name, patch.is_active, patch.limits.rate_limit_per_minute};
+  update.tokens_per_minute = patch.limits.tokens_per_minute;
+  update.token_budget = patch.limits.token_budget;
+  update.spend_budget_nanos = patch.limits.spend_budget_nanos;
+  if (patch.limits.budget_period)
+    update.budget_period = std::string(budget_period_name(*patch.limits.budget_period));
+  auto updated = keys.update(key_id, update);
   if (!updated) return std::unexpected(updated.error());
   if (!*updated) return fail(ErrorKind::kNotFound, "API key not found");
   forget(key_id);
@@ -98,6 +117,17 @@ Status ApiKeyService::revoke(const auth::Principal& who, std::string_view key_id
 }
 
 void ApiKeyService::forget(std::string_view key_id) {
+  forget_local(key_id);
+  if (on_forget_) on_forget_(key_id);
+}
+
+void ApiKeyService::forget_all() {
+  std::lock_guard lock(mutex_);
+  ++generation_;
+  by_hash_.clear();
+}
+
+void ApiKeyService::forget_local(std::string_view key_id) {
   std::lock_guard lock(mutex_);
   ++generation_;
   for (auto it = by_hash_.begin(); it != by_hash_.end();) {
@@ -134,7 +164,7 @@ Result<KeyIdentity> ApiKeyService::load(std::string_view key) {
     id.user_id = r.user_id;
     id.usable = r.is_active && !r.revoked_at;
     id.expires_at = r.expires_at;
-    id.rate_limit_per_minute = r.rate_limit_per_minute;
+    id.limits = key_limits_of(r);
   }
   std::lock_guard lock(mutex_);
   // A revocation or change on this instance while we read must not be undone by caching the old row.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -24,7 +25,7 @@ namespace parley::services {
 
 struct NewApiKey {
   std::string name;
-  std::optional<std::int64_t> rate_limit_per_minute;
+  LimitSettings limits;
   std::optional<std::int64_t> expires_at_ms;
   std::optional<std::string> user_id;  // admin creating a key for someone else
 };
@@ -37,7 +38,7 @@ struct CreatedApiKey {
 struct ApiKeyPatch {
   std::optional<std::string> name;
   std::optional<bool> is_active;
-  std::optional<std::optional<std::int64_t>> rate_limit_per_minute;
+  LimitsPatch limits;
 };
 
 // What authentication needs of a key; kept in the cache.
@@ -46,8 +47,11 @@ struct KeyIdentity {
   std::string user_id;
   bool usable = false;  // active, not revoked, not expired (expiry re-checked on each use)
   std::optional<std::int64_t> expires_at;
-  std::optional<std::int64_t> rate_limit_per_minute;
+  LimitSettings limits;  // as stored: nullopt rpm/tpm fall back to the deployment's defaults
 };
+
+// A stored key's limits as one value.
+LimitSettings key_limits_of(const store::ApiKeyRecord& r);
 
 class ApiKeyService {
  public:
@@ -71,8 +75,17 @@ class ApiKeyService {
   // BLOCKING: writes pending last-use times in one transaction.
   Status flush_last_used();
 
+  // Drops a key from the cache here only (a change another instance announced); all of them.
+  void forget_local(std::string_view key_id);
+  void forget_all();
+  // Called after a key changes here, e.g. to publish it to the other instances. Set once at start.
+  void set_on_forget(std::function<void(std::string_view key_id)> listener) {
+    on_forget_ = std::move(listener);
+  }
+
  private:
   void forget(std::string_view key_id);
+  std::function<void(std::string_view)> on_forget_;
 
   store::Database& db_;
   const Clock& clock_;

@@ -36,6 +36,12 @@ Status check_messages(const std::vector<ChatMessage>& messages, std::size_t max_
   return {};
 }
 
+std::int64_t estimate_prompt_tokens(const std::vector<ChatMessage>& messages) {
+  std::int64_t tokens = 0;
+  for (const auto& m : messages) tokens += 4 + (static_cast<std::int64_t>(m.content.size()) + 3) / 4;
+  return tokens;
+}
+
 std::string ChatService::request_body(const ChatInput& input, const std::string& model, bool stream) {
   bj::array messages;
   for (const auto& m : input.messages)
@@ -86,7 +92,47 @@ asio::awaitable<Result<ChatService::Route>> ChatService::route(const auth::Princ
   co_return r;
 }
 
+asio::awaitable<Status> ChatService::admit(const auth::Principal& who, Route& route,
+                                           std::int64_t prompt_tokens,
+                                           std::optional<std::int64_t> max_tokens) {
+  if (limiter_ == nullptr) co_return Status{};
+  const std::int64_t tokens = limiter_->reservation_tokens(prompt_tokens, max_tokens);
+  const std::int64_t cost =
+      route.entry->cost_nanos(route.model, prompt_tokens, tokens - std::max<std::int64_t>(prompt_tokens, 0));
+  auto admitted = co_await limiter_->admit(who, tokens, cost);
+  if (!admitted) co_return std::unexpected(admitted.error());
+  route.admission = std::move(*admitted);
+  co_return Status{};
+}
+
+asio::awaitable<Result<ChatService::Route>> ChatService::prepare(const auth::Principal& who,
+                                                                 const ChatInput& input,
+                                                                 const std::string& request_id) {
+  auto r = co_await route(who, input.model, request_id);
+  if (!r) co_return std::unexpected(r.error());
+  const std::int64_t prompt = estimate_prompt_tokens(input.messages);
+  Status admitted = co_await admit(who, *r, prompt, input.max_tokens);
+  if (!admitted) co_return std::unexpected(admitted.error());
+  co_return r;
+}
+
+std::int64_t ChatService::settle(const Route& route, int status, const Usage& usage) {
+  const std::int64_t cost =
+      route.entry->cost_nanos(route.model, usage.prompt_tokens, usage.completion_tokens);
+  std::int64_t tokens = usage.total_tokens;
+  // A successful call whose provider reported no usage keeps what was reserved.
+  if (tokens == 0 && status >= 200 && status < 300) tokens = route.admission.reservation.reserved_tokens();
+  route.admission.reservation.settle(tokens, cost);
+  return cost;
+}
+
 namespace {
+
+// A provider's failure after the call was admitted still tells the client where its limits stand.
+Error with_limits(Error e, const RateLimitInfo& limits) {
+  if (!e.rate && (limits.requests || limits.tokens)) e.rate = std::make_shared<RateLimitInfo>(limits);
+  return e;
+}
 
 std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
@@ -96,7 +142,10 @@ std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
 
 void ChatService::account(const auth::Principal& who, const Route& route, const ChatInput& input, int status,
                           bool streamed, const Usage& usage, std::int64_t latency_ms) {
-  if (usage_ == nullptr) return;
+  if (usage_ == nullptr) {
+    settle(route, status, usage);
+    return;
+  }
   store::UsageEvent e;
   e.user_id = who.user_id;
   e.api_key_id = who.api_key_id;
@@ -110,6 +159,7 @@ void ChatService::account(const auth::Principal& who, const Route& route, const 
   e.total_tokens = usage.total_tokens;
   e.latency_ms = latency_ms;
   e.request_id = route.call.request_id;
+  e.cost_nanos = settle(route, status, usage);
   usage_->record(std::move(e));
 }
 
@@ -127,14 +177,15 @@ asio::awaitable<Result<bool>> ChatService::usable(const auth::Principal& who,
 asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who, const ChatInput& input,
                                                       const std::string& request_id) {
   auto t0 = std::chrono::steady_clock::now();
-  auto r = co_await route(who, input.model, request_id);
+  auto r = co_await prepare(who, input, request_id);
   if (!r) co_return std::unexpected(r.error());
   auto res = co_await r->entry->provider->chat(r->call, request_body(input, r->model, false));
-  if (!res) co_return std::unexpected(res.error());
+  if (!res) co_return std::unexpected(with_limits(std::move(res.error()), r->admission.info));
   boost::system::error_code ec;
   bj::value v = bj::parse(res->body, ec);
   ChatOutput out;
   out.model = r->model;
+  out.limits = r->admission.info;
   if (!ec && v.is_object()) {
     const auto& o = v.as_object();
     if (auto m = o.find("model"); m != o.end() && m->value().is_string())
@@ -151,7 +202,8 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who
     }
     out.usage = provider::usage_in(v).value_or(Usage{});
   } else {
-    co_return fail(ErrorKind::kOpenAiApiError, "The provider returned an invalid response");
+    co_return std::unexpected(with_limits(
+        Error(ErrorKind::kOpenAiApiError, "The provider returned an invalid response"), r->admission.info));
   }
   out.latency_ms = since_ms(t0);
   account(who, *r, input, 200, false, out.usage, out.latency_ms);
@@ -162,7 +214,7 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Princip
                                                              const ChatInput& input,
                                                              const std::string& request_id, TokenSink sink) {
   auto t0 = std::chrono::steady_clock::now();
-  auto r = co_await route(who, input.model, request_id);
+  auto r = co_await prepare(who, input, request_id);
   if (!r) co_return std::unexpected(r.error());
   co_return co_await stream(who, *r, input, std::move(sink), t0);
 }
@@ -173,6 +225,7 @@ asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& w
   const Route* r = &route;
   ChatOutput out;
   out.model = r->model;
+  out.limits = r->admission.info;
   provider::EventSink events = [&](std::string_view data) -> asio::awaitable<bool> {
     boost::system::error_code ec;
     bj::value v = bj::parse(data, ec);
@@ -200,7 +253,7 @@ asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& w
   out.latency_ms = since_ms(t0);
   if (!res) {
     if (!out.content.empty()) account(who, *r, input, res.error().status(), true, out.usage, out.latency_ms);
-    co_return std::unexpected(res.error());
+    co_return std::unexpected(with_limits(std::move(res.error()), r->admission.info));
   }
   account(who, *r, input, 200, true, out.usage, out.latency_ms);
   co_return out;

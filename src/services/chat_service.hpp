@@ -15,6 +15,7 @@
 #include "auth/principal.hpp"
 #include "crypto/secret.hpp"
 #include "provider/provider.hpp"
+#include "services/limiter.hpp"
 #include "services/usage_recorder.hpp"
 
 namespace parley::services {
@@ -39,6 +40,7 @@ struct ChatOutput {
   std::string model;
   Usage usage;
   std::int64_t latency_ms = 0;
+  RateLimitInfo limits;  // the caller's limits after this call was admitted (response headers)
 };
 
 // Where a caller's own provider key comes from (the vault). An interface rather than a callable
@@ -58,10 +60,14 @@ using TokenSink = std::function<boost::asio::awaitable<bool>(std::string_view to
 
 class ChatService {
  public:
-  // `usage` may be null (no accounting, e.g. in tests).
+  // `usage` may be null (no accounting, e.g. in tests); `limiter` too (no limits).
   ChatService(const provider::ProviderRegistry& providers, OwnKeys& own_keys, std::string default_model,
-              UsageRecorder* usage = nullptr)
-      : providers_(providers), own_keys_(own_keys), default_model_(std::move(default_model)), usage_(usage) {}
+              UsageRecorder* usage = nullptr, Limiter* limiter = nullptr)
+      : providers_(providers),
+        own_keys_(own_keys),
+        default_model_(std::move(default_model)),
+        usage_(usage),
+        limiter_(limiter) {}
 
   boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
                                                   const std::string& request_id);
@@ -83,9 +89,19 @@ class ChatService {
     const provider::ProviderEntry* entry = nullptr;
     provider::CallContext call;
     std::string model;
+    Admission admission;  // set by admit(): the headers' figures and the tokens reserved
   };
   boost::asio::awaitable<Result<Route>> route(const auth::Principal& who, std::optional<std::string> model,
                                               const std::string& request_id);
+  // Checks and reserves the caller's limits for a call on `route` (docs/LIMITS.md): the prompt's
+  // estimated tokens plus max_tokens (or the configured default). The errors of Limiter::admit.
+  boost::asio::awaitable<Status> admit(const auth::Principal& who, Route& route, std::int64_t prompt_tokens,
+                                       std::optional<std::int64_t> max_tokens);
+  // route() then admit() for a ChatInput.
+  boost::asio::awaitable<Result<Route>> prepare(const auth::Principal& who, const ChatInput& input,
+                                                const std::string& request_id);
+  // Settles the route's reservation with a call's usage and returns its cost in nano-USD.
+  static std::int64_t settle(const Route& route, int status, const Usage& usage);
 
   // Streams with an already resolved route (the caller resolved it first, e.g. to refuse a request
   // before storing anything); `t0` is when the request started, for the latency. A sink that
@@ -103,7 +119,12 @@ class ChatService {
   OwnKeys& own_keys_;
   std::string default_model_;
   UsageRecorder* usage_;
+  Limiter* limiter_;
 };
+
+// Tokens a prompt is reserved for before the provider counts them: characters / 4 (rounded up)
+// plus 4 per message.
+std::int64_t estimate_prompt_tokens(const std::vector<ChatMessage>& messages);
 
 // Validates messages: roles system/user/assistant, user content 1..max_chars characters.
 Status check_messages(const std::vector<ChatMessage>& messages, std::size_t max_chars);

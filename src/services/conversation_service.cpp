@@ -285,6 +285,10 @@ asio::awaitable<Result<StartedAnswer>> AnswerService::start(AnswerRequest reques
   std::optional<std::string> system =
       conversation.system_message ? conversation.system_message : prepared->system_prompt;
   job->input.messages = build_context(system, newest_first, options_.budgets.for_model(route->model));
+  // Limits are checked once the context is known (its size is the prompt's), before anything is stored.
+  Status admitted = co_await chat_.admit(request.who, *route, estimate_prompt_tokens(job->input.messages),
+                                         request.max_tokens);
+  if (!admitted) co_return std::unexpected(admitted.error());
 
   MessageRecord& answer = job->answer;
   answer.id = crypto::new_public_id();
@@ -306,7 +310,7 @@ asio::awaitable<Result<StartedAnswer>> AnswerService::start(AnswerRequest reques
   answer = stored->second;
   job->route = std::move(*route);
 
-  StartedAnswer started{stored->first, answer, generation};
+  StartedAnswer started{stored->first, answer, generation, job->route.admission.info};
   asio::co_spawn(executor, run(generation, job),
                  asio::bind_cancellation_slot(generation->cancel_signal().slot(), asio::detached));
   co_return started;

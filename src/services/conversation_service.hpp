@@ -110,6 +110,7 @@ struct StartedAnswer {
   std::optional<store::MessageRecord> user_message;  // unset for a regeneration
   store::MessageRecord answer;                       // status "generating"
   std::shared_ptr<Generation> generation;
+  RateLimitInfo limits;  // the caller's limits after this answer was admitted (response headers)
 };
 
 class AnswerService {

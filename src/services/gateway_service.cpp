@@ -46,8 +46,10 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
   call.endpoint = endpoint;
   call.path = endpoint == GatewayEndpoint::kEmbeddings ? "/embeddings" : "/chat/completions";
   // Only these members are read; the body itself is forwarded as it came (see json_outline.hpp).
-  static constexpr std::string_view kPaths[] = {"model",  "messages",       "input",
-                                                "stream", "stream_options", "stream_options.include_usage"};
+  static constexpr std::string_view kPaths[] = {"model",          "messages",
+                                                "input",          "stream",
+                                                "stream_options", "stream_options.include_usage",
+                                                "max_tokens",     "max_completion_tokens"};
   std::optional<upstream::JsonOutline> doc = upstream::outline(body, kPaths);
   if (!doc) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
   if (doc->root != JsonKind::kObject)
@@ -104,6 +106,20 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
     }
     co_return std::unexpected(route.error());
   }
+  // The prompt is estimated from the body's size (a quarter token per byte, JSON syntax included)
+  // without parsing it; the answer from max_tokens, max_completion_tokens or the default.
+  std::optional<std::int64_t> max_tokens;
+  if (endpoint == GatewayEndpoint::kEmbeddings) {
+    max_tokens = 0;
+  } else {
+    for (const upstream::JsonMember* m : {&doc->members[7], &doc->members[6]}) {
+      if (m->kind == JsonKind::kInt && m->integer >= 0)
+        max_tokens = std::min<std::int64_t>(m->integer, 1'000'000'000);
+    }
+  }
+  const auto prompt = static_cast<std::int64_t>((body.size() + 3) / 4);
+  Status admitted = co_await chat_.admit(who, *route, prompt, max_tokens);
+  if (!admitted) co_return std::unexpected(admitted.error());
   call.route = std::move(*route);
   call.body = std::move(body);
   co_return call;
@@ -137,7 +153,10 @@ asio::awaitable<Result<ModelCard>> GatewayService::model(const auth::Principal& 
 
 void GatewayService::account(const auth::Principal& who, const GatewayCall& call, int status,
                              const Usage& usage, std::int64_t latency_ms) {
-  if (usage_ == nullptr) return;
+  if (usage_ == nullptr) {
+    ChatService::settle(call.route, status, usage);
+    return;
+  }
   store::UsageEvent e;
   e.user_id = who.user_id;
   e.api_key_id = who.api_key_id;
@@ -151,6 +170,7 @@ void GatewayService::account(const auth::Principal& who, const GatewayCall& call
   e.total_tokens = usage.total_tokens;
   e.latency_ms = latency_ms;
   e.request_id = call.route.call.request_id;
+  e.cost_nanos = ChatService::settle(call.route, status, usage);
   usage_->record(std::move(e));
 }
 

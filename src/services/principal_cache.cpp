@@ -21,8 +21,19 @@ void PrincipalCache::put(std::string_view user_id, CachedUser user, Clock::time_
 }
 
 void PrincipalCache::invalidate(std::string_view user_id) {
+  invalidate_local(user_id);
+  if (on_invalidate_) on_invalidate_(user_id);
+}
+
+void PrincipalCache::invalidate_local(std::string_view user_id) {
   std::lock_guard lock(mutex_);
   entries_.erase(std::string(user_id));
+  ++generation_;
+}
+
+void PrincipalCache::clear() {
+  std::lock_guard lock(mutex_);
+  entries_.clear();
   ++generation_;
 }
 

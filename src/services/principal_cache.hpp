@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -13,13 +14,15 @@
 #include <unordered_map>
 
 #include "auth/principal.hpp"
+#include "core/limits.hpp"
 
 namespace parley::services {
 
 struct CachedUser {
   std::string username;
   auth::Role role = auth::Role::kUser;
-  bool active = false;  // false also for a deleted user (negative entry)
+  bool active = false;   // false also for a deleted user (negative entry)
+  LimitSettings limits;  // the user's own limits (docs/LIMITS.md)
 };
 
 class PrincipalCache {
@@ -30,7 +33,15 @@ class PrincipalCache {
 
   std::optional<CachedUser> get(std::string_view user_id, Clock::time_point now = Clock::now());
   void put(std::string_view user_id, CachedUser user, Clock::time_point now = Clock::now());
+  // Drops the user here and tells the other instances (set_on_invalidate).
   void invalidate(std::string_view user_id);
+  // Drops the user here only (a change another instance announced); clear(): everyone.
+  void invalidate_local(std::string_view user_id);
+  void clear();
+  // Called after each invalidate(), e.g. to publish it to the other instances. Set once at start.
+  void set_on_invalidate(std::function<void(std::string_view user_id)> listener) {
+    on_invalidate_ = std::move(listener);
+  }
 
   // For a value read from the database: take generation() before the read and pass it here; the
   // value is cached only if nothing was invalidated meanwhile, so a read that raced with a
@@ -49,6 +60,7 @@ class PrincipalCache {
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::uint64_t generation_ = 0;  // bumped by every invalidate()
+  std::function<void(std::string_view)> on_invalidate_;
 };
 
 }  // namespace parley::services

@@ -201,6 +201,23 @@ Result<store::UserRecord> UserService::update(const auth::Principal& who, std::s
   return std::move(**updated);
 }
 
+Result<store::UserRecord> UserService::set_limits(const auth::Principal& who, std::string_view user_id,
+                                                  const LimitsPatch& patch, bool replace,
+                                                  const RequestMeta& meta) {
+  auto current = get(who, user_id);
+  if (!current) return std::unexpected(current.error());
+  if (auto s = auth::authorize(who, auth::Operation::kSetLimits); !s) return std::unexpected(s.error());
+  LimitSettings limits = replace ? LimitSettings{} : current->limits;
+  patch.apply_to(limits);
+  store::UserStore users(db_);
+  auto updated = users.set_limits(user_id, limits, clock_.now_ms());
+  if (!updated) return std::unexpected(updated.error());
+  if (!*updated) return fail(ErrorKind::kNotFound, "User not found");
+  principals_.invalidate(user_id);
+  audit_.record(who.user_id, "user.limits_changed", "user", std::string(user_id), meta);
+  return std::move(**updated);
+}
+
 Status UserService::remove(const auth::Principal& who, std::string_view user_id, const RequestMeta& meta) {
   if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s) return s;
   store::UserStore users(db_);
@@ -227,7 +244,7 @@ Result<std::optional<CachedUser>> UserService::status(std::string_view user_id) 
     return std::optional<CachedUser>{};
   }
   CachedUser user{(*found)->username, auth::parse_role((*found)->role).value_or(auth::Role::kUser),
-                  (*found)->is_active};
+                  (*found)->is_active, (*found)->limits};
   principals_.put_if_unchanged(user_id, user, generation);
   return std::optional<CachedUser>(user);
 }

@@ -57,6 +57,11 @@ class UserService {
   Result<store::UserRecord> update(const auth::Principal& who, std::string_view user_id, UserPatch patch,
                                    const RequestMeta& meta);
   Status remove(const auth::Principal& who, std::string_view user_id, const RequestMeta& meta);
+  // A user's limits and budgets (docs/LIMITS.md): read by the user, managers and admins; changed
+  // by admins (403 for a reader, 404 for anyone else).
+  // `replace`: fields the patch leaves unset are removed (PUT), else kept (PATCH).
+  Result<store::UserRecord> set_limits(const auth::Principal& who, std::string_view user_id,
+                                       const LimitsPatch& patch, bool replace, const RequestMeta& meta);
 
   // For authentication: the user's current role and state (nullopt when deleted). Uses the cache.
   Result<std::optional<CachedUser>> status(std::string_view user_id);

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kColumns =
     "id, user_id, name, key_hash, key_prefix, rate_limit_per_minute, is_active, expires_at, last_used_at, "
-    "created_at, revoked_at";
+    "created_at, revoked_at, tokens_per_minute, token_budget, spend_budget_nanos, budget_period";
 
 ApiKeyRecord from_row(const Row& row) {
   ApiKeyRecord k;
@@ -27,6 +27,10 @@ ApiKeyRecord from_row(const Row& row) {
   k.last_used_at = row.get_optional_int(8);
   k.created_at = row.get_int(9);
   k.revoked_at = row.get_optional_int(10);
+  k.tokens_per_minute = row.get_optional_int(11);
+  k.token_budget = row.get_optional_int(12);
+  k.spend_budget_nanos = row.get_optional_int(13);
+  k.budget_period = row.get_string(14);
   return k;
 }
 
@@ -40,12 +44,14 @@ Result<std::optional<ApiKeyRecord>> first(Result<QueryResult>& r) {
 
 Result<ApiKeyRecord> ApiKeyStore::create(const ApiKeyRecord& key) {
   if (key.id.empty()) return fail(ErrorKind::kInternal, "api key id is empty");
-  Result<QueryResult> r = db_.query(
-      fmt::format(
-          "INSERT INTO api_keys ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {}",
-          kColumns, kColumns),
-      {key.id, key.user_id, key.name, key.key_hash, key.key_prefix, key.rate_limit_per_minute, key.is_active,
-       key.expires_at, key.last_used_at, key.created_at, key.revoked_at});
+  Result<QueryResult> r =
+      db_.query(fmt::format("INSERT INTO api_keys ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                            "$12, $13, $14, $15) "
+                            "RETURNING {}",
+                            kColumns, kColumns),
+                {key.id, key.user_id, key.name, key.key_hash, key.key_prefix, key.rate_limit_per_minute,
+                 key.is_active, key.expires_at, key.last_used_at, key.created_at, key.revoked_at,
+                 key.tokens_per_minute, key.token_budget, key.spend_budget_nanos, key.budget_period});
   if (!r) {
     return std::unexpected(detail::name_conflict(
         std::move(r.error()), {{"key_hash", "key_hash"}, {"api_keys.id", "id"}, {"api_keys_pkey", "id"}}));
@@ -105,6 +111,10 @@ Result<std::optional<ApiKeyRecord>> ApiKeyStore::update(std::string_view id, con
   if (patch.name) set("name", *patch.name);
   if (patch.is_active) set("is_active", *patch.is_active);
   if (patch.rate_limit_per_minute) set("rate_limit_per_minute", *patch.rate_limit_per_minute);
+  if (patch.tokens_per_minute) set("tokens_per_minute", *patch.tokens_per_minute);
+  if (patch.token_budget) set("token_budget", *patch.token_budget);
+  if (patch.spend_budget_nanos) set("spend_budget_nanos", *patch.spend_budget_nanos);
+  if (patch.budget_period) set("budget_period", *patch.budget_period);
   if (sets.empty()) return get_by_id(id);
   const std::string id_param = params.add(id);
   Result<QueryResult> r =

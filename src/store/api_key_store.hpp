@@ -32,6 +32,11 @@ struct ApiKeyRecord {
   std::optional<std::int64_t> last_used_at;
   std::int64_t created_at = 0;
   std::optional<std::int64_t> revoked_at;
+  // Limits beside rate_limit_per_minute (migration 0007; docs/LIMITS.md); nullopt: none.
+  std::optional<std::int64_t> tokens_per_minute;  // nullopt: the deployment's default
+  std::optional<std::int64_t> token_budget;
+  std::optional<std::int64_t> spend_budget_nanos;
+  std::string budget_period = "month";  // day | month | total
 };
 
 // Fields to change; unset fields keep their value. rate_limit_per_minute = std::optional(
@@ -40,6 +45,10 @@ struct ApiKeyUpdate {
   std::optional<std::string> name;
   std::optional<bool> is_active;
   std::optional<std::optional<std::int64_t>> rate_limit_per_minute;
+  std::optional<std::optional<std::int64_t>> tokens_per_minute;
+  std::optional<std::optional<std::int64_t>> token_budget;
+  std::optional<std::optional<std::int64_t>> spend_budget_nanos;
+  std::optional<std::string> budget_period;
 };
 
 class ApiKeyStore {

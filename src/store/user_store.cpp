@@ -11,7 +11,8 @@ using detail::forward_error;
 namespace {
 
 constexpr std::string_view kColumns =
-    "id, username, email, phone_number, password_hash, role, is_active, created_at, updated_at";
+    "id, username, email, phone_number, password_hash, role, is_active, created_at, updated_at, "
+    "rate_limit_per_minute, tokens_per_minute, token_budget, spend_budget_nanos, budget_period";
 
 UserRecord from_row(const Row& row) {
   UserRecord user;
@@ -24,6 +25,11 @@ UserRecord from_row(const Row& row) {
   user.is_active = row.get_bool(6);
   user.created_at = row.get_int(7);
   user.updated_at = row.get_int(8);
+  user.limits.rate_limit_per_minute = row.get_optional_int(9);
+  user.limits.tokens_per_minute = row.get_optional_int(10);
+  user.limits.token_budget = row.get_optional_int(11);
+  user.limits.spend_budget_nanos = row.get_optional_int(12);
+  user.limits.budget_period = parse_budget_period(row.get_string(13)).value_or(BudgetPeriod::kMonth);
   return user;
 }
 
@@ -141,6 +147,19 @@ Result<std::optional<UserRecord>> UserStore::update(std::string_view id, const U
   Result<QueryResult> r = db_.query(
       fmt::format("UPDATE users SET {} WHERE id = {} RETURNING {}", sets, id_param, kColumns), params.span());
   if (!r) return std::unexpected(name_user_conflict(std::move(r.error())));
+  if (r->rows.empty()) return std::optional<UserRecord>();
+  return std::optional<UserRecord>(from_row(r->rows.front()));
+}
+
+Result<std::optional<UserRecord>> UserStore::set_limits(std::string_view id, const LimitSettings& limits,
+                                                        std::int64_t now_ms) {
+  Result<QueryResult> r = db_.query(
+      fmt::format("UPDATE users SET rate_limit_per_minute = $2, tokens_per_minute = $3, token_budget = $4, "
+                  "spend_budget_nanos = $5, budget_period = $6, updated_at = $7 WHERE id = $1 RETURNING {}",
+                  kColumns),
+      {id, limits.rate_limit_per_minute, limits.tokens_per_minute, limits.token_budget,
+       limits.spend_budget_nanos, std::string(budget_period_name(limits.budget_period)), now_ms});
+  if (!r) return forward_error(r);
   if (r->rows.empty()) return std::optional<UserRecord>();
   return std::optional<UserRecord>(from_row(r->rows.front()));
 }

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/limits.hpp"
 #include "store/database.hpp"
 #include "store/page.hpp"
 
@@ -29,6 +30,7 @@ struct UserRecord {
   bool is_active = true;
   std::int64_t created_at = 0;  // unix ms
   std::int64_t updated_at = 0;  // unix ms
+  LimitSettings limits;         // migration 0007; docs/LIMITS.md
 };
 
 // Fields to change; unset fields keep their value. phone_number = std::optional(std::nullopt)
@@ -70,6 +72,9 @@ class UserStore {
   // Applies `patch`, sets updated_at = now_ms (only when something changes) and returns the row;
   // std::nullopt when no user has this id.
   Result<std::optional<UserRecord>> update(std::string_view id, const UserUpdate& patch, std::int64_t now_ms);
+  // Replaces the user's limits; std::nullopt when no user has this id.
+  Result<std::optional<UserRecord>> set_limits(std::string_view id, const LimitSettings& limits,
+                                               std::int64_t now_ms);
 
   // Deletes the user and, by cascade, everything they own (preferences, API keys, refresh tokens).
   // false when no user has this id.
