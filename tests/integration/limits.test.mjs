@@ -363,6 +363,18 @@ describe(`limits, budgets and rate-limit headers (${BACKEND})`, () => {
     assert.equal(seen.rate_limit_per_minute, 4);
   });
 
+  test('GET /api/v1/users/{id}/limits also shows what is in use now', async () => {
+    const u = await newUser();
+    await setUserLimits(u, { rate_limit_per_minute: 10, token_budget: 100000 });
+    const before = expectStatus(await api(url, 'GET', `/api/v1/users/${u.id}/limits`, { token: u.token }), 200);
+    for (let i = 0; i < 3; i++) expectStatus(await api(url, 'POST', '/api/v1/chat', { token: u.token, body: { model: 'gpt-3.5-turbo', messages: msg() } }), 200);
+    const after = expectStatus(await api(url, 'GET', `/api/v1/users/${u.id}/limits`, { token: u.token }), 200);
+    const settings = ['rate_limit_per_minute', 'tokens_per_minute', 'token_budget', 'spend_budget_usd', 'budget_period', 'user_id'];
+    const inUse = (b) => Object.fromEntries(Object.entries(b).filter(([f]) => !settings.includes(f)));
+    assert.ok(Object.keys(inUse(after)).length > 0, `no in-use fields beside the settings (docs/LIMITS.md): ${JSON.stringify(after)}`);
+    assert.notDeepEqual(inUse(after), inUse(before), 'three calls later, what is in use has changed');
+  });
+
   test('all or none: a call refused by the user\'s limit leaves nothing in the key\'s log', async () => {
     const u = await newUser();
     const k = await newKey(u, { rate_limit_per_minute: 10 });
@@ -434,6 +446,31 @@ describe(`limits, budgets and rate-limit headers (${BACKEND})`, () => {
     const leftAfter = tokenHeaders(after, TPM, 'after');
     assert.ok(leftAfter > leftDuring, `remaining tokens went back up after the call (${leftDuring} → ${leftAfter})`);
     assert.ok(leftAfter >= TPM - 100, `${leftAfter} tokens left once the reservation of ${MAX} was settled to ${used}`);
+  });
+
+  test('TPM: while two calls hold their reservations a third that does not fit is 429 naming tokens; once they settle it fits', async () => {
+    const TPM = 1000;
+    const MAX = 450;
+    const k = await newKey(owner, { tokens_per_minute: TPM });
+    await mock.reset();
+    await mock.faults([{ delay_ms: 2000 }, { delay_ms: 2000 }]);
+    const ask = () => api(url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: msg(), max_tokens: MAX } });
+    const held = [ask(), ask()];
+    for (let i = 0; i < 100 && (await mock.requests()).length < 2; i++) await sleep(20);
+    assert.equal((await mock.requests()).length, 2, 'both calls reached the provider');
+    const r = await ask();
+    const body = expectStatus(r, 429, 'RATE_LIMIT_EXCEEDED');
+    assert.equal(body.error.type, 'rate_limit_error');
+    assert.match(body.error.message, /token/i, body.error.message);
+    assert.match(body.error.message, new RegExp(`\\b${TPM}\\b`), body.error.message);
+    const retryAfter = Number(r.headers.get('retry-after'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After ${r.headers.get('retry-after')}`);
+    assert.ok(tokenHeaders(r, TPM, 'refused') < MAX, 'fewer tokens left than the call reserves');
+    for (const h of await Promise.all(held)) expectStatus(h, 200);
+    // Settled to their real usage: the same call fits now.
+    const again = await ask();
+    expectStatus(again, 200);
+    assert.equal((await mock.requests()).length, 3, 'the refused call never reached the provider');
   });
 
   test('TPM: a call whose reservation alone exceeds the limit is 422 VALIDATION_ERROR naming max_tokens', async () => {
