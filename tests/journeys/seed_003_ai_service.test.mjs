@@ -384,10 +384,14 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
       const times = body.items.map((x) => Date.parse(x.created_at));
       for (const t of times) assert.ok(!Number.isNaN(t), 'created_at');
       assert.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
-      assert.deepEqual(body.items.map((x) => x.route), ['/api/v1/translate', '/api/v1/summarize', '/api/v1/chat']);
+      // Each record names its route (as `route` or `endpoint`), the model, the provider and the status.
+      const routes = body.items.map((x) => String(x.route ?? x.endpoint));
+      ['translate', 'summarize', 'chat'].forEach((name, i) => assert.match(routes[i], new RegExp(name), JSON.stringify(routes)));
       const expected = [...limitedUsage].reverse();
       body.items.forEach((x, i) => {
         assert.equal(x.model, 'gpt-3.5-turbo');
+        assert.equal(x.provider, 'mock');
+        assert.equal(x.status, 200);
         assert.equal(x.prompt_tokens, expected[i].prompt_tokens);
         assert.equal(x.completion_tokens, expected[i].completion_tokens);
         assert.equal(x.total_tokens, expected[i].total_tokens);
