@@ -836,6 +836,24 @@ describe(`limits over Redis (${BACKEND})`, { skip: hasRedis ? false : 'redis-ser
     assert.equal(results.filter((r) => r.status === 429).length, 30);
   });
 
+  test('one key\'s token budget holds across two instances sharing Redis, and is settled to the real usage', async () => {
+    const BUDGET = 60;
+    const k = expectStatus(await api(a.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'budget', token_budget: BUDGET, budget_period: 'total' } }), 201);
+    let used = 0;
+    let refused = null;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const r = await api((i % 2 ? b : a).url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 } });
+      if (r.status === 402) refused = r;
+      else used += expectStatus(r, 200).usage.total_tokens;
+    }
+    assert.ok(refused, `the budget of ${BUDGET} tokens was never reached (${used} used)`);
+    expectStatus(refused, 402, 'BUDGET_EXCEEDED');
+    assert.ok(used <= BUDGET && used + 25 > BUDGET, `refused with ${used} of ${BUDGET} used`);
+    for (const inst of [a, b]) {
+      expectStatus(await api(inst.url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 } }), 402, 'BUDGET_EXCEEDED');
+    }
+  });
+
   test('Redis stops answering: calls are refused with 503 and Retry-After: 1 (fail_closed), and admitted again once it is back', async () => {
     const k = expectStatus(await api(a.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'paused', rate_limit_per_minute: 100 } }), 201);
     const call = () => api(a.url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }] } });
