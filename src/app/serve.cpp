@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -115,6 +116,7 @@ struct Components {
   provider::ProviderRegistry providers;
   std::unique_ptr<services::ChatService> chat;
   std::unique_ptr<api::ChatDeps> chat_deps;
+  services::UsageMetrics usage_metrics;
   std::unique_ptr<services::UsageRecorder> usage;
   std::unique_ptr<StoredBudgets> budgets;
   std::unique_ptr<services::Limiter> limiter;
@@ -194,7 +196,7 @@ struct Components {
       }
     }
     own_keys = std::make_unique<VaultOwnKeys>(*vault, *blocking);
-    usage = std::make_unique<services::UsageRecorder>(*db, clock);
+    usage = std::make_unique<services::UsageRecorder>(*db, clock, 200'000, &usage_metrics);
     const auto& lc = config.limits;
     services::LimiterOptions limits;
     limits.default_rpm = static_cast<std::int64_t>(lc.default_rpm);
@@ -388,6 +390,57 @@ asio::awaitable<Status> check_ready(Components& c) {
   co_return Status{};
 }
 
+// Limits, provider calls and error responses in /metrics (no key or user ids as labels).
+void add_gateway_metrics(http::Metrics& metrics, Components& c) {
+  metrics.add_collector([&c](std::string& out) {
+    const auto& k = c.limiter->counters();
+    out +=
+        "# HELP parley_limiter_decisions_total AI calls admitted or refused by the limits, by the scope that "
+        "decided (key, user; none: the caller has no limits).\n";
+    out += "# TYPE parley_limiter_decisions_total counter\n";
+    auto line = [&out](std::string_view scope, std::string_view decision, std::uint64_t n) {
+      out += fmt::format("parley_limiter_decisions_total{{scope=\"{}\",decision=\"{}\"}} {}\n", scope,
+                         decision, n);
+    };
+    line("key", "allowed", k.allowed_key.load());
+    line("user", "allowed", k.allowed_user.load());
+    line("none", "allowed", k.allowed_none.load());
+    line("key", "limited", k.limited_key.load());
+    line("user", "limited", k.limited_user.load());
+    line("key", "budget", k.budget_key.load());
+    line("user", "budget", k.budget_user.load());
+    line("store", "unavailable", k.unavailable.load() - k.failed_open.load());
+    line("store", "failed_open", k.failed_open.load());
+    out += "# HELP parley_limiter_seconds Time to check and reserve a call's limits (memory or Redis).\n";
+    out += "# TYPE parley_limiter_seconds summary\n";
+    out +=
+        fmt::format("parley_limiter_seconds_sum {:.6f}\n", static_cast<double>(k.admit_ns_sum.load()) / 1e9);
+    out += fmt::format("parley_limiter_seconds_count {}\n", k.admit_count.load());
+    if (c.redis_limits != nullptr) {
+      const auto& h = c.redis_limits->health();
+      out += "# HELP parley_limiter_redis_up Whether the last Redis exchange succeeded.\n";
+      out += "# TYPE parley_limiter_redis_up gauge\n";
+      out += fmt::format("parley_limiter_redis_up {}\n", h.up.load() ? 1 : 0);
+      out +=
+          "# HELP parley_limiter_redis_errors_total Redis exchanges that failed (unreachable, timeout, "
+          "error).\n";
+      out += "# TYPE parley_limiter_redis_errors_total counter\n";
+      out += fmt::format("parley_limiter_redis_errors_total {}\n", h.errors.load());
+    }
+    out += "# HELP parley_provider_retries_total Provider calls retried by the retry policy.\n";
+    out += "# TYPE parley_provider_retries_total counter\n";
+    out += fmt::format("parley_provider_retries_total {}\n", provider::retries_total().load());
+    out += "# HELP parley_errors_total Error responses sent, by code.\n";
+    out += "# TYPE parley_errors_total counter\n";
+    for (std::size_t i = 0; i < kErrorKinds; ++i) {
+      const auto kind = static_cast<ErrorKind>(i);
+      out +=
+          fmt::format("parley_errors_total{{code=\"{}\"}} {}\n", error_info(kind).code, errors_counted(kind));
+    }
+    c.usage_metrics.render(out);
+  });
+}
+
 void register_routes(http::Router& router, Components& c) {
   c.ops_deps =
       std::make_unique<api::OpsDeps>(api::OpsDeps{kVersion, *c.metrics, [&c] { return check_ready(c); }});
@@ -399,6 +452,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_conversation_routes(router, *c.conversation_deps);
   api::register_realtime_routes(router, *c.realtime_deps);
   api::add_realtime_metrics(*c.metrics, *c.realtime_deps);
+  add_gateway_metrics(*c.metrics, c);
 }
 
 // A data directory (and the database files in it) made by an earlier version, or by hand, with
@@ -537,7 +591,9 @@ int serve(config::LoadResult loaded) {
   server.run();
   // Pooled provider connections belong to the server's event loops: close them while those exist.
   c.http_client->close_idle();
+  // Redis objects belong to the event loops too: released while those exist.
   if (c.redis_limits != nullptr) c.redis_limits->close();
+  c.invalidations.reset();
   c.blocking->stop();
   c.hashing_pool->stop();
   c.answers->interrupt_running();

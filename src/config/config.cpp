@@ -511,16 +511,17 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
             if (auto i = n->value_exact<std::int64_t>()) return static_cast<double>(*i);
             return std::nullopt;
           };
-          std::optional<double> in =
+          std::optional<double> price_in =
               pair != nullptr && pair->size() == 2 ? number(pair->get(0)) : std::nullopt;
-          std::optional<double> out =
+          std::optional<double> price_out =
               pair != nullptr && pair->size() == 2 ? number(pair->get(1)) : std::nullopt;
-          if (!in || !out || *in < 0 || *out < 0 || *in > 1e6 || *out > 1e6) {
+          if (!price_in || !price_out || *price_in < 0 || *price_out < 0 || *price_in > 1e6 ||
+              *price_out > 1e6) {
             return validation(pname,
                               "must be [input, output]: USD per 1M tokens, two numbers from 0 to 1000000");
           }
           if (pk.str().empty()) return validation(pname, "model name must not be empty");
-          p.prices.push_back({std::string(pk.str()), *in, *out});
+          p.prices.push_back({std::string(pk.str()), *price_in, *price_out});
         }
       } else if (key == "retry" || key == "timeouts") {
         const auto* sub = v.as_table();

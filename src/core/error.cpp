@@ -1,6 +1,8 @@
 #include "core/error.hpp"
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 
 namespace parley {
 namespace {
@@ -57,6 +59,18 @@ constexpr bool table_is_complete() {
 static_assert(table_is_complete(), "kTable must list every ErrorKind in declaration order");
 
 }  // namespace
+
+namespace {
+std::array<std::atomic<std::uint64_t>, kErrorKinds> g_error_counts{};
+}  // namespace
+
+void count_error(ErrorKind kind) noexcept {
+  g_error_counts[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t errors_counted(ErrorKind kind) noexcept {
+  return g_error_counts[static_cast<std::size_t>(kind)].load(std::memory_order_relaxed);
+}
 
 const ErrorInfo& error_info(ErrorKind kind) noexcept {
   return kTable[static_cast<std::size_t>(kind)].info;

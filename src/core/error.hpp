@@ -3,6 +3,8 @@
 // a provider call may be retried. Subsystems return Result<T>; nothing throws on the request path.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <optional>
@@ -55,6 +57,11 @@ struct ErrorInfo {
 
 // The single table behind every error response; defined in error.cpp.
 const ErrorInfo& error_info(ErrorKind kind) noexcept;
+// Error responses sent, by kind (for the metrics); count_error is called by http::error_response.
+void count_error(ErrorKind kind) noexcept;
+std::uint64_t errors_counted(ErrorKind kind) noexcept;
+inline constexpr std::size_t kErrorKinds = static_cast<std::size_t>(ErrorKind::kBudgetExceeded) + 1;
+
 // The kind whose public code this is ("VALIDATION_ERROR" → kValidation), for codes read back from
 // the store; nullopt for a code no kind has.
 std::optional<ErrorKind> error_kind_of_code(std::string_view code) noexcept;

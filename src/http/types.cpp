@@ -146,6 +146,7 @@ Response client_closed_response() {
 }
 
 Response error_response(const Error& error, std::string_view request_id) {
+  count_error(error.kind);
   Response res = text_response(static_cast<StatusCode>(error.status()), error_body(error, request_id),
                                "application/json");
   if (error.rate) set_rate_limit_headers(res, *error.rate);
@@ -187,7 +188,8 @@ void set_rate_limit_headers(Response& res, const RateLimitInfo& info) {
   if (main) {
     res.set("X-RateLimit-Limit", std::to_string(main->limit));
     res.set("X-RateLimit-Remaining", std::to_string(main->remaining));
-    res.set("X-RateLimit-Reset", ceil_seconds(main->reset_ms));
+    // Seconds until one more request is available: 0 while some are left.
+    res.set("X-RateLimit-Reset", main->remaining > 0 ? std::string("0") : ceil_seconds(main->reset_ms));
   }
 }
 

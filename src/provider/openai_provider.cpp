@@ -146,6 +146,7 @@ asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const C
                    attempt + 1, decision.reason, ctx.request_id);
       co_return std::unexpected(final_error(kind, status));
     }
+    retries_total().fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
                  attempt + 1, decision.delay.count(), ctx.request_id);
     co_await sleep_for(decision.delay);
@@ -246,6 +247,7 @@ asio::awaitable<Result<StreamOutcome>> OpenAiCompatibleProvider::post_stream(con
                    status, attempt + 1, outcome.events, decision.reason, ctx.request_id);
       co_return std::unexpected(final_error(kind, status));
     }
+    retries_total().fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("provider {} retry: status={} attempt={} delay_ms={} request_id={}", name_, status,
                  attempt + 1, decision.delay.count(), ctx.request_id);
     co_await sleep_for(decision.delay);

@@ -4,6 +4,7 @@
 // key each uses.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/fwd.hpp>
 #include <cstdint>
@@ -139,5 +140,8 @@ class ProviderRegistry {
 };
 
 bool model_matches(std::string_view pattern, std::string_view model);
+
+// Retries made by every provider of this process (for the metrics).
+std::atomic<std::uint64_t>& retries_total();
 
 }  // namespace parley::provider

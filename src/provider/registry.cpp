@@ -8,6 +8,11 @@ bool model_matches(std::string_view pattern, std::string_view model) {
   return pattern == model;
 }
 
+std::atomic<std::uint64_t>& retries_total() {
+  static std::atomic<std::uint64_t> retries{0};
+  return retries;
+}
+
 std::int64_t ProviderEntry::cost_nanos(std::string_view model, std::int64_t prompt_tokens,
                                        std::int64_t completion_tokens) const {
   for (const auto& p : prices) {

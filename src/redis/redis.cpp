@@ -225,6 +225,23 @@ void Connection::connect() {
                             },
                             std::chrono::steady_clock::now() + timeout_});
   }
+  // Redis's clock against ours, for deadlines a script checks with TIME.
+  hello += encode({"TIME"});
+  first.push_back(Pending{[self = weak_from_this()](Result<Reply> r) {
+                            auto s = self.lock();
+                            if (!s || !r || r->type != Reply::Type::kArray || r->elements.size() != 2) return;
+                            const auto local = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::system_clock::now().time_since_epoch())
+                                                   .count();
+                            std::int64_t sec = 0;
+                            std::int64_t usec = 0;
+                            const std::string& a = r->elements[0].str;
+                            const std::string& b = r->elements[1].str;
+                            std::from_chars(a.data(), a.data() + a.size(), sec);
+                            std::from_chars(b.data(), b.data() + b.size(), usec);
+                            s->clock_offset_ms_ = sec * 1000 + usec / 1000 - local;
+                          },
+                          std::chrono::steady_clock::now() + timeout_});
   out_.insert(0, hello);
   pending_.insert(pending_.begin(), std::make_move_iterator(first.begin()),
                   std::make_move_iterator(first.end()));

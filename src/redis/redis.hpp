@@ -94,6 +94,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   [[nodiscard]] const boost::asio::any_io_executor& executor() const { return executor_; }
+  [[nodiscard]] std::chrono::milliseconds timeout() const { return timeout_; }
+  // Redis's clock minus ours (ms), measured with TIME at each connection; nullopt before.
+  [[nodiscard]] std::optional<std::int64_t> clock_offset_ms() const { return clock_offset_ms_; }
 
  private:
   enum class State { kIdle, kConnecting, kReady, kDown };
@@ -126,6 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<char, 16384> in_{};
   std::unique_ptr<ReplyReader> reader_ = std::make_unique<ReplyReader>();
   std::uint64_t epoch_ = 0;  // bumped by each close: completions of an older socket are ignored
+  std::optional<std::int64_t> clock_offset_ms_;
 };
 
 // A subscription to one channel on a connection of its own, kept up across outages: `on_message`

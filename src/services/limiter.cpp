@@ -79,8 +79,8 @@ LimitDecision MemoryLimitStore::decide(const LimitAsk& ask) {
         if (freed >= need) break;
       }
       refuse(Refusal::kTokens, at + kWindowMs - now);
-    } else if (scope.token_budget > 0 &&
-               s.used_tokens + s.reserved_tokens + ask.tokens > scope.token_budget) {
+    } else if (scope.token_budget > 0 && s.used_tokens + s.reserved_tokens >= scope.token_budget) {
+      // Admitted while some of the budget is left: it is overrun by at most one call.
       refuse(Refusal::kTokenBudget, scope.period_end_ms > 0 ? scope.period_end_ms - now : 0);
     } else if (scope.spend_budget > 0 && (s.used_cost + s.reserved_cost >= scope.spend_budget ||
                                           s.used_cost + s.reserved_cost + ask.cost > scope.spend_budget)) {
@@ -258,7 +258,7 @@ asio::awaitable<Status> Limiter::seed(std::vector<LimitScope>& scopes, const aut
 namespace {
 
 std::string whose(const LimitScope& scope) {
-  return scope.is_key ? "this service key" : "this account";
+  return scope.is_key ? "this service key" : "this user (all of their keys and sessions together)";
 }
 
 std::string period_words(BudgetPeriod period) {

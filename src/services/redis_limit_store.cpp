@@ -16,9 +16,11 @@ using redis::Reply;
 namespace {
 
 // KEYS: 4 per scope (window, tokens, budget, reservations). ARGV: now, rid, tokens, cost, ttl_ms,
-// n, then 7 per scope: rpm, tpm, token budget, spend budget, seed tokens, seed cost, period end.
-// Returns {refusal, scope (1-based), retry_ms, then per scope: requests, tokens, oldest, budget
-// tokens, budget cost}. Refusals: 1 requests, 2 tokens, 3 too large, 4 token budget, 5 spend.
+// n, deadline (Redis's clock, ms; 0: none), then 7 per scope: rpm, tpm, token budget, spend budget, seed
+// tokens, seed cost, period end. Returns {refusal, scope (1-based), retry_ms, then per scope: requests,
+// tokens, oldest, budget tokens, budget cost}. Refusals: 1 requests, 2 tokens, 3 too large, 4 token budget, 5
+// spend;
+// {-1} when the deadline had passed (the caller gave up waiting: nothing is counted).
 constexpr std::string_view kAdmitScript = R"lua(
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
@@ -26,13 +28,18 @@ local want_t = tonumber(ARGV[3])
 local want_c = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
+local deadline = tonumber(ARGV[7])
+if deadline > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return {-1} end
+end
 local window = 60000
 local function num(x) return tonumber(x) or 0 end
 local function int(x) return string.format('%.0f', x) end
 local refusal, refused, retry = 0, 0, 0
 local counts = {}
 for i = 1, n do
-  local a = 6 + (i - 1) * 7
+  local a = 7 + (i - 1) * 7
   local rpm, tpm, tb, sb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local w, t, b, r = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   local c = {0, 0, 0, 0, 0}
@@ -79,8 +86,8 @@ for i = 1, n do
       local h = redis.call('HGET', b, 'r:' .. id)
       if h then
         local ht, hc = string.match(h, '(%d+):(%d+)')
-        redis.call('HINCRBY', b, 'rt', '-' .. ht)
-        redis.call('HINCRBY', b, 'rc', '-' .. hc)
+        redis.call('HINCRBY', b, 'rt', int(-tonumber(ht)))
+        redis.call('HINCRBY', b, 'rc', int(-tonumber(hc)))
         redis.call('HDEL', b, 'r:' .. id)
       end
       redis.call('ZREM', r, id)
@@ -100,7 +107,7 @@ for i = 1, n do
 end
 if refusal == 0 then
   for i = 1, n do
-    local a = 6 + (i - 1) * 7
+    local a = 7 + (i - 1) * 7
     local rpm, tpm, tb, sb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local w, t, b, r = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
     local c = counts[i]
@@ -152,8 +159,8 @@ for i = 1, n do
     local h = redis.call('HGET', b, 'r:' .. rid)
     if h then
       local ht, hc = string.match(h, '(%d+):(%d+)')
-      redis.call('HINCRBY', b, 'rt', '-' .. ht)
-      redis.call('HINCRBY', b, 'rc', '-' .. hc)
+      redis.call('HINCRBY', b, 'rt', int(-tonumber(ht)))
+      redis.call('HINCRBY', b, 'rc', int(-tonumber(hc)))
       redis.call('HDEL', b, 'r:' .. rid)
       redis.call('ZREM', r, rid)
     end
@@ -261,6 +268,9 @@ asio::awaitable<Result<LimitDecision>> RedisLimitStore::admit(const LimitAsk& as
   args.push_back(std::to_string(ask.cost));
   args.push_back(std::to_string(ask.reservation_ttl_ms));
   args.push_back(std::to_string(ask.scopes.size()));
+  // Past this (on Redis's clock) nobody waits for the answer any more: the script then counts nothing.
+  const auto offset = c->clock_offset_ms();
+  args.push_back(std::to_string(offset ? ask.now_ms + *offset + c->timeout().count() : 0));
   for (const LimitScope& s : ask.scopes) {
     args.push_back(std::to_string(s.rpm));
     args.push_back(std::to_string(s.tpm));
@@ -273,6 +283,9 @@ asio::awaitable<Result<LimitDecision>> RedisLimitStore::admit(const LimitAsk& as
   auto reply = co_await eval(*c, true, std::move(args));
   if (!reply) co_return std::unexpected(reply.error());
   const auto& e = reply->elements;
+  if (reply->type == Reply::Type::kArray && e.size() == 1 && e[0].integer == -1) {
+    co_return fail(ErrorKind::kUnavailable, "Redis answered too late");
+  }
   if (reply->type != Reply::Type::kArray || e.size() != 3 + 5 * ask.scopes.size()) {
     co_return fail(ErrorKind::kUnavailable, "Redis answered the limit script unexpectedly");
   }

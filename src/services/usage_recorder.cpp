@@ -7,6 +7,7 @@ namespace parley::services {
 void UsageRecorder::record(store::UsageEvent event) {
   event.created_at = clock_.now_ms();
   recorded_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_ != nullptr) metrics_->record(event);
   std::lock_guard lock(mutex_);
   if (pending_.size() >= max_pending_) {
     dropped_.fetch_add(1, std::memory_order_relaxed);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "services/usage_metrics.hpp"
 #include "store/database.hpp"
 #include "store/usage_store.hpp"
 
@@ -18,8 +19,10 @@ namespace parley::services {
 
 class UsageRecorder {
  public:
-  UsageRecorder(store::Database& db, const Clock& clock, std::size_t max_pending = 200'000)
-      : db_(db), clock_(clock), max_pending_(max_pending) {}
+  // `metrics` (may be null) sees every event as it is recorded.
+  UsageRecorder(store::Database& db, const Clock& clock, std::size_t max_pending = 200'000,
+                UsageMetrics* metrics = nullptr)
+      : db_(db), clock_(clock), max_pending_(max_pending), metrics_(metrics) {}
 
   // Fills created_at; queues the event.
   void record(store::UsageEvent event);
@@ -38,6 +41,7 @@ class UsageRecorder {
   store::Database& db_;
   const Clock& clock_;
   std::size_t max_pending_;
+  UsageMetrics* metrics_;
   mutable std::mutex mutex_;
   std::vector<store::UsageEvent> pending_;
   std::atomic<std::uint64_t> recorded_{0};
