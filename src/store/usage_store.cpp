@@ -296,25 +296,28 @@ Result<UsageRecordPage> UsageStore::records(const UsageRecordQuery& query) {
 }
 
 Result<UsageSummary> UsageStore::summary(const UsageSummaryQuery& query) {
+  // One pass over the rollup rows of the period, grouped by day and model; the per-day and
+  // per-model sums are made from those groups here (days × models rows, a few hundred at most).
   detail::Params params;
   std::string where = fmt::format(" WHERE day >= {}", params.add(query.from_day));
   add_owner_filters(where, params, query.api_key_id, query.user_id);
-  UsageSummary out;
-  Result<QueryResult> days = db_.query(
-      fmt::format("SELECT day, {} FROM usage_daily{} GROUP BY day ORDER BY day", kAmountSums, where),
+  Result<QueryResult> r = db_.query(
+      fmt::format("SELECT day, provider, model, {} FROM usage_daily{} GROUP BY day, provider, model",
+                  kAmountSums, where),
       params.span());
-  if (!days) return forward_error(days);
-  out.by_day.reserve(days->rows.size());
-  for (const Row& row : days->rows) out.by_day.push_back(UsageDay{row.get_int(0), amounts_from(row, 1)});
-  Result<QueryResult> models =
-      db_.query(fmt::format("SELECT provider, model, {} FROM usage_daily{} GROUP BY provider, model",
-                            kAmountSums, where),
-                params.span());
-  if (!models) return forward_error(models);
-  out.by_model.reserve(models->rows.size());
-  for (const Row& row : models->rows) {
-    out.by_model.push_back(UsageModel{row.get_string(0), row.get_string(1), amounts_from(row, 2)});
+  if (!r) return forward_error(r);
+  std::map<std::int64_t, UsageAmounts> days;
+  std::map<std::pair<std::string, std::string>, UsageAmounts> models;
+  for (const Row& row : r->rows) {
+    const UsageAmounts a = amounts_from(row, 3);
+    days[row.get_int(0)] += a;
+    models[{row.get_string(1), row.get_string(2)}] += a;
   }
+  UsageSummary out;
+  out.by_day.reserve(days.size());
+  for (const auto& [day, amounts] : days) out.by_day.push_back(UsageDay{day, amounts});
+  out.by_model.reserve(models.size());
+  for (auto& [name, amounts] : models) out.by_model.push_back(UsageModel{name.first, name.second, amounts});
   std::sort(out.by_model.begin(), out.by_model.end(), [](const UsageModel& a, const UsageModel& b) {
     return std::tie(b.amounts.requests, a.provider, a.model) <
            std::tie(a.amounts.requests, b.provider, b.model);
