@@ -28,6 +28,7 @@ namespace {
 
 constexpr std::size_t kColumnsPerRow = 14;
 constexpr std::size_t kRollupColumns = 12;
+constexpr std::size_t kModelRollupColumns = 10;
 
 // "($1, …, $n), ($n+1, …)" for `rows` rows of `columns` parameters.
 std::string values_list(std::size_t rows, std::size_t columns) {
@@ -51,21 +52,26 @@ std::string insert_sql(std::size_t rows) {
          values_list(rows, kColumnsPerRow);
 }
 
-// Adds `rows` rollup rows to usage_daily (no two of them with the same key).
-std::string upsert_sql(std::size_t rows) {
-  return "INSERT INTO usage_daily (day, user_id, api_key_id, provider, model, requests, errors, "
-         "prompt_tokens, "
-         "completion_tokens, total_tokens, cost_nanos, latency_ms_sum) VALUES " +
-         values_list(rows, kRollupColumns) +
-         " ON CONFLICT (day, user_id, api_key_id, provider, model) DO UPDATE SET "
-         "requests = usage_daily.requests + excluded.requests, "
-         "errors = usage_daily.errors + excluded.errors, "
-         "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, "
-         "completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, "
-         "total_tokens = usage_daily.total_tokens + excluded.total_tokens, "
-         "cost_nanos = usage_daily.cost_nanos + excluded.cost_nanos, "
-         "latency_ms_sum = usage_daily.latency_ms_sum + excluded.latency_ms_sum";
+// Adds `rows` rows to a rollup table (no two of them with the same key): the key columns, then
+// the seven amounts.
+std::string upsert_sql(std::string_view table, std::string_view key_columns, std::size_t key_count,
+                       std::size_t rows) {
+  std::string sql = fmt::format(
+      "INSERT INTO {0} ({1}, requests, errors, prompt_tokens, completion_tokens, total_tokens, cost_nanos, "
+      "latency_ms_sum) VALUES {2} ON CONFLICT ({1}) DO UPDATE SET ",
+      table, key_columns, values_list(rows, key_count + 7));
+  bool first = true;
+  for (std::string_view column : {"requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+                                  "cost_nanos", "latency_ms_sum"}) {
+    if (!first) sql += ", ";
+    first = false;
+    sql += fmt::format("{1} = {0}.{1} + excluded.{1}", table, column);
+  }
+  return sql;
 }
+
+constexpr std::string_view kDailyKey = "day, user_id, api_key_id, provider, model";
+constexpr std::string_view kModelsKey = "day, provider, model";
 
 void add_row(std::vector<Value>& params, const UsageEvent& e) {
   params.insert(params.end(),
@@ -94,11 +100,30 @@ std::map<RollupKey, UsageAmounts> rollups_of(std::span<const UsageEvent> events)
   return out;
 }
 
+void add_amounts(std::vector<Value>& params, const UsageAmounts& a) {
+  params.insert(params.end(),
+                {Value(a.requests), Value(a.errors), Value(a.prompt_tokens), Value(a.completion_tokens),
+                 Value(a.total_tokens), Value(a.cost_nanos), Value(a.latency_ms_sum)});
+}
+
 void add_rollup(std::vector<Value>& params, const RollupKey& k, const UsageAmounts& a) {
   params.insert(params.end(), {Value(std::get<0>(k)), Value(std::get<1>(k)), Value(std::get<2>(k)),
-                               Value(std::get<3>(k)), Value(std::get<4>(k)), Value(a.requests),
-                               Value(a.errors), Value(a.prompt_tokens), Value(a.completion_tokens),
-                               Value(a.total_tokens), Value(a.cost_nanos), Value(a.latency_ms_sum)});
+                               Value(std::get<3>(k)), Value(std::get<4>(k))});
+  add_amounts(params, a);
+}
+
+// day, provider, model: the deployment's rollups.
+using ModelRollupKey = std::tuple<std::int64_t, std::string, std::string>;
+
+std::map<ModelRollupKey, UsageAmounts> model_rollups_of(const std::map<RollupKey, UsageAmounts>& rollups) {
+  std::map<ModelRollupKey, UsageAmounts> out;
+  for (const auto& [k, a] : rollups) out[ModelRollupKey{std::get<0>(k), std::get<3>(k), std::get<4>(k)}] += a;
+  return out;
+}
+
+void add_model_rollup(std::vector<Value>& params, const ModelRollupKey& k, const UsageAmounts& a) {
+  params.insert(params.end(), {Value(std::get<0>(k)), Value(std::get<1>(k)), Value(std::get<2>(k))});
+  add_amounts(params, a);
 }
 
 // Runs `one` per item, `full` per `per_statement` items, as appending `add` fills the parameters.
@@ -162,18 +187,30 @@ Status UsageStore::append(std::span<const UsageEvent> events) {
   static const std::string one_row = insert_sql(1);
   static const std::string sqlite_rows = insert_sql(16);
   static const std::string postgres_rows = insert_sql(50);
-  static const std::string one_rollup = upsert_sql(1);
-  static const std::string full_rollups = upsert_sql(kRollupsPerStatement);
+  static const std::string one_rollup = upsert_sql("usage_daily", kDailyKey, 5, 1);
+  static const std::string full_rollups = upsert_sql("usage_daily", kDailyKey, 5, kRollupsPerStatement);
+  static const std::string one_model = upsert_sql("usage_daily_models", kModelsKey, 3, 1);
+  static const std::string full_models =
+      upsert_sql("usage_daily_models", kModelsKey, 3, kRollupsPerStatement);
   const std::string& full = sqlite ? sqlite_rows : postgres_rows;
   const std::map<RollupKey, UsageAmounts> rollups = rollups_of(events);
+  const std::map<ModelRollupKey, UsageAmounts> models = model_rollups_of(rollups);
   return db_.transaction([&](Connection& c) -> Status {
     if (auto s = run_chunked(c, events.begin(), events.end(), per_statement, kColumnsPerRow, full, one_row,
                              add_row);
         !s)
       return s;
-    return run_chunked(
-        c, rollups.begin(), rollups.end(), kRollupsPerStatement, kRollupColumns, full_rollups, one_rollup,
-        [](std::vector<Value>& params, const auto& entry) { add_rollup(params, entry.first, entry.second); });
+    if (auto s = run_chunked(c, rollups.begin(), rollups.end(), kRollupsPerStatement, kRollupColumns,
+                             full_rollups, one_rollup,
+                             [](std::vector<Value>& params, const auto& entry) {
+                               add_rollup(params, entry.first, entry.second);
+                             });
+        !s)
+      return s;
+    return run_chunked(c, models.begin(), models.end(), kRollupsPerStatement, kModelRollupColumns,
+                       full_models, one_model, [](std::vector<Value>& params, const auto& entry) {
+                         add_model_rollup(params, entry.first, entry.second);
+                       });
   });
 }
 
@@ -186,8 +223,11 @@ Result<UsageTotals> UsageStore::totals(const UsageFilter& filter) {
     detail::Params params;
     std::string where = fmt::format(" WHERE day >= {}", params.add(whole_from));
     add_owner_filters(where, params, filter.api_key_id, filter.user_id);
+    const bool whole_deployment = !filter.api_key_id && !filter.user_id;
     Result<QueryResult> r =
-        db_.query(fmt::format("SELECT {} FROM usage_daily{}", kAmountSums, where), params.span());
+        db_.query(fmt::format("SELECT {} FROM {}{}", kAmountSums,
+                              whole_deployment ? "usage_daily_models" : "usage_daily", where),
+                  params.span());
     if (!r) return forward_error(r);
     if (!r->rows.empty()) {
       const UsageAmounts a = amounts_from(r->rows.front(), 0);
@@ -298,13 +338,15 @@ Result<UsageRecordPage> UsageStore::records(const UsageRecordQuery& query) {
 Result<UsageSummary> UsageStore::summary(const UsageSummaryQuery& query) {
   // One pass over the rollup rows of the period, grouped by day and model; the per-day and
   // per-model sums are made from those groups here (days × models rows, a few hundred at most).
+  // Nothing narrowing the read, the deployment's own rollups answer (a few rows a day).
   detail::Params params;
   std::string where = fmt::format(" WHERE day >= {}", params.add(query.from_day));
   add_owner_filters(where, params, query.api_key_id, query.user_id);
-  Result<QueryResult> r = db_.query(
-      fmt::format("SELECT day, provider, model, {} FROM usage_daily{} GROUP BY day, provider, model",
-                  kAmountSums, where),
-      params.span());
+  const bool whole_deployment = !query.api_key_id && !query.user_id;
+  Result<QueryResult> r =
+      db_.query(fmt::format("SELECT day, provider, model, {} FROM {}{} GROUP BY day, provider, model",
+                            kAmountSums, whole_deployment ? "usage_daily_models" : "usage_daily", where),
+                params.span());
   if (!r) return forward_error(r);
   std::map<std::int64_t, UsageAmounts> days;
   std::map<std::pair<std::string, std::string>, UsageAmounts> models;

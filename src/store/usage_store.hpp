@@ -1,7 +1,8 @@
 // Usage events (migrations 0003, 0004, 0006): one row per provider call made for a client, with
 // token counts, latency and cost; the database numbers the rows. Appended in batches, each batch
-// also added to the daily rollups (usage_daily: per UTC day, user, key, provider and model) in the
-// same transaction. Read as records (newest first, keyset-paginated), as totals since a time (budget
+// also added to the daily rollups (usage_daily: per UTC day, user, key, provider and model;
+// usage_daily_models: per UTC day, provider and model, for the whole deployment) in the same
+// transaction. Read as records (newest first, keyset-paginated), as totals since a time (budget
 // seeding) and as summaries per day and per model (from the rollups only).
 //
 // BLOCKING (see database.hpp); holds a reference to its Executor. Errors: kDatabase/kUnavailable.

@@ -135,6 +135,29 @@ RollupRows rollups_from_events(Executor& db) {
   return out;
 }
 
+// The deployment's rollups (usage_daily_models) against usage_daily summed per day and model.
+void expect_model_rollups_match(Executor& db) {
+  auto direct = db.query(
+      "SELECT day, provider, model, requests, errors, prompt_tokens, completion_tokens, total_tokens, "
+      "cost_nanos, "
+      "latency_ms_sum FROM usage_daily_models ORDER BY day, provider, model");
+  auto summed = db.query(
+      "SELECT day, provider, model, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), "
+      "SUM(total_tokens), SUM(cost_nanos), SUM(latency_ms_sum) FROM usage_daily GROUP BY day, provider, "
+      "model "
+      "ORDER BY day, provider, model");
+  ASSERT_TRUE(direct) << direct.error().message;
+  ASSERT_TRUE(summed) << summed.error().message;
+  ASSERT_EQ(direct->rows.size(), summed->rows.size());
+  EXPECT_FALSE(direct->rows.empty());
+  for (std::size_t i = 0; i < direct->rows.size(); ++i) {
+    for (std::size_t c = 0; c < 10; ++c) {
+      EXPECT_EQ(direct->rows[i].get_string(c), summed->rows[i].get_string(c))
+          << "row " << i << " column " << c;
+    }
+  }
+}
+
 TEST(UsageDayTest, UtcDayStartFloorsToMidnight) {
   EXPECT_EQ(utc_day_start(0), 0);
   EXPECT_EQ(utc_day_start(kDayMs - 1), 0);
@@ -165,6 +188,7 @@ TEST_P(StoreUsageTest, AppendKeepsTheDailyRollupsEqualToTheEventsAcrossBatchesDa
   const RollupRows stored = stored_rollups(db());
   EXPECT_EQ(stored, rollups_from_events(db()));
   EXPECT_GT(stored.size(), 16u);
+  expect_model_rollups_match(db());
   // Both days are there, the key-less calls under ''.
   bool saw_day1 = false;
   bool saw_keyless = false;
@@ -309,6 +333,18 @@ TEST_P(StoreUsageTest, SummaryAddsUpPerDayAndPerModelFromTheRollups) {
   ASSERT_EQ(key_recent->by_day.size(), 2u);
   EXPECT_EQ(key_recent->by_day[0].amounts.requests + key_recent->by_day[1].amounts.requests, 4);
 
+  // The whole deployment, from its own rollups: the same sums.
+  auto everyone = usage.summary({.from_day = day0});
+  ASSERT_TRUE(everyone);
+  ASSERT_EQ(everyone->by_day.size(), 3u);
+  EXPECT_EQ(everyone->by_day[2].amounts.errors, 1);
+  ASSERT_EQ(everyone->by_model.size(), 2u);
+  EXPECT_EQ(everyone->by_model[0].amounts.prompt_tokens, 36);
+  auto total = usage.totals({.since_ms = day0 + kDayMs});
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 8);
+  EXPECT_EQ(total->cost_nanos, 80);
+
   auto nobody = usage.summary({.user_id = "nobody", .from_day = 0});
   ASSERT_TRUE(nobody);
   EXPECT_TRUE(nobody->by_day.empty());
@@ -378,9 +414,11 @@ TEST_P(StoreUsageMigrationTest, Migration0006BackfillsTheDailyRollups) {
   const RollupRows stored = stored_rollups(db());
   EXPECT_EQ(stored, rollups_from_events(db()));
   EXPECT_EQ(stored.size(), 4u);  // 2 days × (with a key, without)
+  expect_model_rollups_match(db());
   UsageStore usage(db());
   ASSERT_TRUE(usage.append(std::vector<UsageEvent>{event(9, "k", "u1", day0 + 50)}));
   EXPECT_EQ(stored_rollups(db()), rollups_from_events(db()));
+  expect_model_rollups_match(db());
   auto totals = usage.totals({.api_key_id = "k", .since_ms = day0});
   ASSERT_TRUE(totals);
   EXPECT_EQ(totals->requests, 7);

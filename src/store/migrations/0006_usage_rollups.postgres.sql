@@ -4,7 +4,8 @@
 -- usage_daily holds one row per UTC day (unix ms of its midnight), user, key ('' for calls made
 -- without a key, so that it can be part of the key), provider and model; UsageStore::append adds
 -- each batch to it in the batch's own transaction. errors counts calls answered with a status of
--- 400 or more.
+-- 400 or more. usage_daily_models holds the same sums per day, provider and model for the whole
+-- deployment: a deployment-wide summary reads a few rows a day instead of one per key and model.
 --
 -- Records are read newest first per key, per user and deployment-wide, ordered by (created_at,
 -- id). The per-key and per-user indexes are rebuilt with id as their last column (the same number
@@ -43,3 +44,24 @@ SELECT created_at - (((created_at % 86400000) + 86400000) % 86400000), user_id, 
        SUM(completion_tokens), SUM(total_tokens), SUM(cost_nanos), SUM(latency_ms)
 FROM usage_events
 GROUP BY 1, 2, 3, 4, 5;
+
+CREATE TABLE usage_daily_models (
+  day BIGINT NOT NULL,
+  provider TEXT NOT NULL,
+  model TEXT NOT NULL,
+  requests BIGINT NOT NULL,
+  errors BIGINT NOT NULL,
+  prompt_tokens BIGINT NOT NULL,
+  completion_tokens BIGINT NOT NULL,
+  total_tokens BIGINT NOT NULL,
+  cost_nanos BIGINT NOT NULL,
+  latency_ms_sum BIGINT NOT NULL,
+  PRIMARY KEY (day, provider, model)
+);
+
+INSERT INTO usage_daily_models (day, provider, model, requests, errors, prompt_tokens, completion_tokens, total_tokens,
+                                cost_nanos, latency_ms_sum)
+SELECT day, provider, model, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),
+       SUM(cost_nanos), SUM(latency_ms_sum)
+FROM usage_daily
+GROUP BY day, provider, model;
