@@ -16,6 +16,7 @@
 #include "api/gateway.hpp"
 #include "api/ops.hpp"
 #include "api/realtime.hpp"
+#include "api/usage.hpp"
 #include "api/vault.hpp"
 #include "app/app.hpp"
 #include "crypto/fernet.hpp"
@@ -130,6 +131,8 @@ struct Components {
   std::unique_ptr<api::ConversationDeps> conversation_deps;
   std::unique_ptr<services::AnonymousChat> anonymous_chat;
   std::unique_ptr<api::RealtimeDeps> realtime_deps;
+  std::unique_ptr<services::UsageService> usage_reader;
+  std::unique_ptr<api::UsageDeps> usage_deps;
   http::Server* server = nullptr;
 
   // Builds the provider registry from the configuration plus the built-in providers.
@@ -221,6 +224,8 @@ struct Components {
                                                    limiter.get());
     gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
+    usage_reader = std::make_unique<services::UsageService>(*db, clock);
+    usage_deps = std::make_unique<api::UsageDeps>(api::UsageDeps{*usage_reader, *authenticator, *blocking});
     vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) {
       return verify_provider_key(providers, std::move(provider_name), std::move(key));
     };
@@ -451,6 +456,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_gateway_routes(router, *c.gateway_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
   api::register_realtime_routes(router, *c.realtime_deps);
+  api::register_usage_routes(router, *c.usage_deps);
   api::add_realtime_metrics(*c.metrics, *c.realtime_deps);
   add_gateway_metrics(*c.metrics, c);
 }
