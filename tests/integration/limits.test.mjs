@@ -245,6 +245,22 @@ describe(`limits, budgets and rate-limit headers (${BACKEND})`, () => {
     expect429(await api(url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: msg() } }), 5, /key/i);
   });
 
+  test('sliding window: the refusal\'s reset counts from the oldest call in the window, not from the newest', async () => {
+    const k = await newKey(owner, { rate_limit_per_minute: 3 });
+    const ask = () => api(url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: msg() } });
+    expectStatus(await ask(), 200);
+    await sleep(2000);
+    expectStatus(await ask(), 200);
+    expectStatus(await ask(), 200);
+    const r = await ask();
+    expect429(r, 3, /key/i);
+    // The oldest call is more than 2 s old: one more request is available in under 58 s.
+    const reset = resetMs(r.headers.get('x-ratelimit-reset-requests'), 'x-ratelimit-reset-requests');
+    assert.ok(reset <= 58000, `x-ratelimit-reset-requests ${r.headers.get('x-ratelimit-reset-requests')} after the oldest call aged 2 s`);
+    assert.ok(Number(r.headers.get('retry-after')) <= 58, `Retry-After ${r.headers.get('retry-after')}`);
+    assert.ok(Number(r.headers.get('x-ratelimit-reset')) <= 58, `X-RateLimit-Reset ${r.headers.get('x-ratelimit-reset')}`);
+  });
+
   test('the same per-key limit on every AI route, streamed ones included: 2 pass, the 3rd is 429; a refused message is not stored', async () => {
     for (const route of ROUTES) {
       const k = await newKey(owner, { rate_limit_per_minute: 2 });
@@ -796,20 +812,25 @@ let hasRedis = true;
 try { execFileSync('redis-server', ['--version'], { stdio: 'pipe' }); } catch { hasRedis = false; }
 
 describe(`limits over Redis (${BACKEND})`, { skip: hasRedis ? false : 'redis-server is not installed' }, () => {
-  let mock; let redis; let a; let b; let owner;
+  let mock; let redis; let a; let b; let owner; let config; let env;
   const dataDir = tempDir('parley-limits-shared-');
   const jwtSecret = `limits-redis-${providerKey('x')}`;
+  const RESERVATION_TTL_S = 10; // the smallest allowed
   before(async () => {
     mock = await startMock([]);
     redis = await startRedis();
-    const config = limitsConfig(mock.url, 'LIM_SYSTEM_KEY');
-    const env = { LIM_SYSTEM_KEY: providerKey('system'), PARLEY_REDIS_URL: redis.url, PARLEY_REDIS_TIMEOUT_MS: '300', PARLEY_JWT_SECRET: jwtSecret };
+    config = limitsConfig(mock.url, 'LIM_SYSTEM_KEY');
+    env = {
+      LIM_SYSTEM_KEY: providerKey('system'), PARLEY_REDIS_URL: redis.url, PARLEY_REDIS_TIMEOUT_MS: '300',
+      PARLEY_JWT_SECRET: jwtSecret, PARLEY_LIMITS_RESERVATION_TTL_S: String(RESERVATION_TTL_S),
+    };
     // Two instances on one database (the same PostgreSQL database, or the same SQLite data dir).
     a = await startParley({ args: ['--config', config], env, dataDir });
     b = await startParley({ args: ['--config', config], env, dataDir, databaseUrl: a.databaseUrl });
     owner = await signUp(a.url, 'admin');
   });
   after(async () => {
+    await mock?.reset(); // no call left hanging at the provider
     await a?.stop(); await b?.stop();
     await redis?.stop(); await mock?.stop();
     rmSync(dataDir, { recursive: true, force: true });
@@ -852,6 +873,33 @@ describe(`limits over Redis (${BACKEND})`, { skip: hasRedis ? false : 'redis-ser
     for (const inst of [a, b]) {
       expectStatus(await api(inst.url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 } }), 402, 'BUDGET_EXCEEDED');
     }
+  });
+
+  test('an instance that dies mid-call leaves a reservation that is released after limits.reservation_ttl_s', async () => {
+    const k = expectStatus(await api(a.url, 'POST', '/api/v1/api-keys', { token: owner.token, body: { name: 'ttl', token_budget: 1000, budget_period: 'total' } }), 201);
+    const ask = (inst, max) => api(inst.url, 'POST', '/api/v1/chat', { apiKey: k.key, body: { model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }], max_tokens: max } });
+    // A third instance reserves 900 of the 1000 tokens, its provider call hangs, and it is killed.
+    const doomed = await startParley({ args: ['--config', config], env, dataDir, databaseUrl: a.databaseUrl });
+    await mock.reset();
+    await mock.faults([{ hang: true }]);
+    const pending = ask(doomed, 900).catch(() => null);
+    for (let i = 0; i < 100 && (await mock.requests()).length === 0; i++) await sleep(20);
+    assert.equal((await mock.requests()).length, 1, 'the call reached the provider');
+    doomed.proc.kill('SIGKILL');
+    await doomed.exited;
+    await pending;
+    await mock.reset();
+    // Held: 900 reserved + 200 does not fit in 1000 …
+    expectStatus(await ask(b, 200), 402, 'BUDGET_EXCEEDED');
+    // … until the reservation's time to live has passed; then nothing is in flight and it fits.
+    await sleep(RESERVATION_TTL_S * 1000 + 500);
+    let r;
+    for (let i = 0; i < 20; i++) {
+      r = await ask(b, 200);
+      if (r.status === 200) break;
+      await sleep(250);
+    }
+    expectStatus(r, 200);
   });
 
   test('Redis stops answering: calls are refused with 503 and Retry-After: 1 (fail_closed), and admitted again once it is back', async () => {
