@@ -15,6 +15,7 @@
 #include "services/api_key_service.hpp"
 #include "services/audit_log.hpp"
 #include "services/context.hpp"
+#include "services/limiter.hpp"
 #include "services/preference_service.hpp"
 #include "services/principal_cache.hpp"
 #include "services/token_service.hpp"
@@ -64,6 +65,8 @@ struct IdentityDeps {
   http::Gate& hashing;
   // Registration attempts per client address (429 past the allowance).
   services::LoginLimiter& limiter;
+  // Rate limits and budgets: what a user's limits hold now (set once the providers are built).
+  services::Limiter* limits = nullptr;
 };
 
 // 503 SERVICE_UNAVAILABLE with Retry-After: 1, for a request refused by a full Gate.

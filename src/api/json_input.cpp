@@ -123,7 +123,7 @@ Result<LimitsPatch> read_limits_patch(const bj::object& o) {
       if (o.contains(name)) out = std::optional<std::int64_t>{};  // explicit null
       return {};
     }
-    auto n = get_int(o, name, true, 1, max);
+    auto n = get_int(o, name, true, 0, max);
     if (!n) return std::unexpected(n.error());
     out = *n;
     return {};
@@ -143,6 +143,7 @@ Result<LimitsPatch> read_limits_patch(const bj::object& o) {
     auto usd = get_number(o, "spend_budget_usd", true, 0.0, 1e7);
     if (!usd) return std::unexpected(usd.error());
     patch.spend_budget_nanos = static_cast<std::int64_t>(std::llround(**usd * 1e9));
+    if (*patch.spend_budget_nanos == 0) patch.spend_budget_nanos = std::optional<std::int64_t>{};
   }
   auto period = get_string(o, "budget_period", false, {1, 16});
   if (!period) return std::unexpected(period.error());

@@ -14,6 +14,28 @@ using http::RequestContext;
 using http::Response;
 using http::StatusCode;
 
+namespace {
+
+// What a user's limits hold now: the last minute's calls and tokens, the budget period's use.
+bj::object render_in_use(const services::LimitScope& scope, const services::ScopeCount& c,
+                         std::int64_t now_ms) {
+  bj::object out{
+      {"requests_last_minute", c.requests},
+      {"tokens_last_minute", c.tokens},
+      {"window_resets_in_ms",
+       c.oldest_ms > 0 ? std::max<std::int64_t>(c.oldest_ms + services::kWindowMs - now_ms, 0) : 0}};
+  if (scope.budgeted()) {
+    out["budget_tokens_used"] = c.budget_tokens;
+    out["budget_spend_usd"] = usd(c.budget_cost);
+    out["period_start"] = iso8601(scope.period_start_ms);
+    out["period_end"] =
+        scope.period_end_ms > 0 ? bj::value(iso8601(scope.period_end_ms)) : bj::value(nullptr);
+  }
+  return out;
+}
+
+}  // namespace
+
 void register_user_routes(http::Router& router, IdentityDeps& d) {
   router.add(Method::get, "/api/v1/users", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
     auto who = co_await d.authenticator.authenticate(ctx);
@@ -142,6 +164,11 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
                if (!user) co_return error_of(user.error(), ctx);
                bj::object out = render_limits(user->limits);
                out["user_id"] = user->id;
+               if (d.limits != nullptr) {
+                 auto now = co_await d.limits->user_in_use(user->id, user->limits);
+                 if (!now) co_return error_of(now.error(), ctx);
+                 out["in_use"] = render_in_use(now->scope, now->count, d.clock.now_ms());
+               }
                co_return http::json_response(StatusCode::ok, out);
              });
   for (Method method : {Method::put, Method::patch}) {

@@ -220,6 +220,7 @@ struct Components {
       limit_store = std::make_unique<services::MemoryLimitStore>();
     }
     limiter = std::make_unique<services::Limiter>(limits, std::move(limit_store), *budgets, clock);
+    identity->limits = limiter.get();
     chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get(),
                                                    limiter.get());
     gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());

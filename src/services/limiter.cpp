@@ -79,8 +79,8 @@ LimitDecision MemoryLimitStore::decide(const LimitAsk& ask) {
         if (freed >= need) break;
       }
       refuse(Refusal::kTokens, at + kWindowMs - now);
-    } else if (scope.token_budget > 0 && s.used_tokens + s.reserved_tokens >= scope.token_budget) {
-      // Admitted while some of the budget is left: it is overrun by at most one call.
+    } else if (scope.token_budget > 0 &&
+               s.used_tokens + s.reserved_tokens + ask.tokens > scope.token_budget) {
       refuse(Refusal::kTokenBudget, scope.period_end_ms > 0 ? scope.period_end_ms - now : 0);
     } else if (scope.spend_budget > 0 && (s.used_cost + s.reserved_cost >= scope.spend_budget ||
                                           s.used_cost + s.reserved_cost + ask.cost > scope.spend_budget)) {
@@ -142,6 +142,25 @@ void MemoryLimitStore::settle(LimitSettle settle) {
       s.used_cost += settle.cost;
     }
   }
+}
+
+asio::awaitable<Result<ScopeCount>> MemoryLimitStore::peek(const LimitScope& scope, std::int64_t now_ms) {
+  ScopeCount c;
+  c.budget_tokens = scope.seed_tokens;
+  c.budget_cost = scope.seed_cost;
+  std::lock_guard lock(mutex_);
+  auto it = states_.find(scope.id);
+  if (it == states_.end()) co_return c;
+  State& s = it->second;
+  trim(s, now_ms);
+  c.requests = static_cast<std::int64_t>(s.log.size());
+  c.tokens = s.log_tokens;
+  c.oldest_ms = s.log.empty() ? 0 : s.log.front().at;
+  if (s.period_start == scope.period_start_ms) {
+    c.budget_tokens = s.used_tokens + s.reserved_tokens;
+    c.budget_cost = s.used_cost + s.reserved_cost;
+  }
+  co_return c;
 }
 
 void MemoryLimitStore::sweep(std::int64_t now_ms) {
@@ -301,6 +320,28 @@ RateLimitInfo info_of(const std::vector<LimitScope>& scopes, const LimitDecision
 
 }  // namespace
 
+asio::awaitable<Result<Limiter::InUse>> Limiter::user_in_use(std::string user_id, LimitSettings limits) {
+  auth::Principal who;
+  who.user_id = std::move(user_id);
+  who.user_limits = limits;
+  const std::int64_t now = clock_.now_ms();
+  std::vector<LimitScope> scopes = scopes_of(who, now);
+  InUse out;
+  if (scopes.empty()) {
+    out.scope.id = "u:" + who.user_id;
+    co_return out;
+  }
+  if (scopes.front().budgeted()) {
+    Status seeded = co_await seed(scopes, who);
+    if (!seeded) co_return std::unexpected(seeded.error());
+  }
+  out.scope = scopes.front();
+  auto count = co_await store_->peek(out.scope, now);
+  if (!count) co_return std::unexpected(count.error());
+  out.count = *count;
+  co_return out;
+}
+
 asio::awaitable<Result<Admission>> Limiter::admit(const auth::Principal& who, std::int64_t tokens,
                                                   std::int64_t cost_nanos) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -400,7 +441,7 @@ asio::awaitable<Result<Admission>> Limiter::admit(const auth::Principal& who, st
     case Refusal::kSpendBudget:
       e = Error(
           ErrorKind::kBudgetExceeded,
-          fmt::format("Spend budget used up: {} may spend ${:.2f} {} and ${:.4f} is spent or reserved{}",
+          fmt::format("Spend budget used up: {} may spend ${} {} and ${} is spent or reserved{}",
                       whose(scope), static_cast<double>(scope.spend_budget) / 1e9, period_words(scope.period),
                       static_cast<double>(d.counts[d.scope].budget_cost) / 1e9,
                       scope.period_end_ms > 0 ? "; it resets at " + iso_utc(scope.period_end_ms) : ""));

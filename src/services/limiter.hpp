@@ -101,6 +101,8 @@ class LimitStore {
   virtual ~LimitStore() = default;
   virtual boost::asio::awaitable<Result<LimitDecision>> admit(const LimitAsk& ask) = 0;
   virtual void settle(LimitSettle settle) = 0;
+  // What a scope holds now (its window and its budget's period), changing nothing.
+  virtual boost::asio::awaitable<Result<ScopeCount>> peek(const LimitScope& scope, std::int64_t now_ms) = 0;
   // Forgets idle scopes (memory); called now and then.
   virtual void sweep(std::int64_t /*now_ms*/) {}
   [[nodiscard]] virtual bool shared() const = 0;
@@ -112,6 +114,7 @@ class MemoryLimitStore final : public LimitStore {
  public:
   boost::asio::awaitable<Result<LimitDecision>> admit(const LimitAsk& ask) override;
   void settle(LimitSettle settle) override;
+  boost::asio::awaitable<Result<ScopeCount>> peek(const LimitScope& scope, std::int64_t now_ms) override;
   void sweep(std::int64_t now_ms) override;
   [[nodiscard]] bool shared() const override { return false; }
   [[nodiscard]] const char* name() const override { return "memory"; }
@@ -205,6 +208,13 @@ class Limiter {
   // kBudgetExceeded (402), kUnavailable (the shared store is unreachable and fail_closed).
   boost::asio::awaitable<Result<Admission>> admit(const auth::Principal& who, std::int64_t tokens,
                                                   std::int64_t cost_nanos);
+
+  // What a user's own limits hold now (GET /api/v1/users/{user_id}/limits).
+  struct InUse {
+    LimitScope scope;
+    ScopeCount count;
+  };
+  boost::asio::awaitable<Result<InUse>> user_in_use(std::string user_id, LimitSettings limits);
 
   [[nodiscard]] LimitStore& store() { return *store_; }
   void sweep() { store_->sweep(clock_.now_ms()); }

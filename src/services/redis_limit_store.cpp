@@ -35,7 +35,7 @@ if deadline > 0 then
 end
 local window = 60000
 local function num(x) return tonumber(x) or 0 end
-local function int(x) return string.format('%.0f', x) end
+local function int(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 local refusal, refused, retry = 0, 0, 0
 local counts = {}
 for i = 1, n do
@@ -145,7 +145,7 @@ local rid = ARGV[1]
 local tok = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local function int(x) return string.format('%.0f', x) end
+local function int(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 for i = 1, n do
   local w, t, b, r = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   if ARGV[3 + 2 * i] == '1' then
@@ -187,6 +187,26 @@ Refusal refusal_of(std::int64_t code) {
       return Refusal::kNone;
   }
 }
+
+// KEYS: one scope's 4. ARGV: now, seed tokens, seed cost. Read only: {requests, tokens, oldest,
+// budget tokens, budget cost} of the window's live entries and the period's budget.
+constexpr std::string_view kPeekScript = R"lua(
+local now = tonumber(ARGV[1])
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - 60000), '+inf', 'WITHSCORES')
+local requests, tokens, oldest = 0, 0, 0
+for j = 1, #live, 2 do
+  requests = requests + 1
+  tokens = tokens + (tonumber(redis.call('HGET', KEYS[2], live[j])) or 0)
+  if oldest == 0 then oldest = tonumber(live[j + 1]) end
+end
+local bt, bc = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local v = redis.call('HMGET', KEYS[3], 'ut', 'uc', 'rt', 'rc')
+  bt = (tonumber(v[1]) or 0) + (tonumber(v[3]) or 0)
+  bc = (tonumber(v[2]) or 0) + (tonumber(v[4]) or 0)
+end
+return {requests, tokens, oldest, bt, bc}
+)lua";
 
 void add_keys(std::vector<std::string>& out, const std::string& scope, std::int64_t period_start) {
   out.push_back(fmt::format("parley:{{{}}}:w", scope));
@@ -308,6 +328,31 @@ asio::awaitable<Result<LimitDecision>> RedisLimitStore::admit(const LimitAsk& as
     d.counts.push_back(count);
   }
   co_return d;
+}
+
+asio::awaitable<Result<ScopeCount>> RedisLimitStore::peek(const LimitScope& scope, std::int64_t now_ms) {
+  auto c = connection(co_await asio::this_coro::executor);
+  std::vector<std::string> command;
+  command.push_back("EVAL");
+  command.push_back(std::string(kPeekScript));
+  command.push_back("4");
+  add_keys(command, scope.id, scope.period_start_ms);
+  command.push_back(std::to_string(now_ms));
+  command.push_back(std::to_string(scope.seed_tokens));
+  command.push_back(std::to_string(scope.seed_cost));
+  auto reply = co_await c->command(std::move(command));
+  if (!reply) co_return std::unexpected(reply.error());
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 5) {
+    co_return fail(ErrorKind::kUnavailable, "Redis answered the limit peek unexpectedly");
+  }
+  const auto& e = reply->elements;
+  ScopeCount count;
+  count.requests = e[0].integer;
+  count.tokens = e[1].integer;
+  count.oldest_ms = e[2].integer;
+  count.budget_tokens = e[3].integer;
+  count.budget_cost = e[4].integer;
+  co_return count;
 }
 
 void RedisLimitStore::settle(LimitSettle settle) {

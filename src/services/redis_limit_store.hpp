@@ -29,6 +29,7 @@ class RedisLimitStore final : public LimitStore {
 
   boost::asio::awaitable<Result<LimitDecision>> admit(const LimitAsk& ask) override;
   void settle(LimitSettle settle) override;
+  boost::asio::awaitable<Result<ScopeCount>> peek(const LimitScope& scope, std::int64_t now_ms) override;
   [[nodiscard]] bool shared() const override { return true; }
   [[nodiscard]] const char* name() const override { return "redis"; }
 
