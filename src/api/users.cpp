@@ -34,6 +34,28 @@ bj::object render_in_use(const services::LimitScope& scope, const services::Scop
   return out;
 }
 
+// PUT (`replace`: fields not given are removed) or PATCH a user's limits; admins only.
+asio::awaitable<Response> set_limits(IdentityDeps& d, RequestContext& ctx, bool replace) {
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return error_of(who.error(), ctx);
+  auto body = read_object(ctx);
+  if (!body) co_return error_of(body.error(), ctx);
+  if (auto s = only_fields(*body, {"rate_limit_per_minute", "tokens_per_minute", "token_budget",
+                                   "spend_budget_usd", "budget_period"});
+      !s) {
+    co_return error_of(s.error(), ctx);
+  }
+  auto patch = read_limits_patch(*body);
+  if (!patch) co_return error_of(patch.error(), ctx);
+  std::string id(ctx.param("user_id"));
+  auto meta = meta_of(ctx);
+  auto user = co_await d.pool.run([&] { return d.users.set_limits(*who, id, *patch, replace, meta); });
+  if (!user) co_return error_of(user.error(), ctx);
+  bj::object out = render_limits(user->limits);
+  out["user_id"] = user->id;
+  co_return http::json_response(StatusCode::ok, out);
+}
+
 }  // namespace
 
 void register_user_routes(http::Router& router, IdentityDeps& d) {
@@ -171,31 +193,14 @@ void register_user_routes(http::Router& router, IdentityDeps& d) {
                }
                co_return http::json_response(StatusCode::ok, out);
              });
-  for (Method method : {Method::put, Method::patch}) {
-    router.add(method, "/api/v1/users/{user_id}/limits",
-               [&d, method](RequestContext& ctx) -> asio::awaitable<Response> {
-                 auto who = co_await d.authenticator.authenticate(ctx);
-                 if (!who) co_return error_of(who.error(), ctx);
-                 auto body = read_object(ctx);
-                 if (!body) co_return error_of(body.error(), ctx);
-                 if (auto s = only_fields(*body, {"rate_limit_per_minute", "tokens_per_minute",
-                                                  "token_budget", "spend_budget_usd", "budget_period"});
-                     !s) {
-                   co_return error_of(s.error(), ctx);
-                 }
-                 auto patch = read_limits_patch(*body);
-                 if (!patch) co_return error_of(patch.error(), ctx);
-                 std::string id(ctx.param("user_id"));
-                 auto meta = meta_of(ctx);
-                 const bool replace = method == Method::put;
-                 auto user =
-                     co_await d.pool.run([&] { return d.users.set_limits(*who, id, *patch, replace, meta); });
-                 if (!user) co_return error_of(user.error(), ctx);
-                 bj::object out = render_limits(user->limits);
-                 out["user_id"] = user->id;
-                 co_return http::json_response(StatusCode::ok, out);
-               });
-  }
+  router.add(Method::put, "/api/v1/users/{user_id}/limits",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               co_return co_await set_limits(d, ctx, true);
+             });
+  router.add(Method::patch, "/api/v1/users/{user_id}/limits",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               co_return co_await set_limits(d, ctx, false);
+             });
 
   router.add(Method::delete_, "/api/v1/users/{user_id}",
              [&d](RequestContext& ctx) -> asio::awaitable<Response> {

@@ -77,7 +77,10 @@ class StoredBudgets final : public services::BudgetSource {
       filter.since_ms = since_ms;
       auto totals = store::UsageStore(db_).totals(filter);
       if (!totals) return std::unexpected(totals.error());
-      return Used{totals->total_tokens, totals->cost_nanos};
+      Used used;
+      used.tokens = totals->total_tokens;
+      used.cost = totals->cost_nanos;
+      return used;
     });
   }
 
@@ -273,7 +276,7 @@ struct Components {
   }
 
   // With Redis: one instance's key and user changes reach the others' caches at once.
-  void share_invalidations(asio::any_io_executor executor) {
+  void share_invalidations(const asio::any_io_executor& executor) {
     if (redis_limits == nullptr) return;
     redis_limits->attach(executor);
     constexpr std::string_view kChannel = "parley:invalidate";

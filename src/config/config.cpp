@@ -706,7 +706,7 @@ std::string keys_markdown() {
     std::string value = def.get(defaults);
     if (def.info.key == "workers" || def.info.key == "blocking_threads") value += " (auto)";
     if (def.info.key == "database.url") value = "sqlite in data_dir";
-    if (def.info.secret && def.info.key != "database.url") value = "generated in data_dir";
+    if (def.info.secret && def.info.key.starts_with("secrets.")) value = "generated in data_dir";
     out += fmt::format("| `{}` | `{}` | `{}` | {} |\n", def.info.key, def.info.env, value, def.info.help);
   }
   return out;

@@ -180,7 +180,7 @@ asio::awaitable<Result<Reply>> Connection::command(std::vector<std::string> args
     asio::steady_timer timer;
   };
   auto slot = std::make_shared<Slot>(executor_);
-  submit(std::move(args), [slot](Result<Reply> r) {
+  submit(args, [slot](Result<Reply> r) {
     slot->result = std::move(r);
     slot->timer.cancel();
   });
@@ -189,11 +189,11 @@ asio::awaitable<Result<Reply>> Connection::command(std::vector<std::string> args
   co_return std::move(*slot->result);
 }
 
-void Connection::send(std::vector<std::string> args) {
-  submit(std::move(args), {});
+void Connection::send(const std::vector<std::string>& args) {
+  submit(args, {});
 }
 
-void Connection::submit(std::vector<std::string> args, Callback done) {
+void Connection::submit(const std::vector<std::string>& args, Callback done) {
   const auto now = std::chrono::steady_clock::now();
   if (state_ == State::kDown) {
     if (now < retry_at_) {
@@ -379,7 +379,11 @@ void Connection::close() {
   socket_.close(ignored);
   timer_.cancel();
   state_ = State::kIdle;
+  socket_ = tcp::socket(executor_);
+  reader_ = std::make_unique<ReplyReader>();
   out_.clear();
+  writing_.clear();
+  write_busy_ = false;
   fail_all(Error(ErrorKind::kUnavailable, "Redis connection closed"));
 }
 

@@ -89,7 +89,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Errors: kUnavailable when Redis cannot be reached or does not answer in time.
   boost::asio::awaitable<Result<Reply>> command(std::vector<std::string> args);
   // Sends a command whose reply is not waited for (an error is logged at debug level).
-  void send(std::vector<std::string> args);
+  void send(const std::vector<std::string>& args);
   // Closes the socket; commands in flight fail.
   void close();
 
@@ -105,7 +105,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::chrono::steady_clock::time_point deadline;
   };
 
-  void submit(std::vector<std::string> args, Callback done);
+  void submit(const std::vector<std::string>& args, Callback done);
   void connect();
   void write_some();
   void read_some();

@@ -65,7 +65,9 @@ LimitDecision MemoryLimitStore::decide(const LimitAsk& ask) {
       d.retry_after_ms = std::max<std::int64_t>(retry_ms, 0);
     };
     if (scope.rpm > 0 && static_cast<std::int64_t>(s.log.size()) >= scope.rpm) {
-      refuse(Refusal::kRequests, s.log.front().at + kWindowMs - now);
+      // One more fits when all but rpm − 1 of the window's calls have left it.
+      refuse(Refusal::kRequests,
+             s.log[s.log.size() - static_cast<std::size_t>(scope.rpm)].at + kWindowMs - now);
     } else if (scope.tpm > 0 && ask.tokens > scope.tpm) {
       refuse(Refusal::kTooLarge, 0);
     } else if (scope.tpm > 0 && s.log_tokens + ask.tokens > scope.tpm) {

@@ -59,7 +59,8 @@ for i = 1, n do
     if #first > 0 then c[3] = tonumber(first[2]) end
     if refusal == 0 then
       if rpm > 0 and c[1] >= rpm then
-        refusal, refused, retry = 1, i, c[3] + window - now
+        local leaving = redis.call('ZRANGE', w, c[1] - rpm, c[1] - rpm, 'WITHSCORES')
+        refusal, refused, retry = 1, i, tonumber(leaving[2]) + window - now
       elseif tpm > 0 and want_t > tpm then
         refusal, refused = 3, i
       elseif tpm > 0 and c[2] + want_t > tpm then
