@@ -659,7 +659,7 @@ describe(`identity (${BACKEND})`, () => {
       const t = owner.token;
       expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: {} }), 'name');
       expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: '  ' } }), 'name');
-      expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: 'x', rate_limit_per_minute: 0 } }), 'rate_limit_per_minute');
+      expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: 'x', rate_limit_per_minute: -1 } }), 'rate_limit_per_minute');
       expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: 'x', rate_limit_per_minute: 'ten' } }), 'rate_limit_per_minute');
       expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: 'x', expires_at: '2001-01-01T00:00:00Z' } }), 'expires_at');
       expectValidation(await api(p, 'POST', '/api/v1/api-keys', { token: t, body: { name: 'x', expires_at: 'tomorrow' } }), 'expires_at');
