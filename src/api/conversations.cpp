@@ -107,13 +107,6 @@ Result<store::ConversationUpdate> read_patch(ConversationDeps& d, const bj::obje
   return u;
 }
 
-std::optional<std::int64_t> to_int(std::string_view text) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return std::nullopt;
-  return v;
-}
-
 // A list cursor: "<updated_at>.<id>" of the last conversation of the previous page.
 std::string make_cursor(const store::ConversationRecord& c) {
   return fmt::format("{}.{}", c.updated_at, c.id);

@@ -113,6 +113,13 @@ Result<std::optional<std::int64_t>> get_int(const bj::object& o, std::string_vie
   return std::optional<std::int64_t>(n);
 }
 
+std::optional<std::int64_t> to_int(std::string_view text) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
 Result<LimitsPatch> read_limits_patch(const bj::object& o) {
   LimitsPatch patch;
   // A present field: null removes the limit, a whole number in range sets it.

@@ -46,6 +46,9 @@ Result<std::optional<double>> get_number(const bj::object& o, std::string_view n
                                          double min, double max);
 Result<std::optional<bool>> get_bool(const bj::object& o, std::string_view name, bool required);
 
+// A whole decimal number and nothing else ("12", "-3"), for query parameters and cursors.
+std::optional<std::int64_t> to_int(std::string_view text);
+
 // Counts UTF-8 code points; nullopt when `text` is not valid UTF-8.
 std::optional<std::size_t> utf8_length(std::string_view text);
 

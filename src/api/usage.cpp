@@ -33,13 +33,6 @@ constexpr std::string_view kCsvHeader =
     "id,created_at,request_id,user_id,api_key_id,provider,model,endpoint,status,streamed,prompt_tokens,"
     "completion_tokens,total_tokens,latency_ms,cost_usd\r\n";
 
-std::optional<std::int64_t> to_int(std::string_view text) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) return std::nullopt;
-  return v;
-}
-
 // A records cursor: "<created_at>.<id>" of the last record of the previous page.
 std::string make_cursor(const store::UsageCursor& c) {
   return fmt::format("{}.{}", c.created_at, c.id);
@@ -171,13 +164,17 @@ bj::object render_record(const store::UsageRecord& r) {
                     {"cost_usd", cost_usd(r.cost_nanos)}};
 }
 
-// One field, RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+// One text field, RFC 4180: quoted when it holds a comma, a quote or a line break; quotes doubled.
+// Text a client chose (a model name) that a spreadsheet would read as a formula (=, +, -, @, tab,
+// CR first) gets a leading apostrophe (OWASP, "CSV injection").
 void append_csv_field(std::string& out, std::string_view field) {
-  if (field.find_first_of(",\"\r\n") == std::string_view::npos) {
+  const bool formula = !field.empty() && std::string_view("=+-@\t\r").find(field.front()) != std::string_view::npos;
+  if (!formula && field.find_first_of(",\"\r\n") == std::string_view::npos) {
     out += field;
     return;
   }
   out += '"';
+  if (formula) out += '\'';
   for (char c : field) {
     if (c == '"') out += '"';
     out += c;

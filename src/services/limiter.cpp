@@ -201,7 +201,9 @@ struct Reservation::Held {
 
 void Reservation::settle(std::int64_t tokens, std::int64_t cost_nanos) const {
   if (!held_ || held_->done.exchange(true)) return;
-  LimitSettle s = held_->settle;
+  // Settled once (done): the held copy is not needed any more.
+  LimitSettle s = std::move(held_->settle);
+  held_->settle.reserved_tokens = s.reserved_tokens;
   s.tokens = std::max<std::int64_t>(tokens, 0);
   s.cost = std::max<std::int64_t>(cost_nanos, 0);
   held_->limiter->release(std::move(s));
@@ -219,7 +221,8 @@ Limiter::Limiter(LimiterOptions options, std::unique_ptr<LimitStore> store, Budg
       store_(std::move(store)),
       budgets_(budgets),
       clock_(clock),
-      rid_prefix_(crypto::new_public_id().substr(0, 10)) {}
+      // Short enough that "<prefix>.<hex counter>" stays within std::string's inline buffer.
+      rid_prefix_(crypto::new_public_id().substr(0, 6)) {}
 
 std::int64_t Limiter::reservation_tokens(std::int64_t prompt_tokens,
                                          std::optional<std::int64_t> max_tokens) const {
@@ -228,23 +231,25 @@ std::int64_t Limiter::reservation_tokens(std::int64_t prompt_tokens,
 
 std::vector<LimitScope> Limiter::scopes_of(const auth::Principal& who, std::int64_t now_ms) const {
   std::vector<LimitScope> scopes;
-  auto add = [&](std::string id, bool is_key, const LimitSettings& l, std::int64_t default_rpm,
-                 std::int64_t default_tpm) {
+  auto add = [&](std::string_view prefix, const std::string& owner, bool is_key, const LimitSettings& l,
+                 std::int64_t default_rpm, std::int64_t default_tpm) {
     LimitScope s;
-    s.id = std::move(id);
     s.is_key = is_key;
     s.rpm = l.rate_limit_per_minute.value_or(default_rpm);
     s.tpm = l.tokens_per_minute.value_or(default_tpm);
     s.token_budget = l.token_budget.value_or(0);
     s.spend_budget = l.spend_budget_nanos.value_or(0);
     s.period = l.budget_period;
+    if (!s.windowed() && !s.budgeted()) return;
     if (s.budgeted()) std::tie(s.period_start_ms, s.period_end_ms) = budget_period_bounds(s.period, now_ms);
-    if (s.windowed() || s.budgeted()) scopes.push_back(std::move(s));
+    s.id.reserve(prefix.size() + owner.size());
+    s.id.append(prefix).append(owner);
+    scopes.push_back(std::move(s));
   };
   if (who.via == auth::Via::kServiceKey && who.api_key_id) {
-    add("k:" + *who.api_key_id, true, who.key_limits, options_.default_rpm, options_.default_tpm);
+    add("k:", *who.api_key_id, true, who.key_limits, options_.default_rpm, options_.default_tpm);
   }
-  add("u:" + who.user_id, false, who.user_limits, 0, 0);
+  add("u:", who.user_id, false, who.user_limits, 0, 0);
   return scopes;
 }
 
@@ -363,11 +368,16 @@ asio::awaitable<Result<Admission>> Limiter::admit(const auth::Principal& who, st
       co_return fail(ErrorKind::kUnavailable, "Budgets cannot be checked right now; retry shortly");
     }
   }
-  ask.rid = fmt::format("{}.{}", rid_prefix_, next_rid_.fetch_add(1, std::memory_order_relaxed));
+  ask.rid = fmt::format("{}.{:x}", rid_prefix_, next_rid_.fetch_add(1, std::memory_order_relaxed));
   ask.tokens = std::max<std::int64_t>(tokens, 1);
   ask.cost = std::max<std::int64_t>(cost_nanos, 0);
   ask.reservation_ttl_ms = options_.reservation_ttl_ms;
-  auto decided = co_await store_->admit(ask);
+  Result<LimitDecision> decided;
+  if (std::optional<LimitDecision> now = store_->decide_now(ask)) {
+    decided = std::move(*now);
+  } else {
+    decided = co_await store_->admit(ask);
+  }
   counters_.admit_ns_sum.fetch_add(
       static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)

@@ -105,6 +105,9 @@ class LimitStore {
   virtual boost::asio::awaitable<Result<ScopeCount>> peek(const LimitScope& scope, std::int64_t now_ms) = 0;
   // Forgets idle scopes (memory); called now and then.
   virtual void sweep(std::int64_t /*now_ms*/) {}
+  // A store that decides without waiting (memory) answers here, sparing a coroutine per call;
+  // nullopt: use admit().
+  virtual std::optional<LimitDecision> decide_now(const LimitAsk& /*ask*/) { return std::nullopt; }
   [[nodiscard]] virtual bool shared() const = 0;
   [[nodiscard]] virtual const char* name() const = 0;
 };
@@ -116,6 +119,7 @@ class MemoryLimitStore final : public LimitStore {
   void settle(LimitSettle settle) override;
   boost::asio::awaitable<Result<ScopeCount>> peek(const LimitScope& scope, std::int64_t now_ms) override;
   void sweep(std::int64_t now_ms) override;
+  std::optional<LimitDecision> decide_now(const LimitAsk& ask) override { return decide(ask); }
   [[nodiscard]] bool shared() const override { return false; }
   [[nodiscard]] const char* name() const override { return "memory"; }
 

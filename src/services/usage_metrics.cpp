@@ -25,10 +25,9 @@ std::string label(std::string_view v) {
 
 void UsageMetrics::record(const store::UsageEvent& e) {
   std::lock_guard lock(mutex_);
-  std::pair<std::string, std::string> key{e.provider, e.model};
-  auto it = models_.find(key);
+  auto it = models_.find(std::pair<std::string_view, std::string_view>(e.provider, e.model));
   if (it == models_.end()) {
-    if (models_.size() >= kMaxModels) key.second = "other";
+    std::pair<std::string, std::string> key{e.provider, models_.size() >= kMaxModels ? "other" : e.model};
     it = models_.try_emplace(std::move(key)).first;
   }
   ModelSums& m = it->second;

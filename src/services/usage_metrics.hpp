@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "store/usage_store.hpp"
@@ -37,8 +38,17 @@ class UsageMetrics {
     std::uint64_t count = 0;
     double seconds = 0;
   };
+  // (provider, model), looked up without copying the event's strings.
+  struct Less {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      using View = std::pair<std::string_view, std::string_view>;
+      return View(a.first, a.second) < View(b.first, b.second);
+    }
+  };
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, ModelSums> models_;  // (provider, model)
+  std::map<std::pair<std::string, std::string>, ModelSums, Less> models_;
   std::map<std::string, ProviderSums> providers_;
 };
 
