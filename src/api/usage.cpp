@@ -168,7 +168,8 @@ bj::object render_record(const store::UsageRecord& r) {
 // Text a client chose (a model name) that a spreadsheet would read as a formula (=, +, -, @, tab,
 // CR first) gets a leading apostrophe (OWASP, "CSV injection").
 void append_csv_field(std::string& out, std::string_view field) {
-  const bool formula = !field.empty() && std::string_view("=+-@\t\r").find(field.front()) != std::string_view::npos;
+  const bool formula =
+      !field.empty() && std::string_view("=+-@\t\r").find(field.front()) != std::string_view::npos;
   if (!formula && field.find_first_of(",\"\r\n") == std::string_view::npos) {
     out += field;
     return;
