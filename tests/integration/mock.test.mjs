@@ -499,6 +499,338 @@ describe('parley-mock with default flags', () => {
   });
 });
 
+// RIFF chunks of a WAV file: { id, data } for each top-level chunk after "WAVE".
+function riffChunks(bytes) {
+  const buf = Buffer.from(bytes);
+  assert.equal(buf.toString('latin1', 0, 4), 'RIFF');
+  assert.equal(buf.readUInt32LE(4), buf.length - 8, 'the RIFF size covers the whole file');
+  assert.equal(buf.toString('latin1', 8, 12), 'WAVE');
+  const chunks = [];
+  for (let pos = 12; pos + 8 <= buf.length;) {
+    const id = buf.toString('latin1', pos, pos + 4);
+    const size = buf.readUInt32LE(pos + 4);
+    assert.ok(pos + 8 + size <= buf.length, `chunk ${id} fits`);
+    chunks.push({ id, data: buf.subarray(pos + 8, pos + 8 + size) });
+    pos += 8 + size + (size % 2);
+  }
+  return chunks;
+}
+
+// The ICMT text of a WAV's LIST/INFO chunk (NUL terminator removed), or null.
+function icmt(chunks) {
+  const list = chunks.find((c) => c.id === 'LIST' && c.data.toString('latin1', 0, 4) === 'INFO');
+  if (!list) return null;
+  for (let pos = 4; pos + 8 <= list.data.length;) {
+    const id = list.data.toString('latin1', pos, pos + 4);
+    const size = list.data.readUInt32LE(pos + 4);
+    if (id === 'ICMT') return list.data.subarray(pos + 8, pos + 8 + size).toString('utf8').replace(/\0+$/, '');
+    pos += 8 + size + (size % 2);
+  }
+  return null;
+}
+
+const speech = (base, body) => post(base, '/v1/audio/speech', body);
+
+async function speak(base, input, extra = {}) {
+  const res = await speech(base, { model: 'tts-1', input, voice: 'alloy', ...extra });
+  assert.equal(res.status, 200);
+  return { res, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+function transcribe(base, fields) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (value instanceof Uint8Array) form.append(name, new Blob([value], { type: 'audio/wav' }), `${name}.wav`);
+    else form.append(name, value);
+  }
+  return fetch(`${base}/v1/audio/transcriptions`, { method: 'POST', body: form });
+}
+
+// A structured reply's content, parsed, and the whole body.
+async function structured(base, body) {
+  const res = await chat(base, body);
+  assert.equal(res.status, 200);
+  const json = await res.json();
+  return { json, value: JSON.parse(json.choices[0].message.content) };
+}
+
+const personSchema = {
+  type: 'object',
+  properties: {
+    answer: { type: 'string' },
+    mood: { type: 'string', enum: ['happy', 'sad', 'curious'] },
+    count: { type: 'integer' },
+    score: { type: 'number' },
+    ok: { type: 'boolean' },
+    tags: { type: 'array', items: { type: 'string' } },
+    inner: { type: 'object', properties: { level: { type: 'string', enum: ['low', 'high'] }, note: { type: ['string', 'null'] } }, required: ['level', 'note'], additionalProperties: false },
+    ref: { $ref: '#/$defs/Color' },
+  },
+  required: ['answer', 'mood', 'count', 'score', 'ok', 'tags', 'inner', 'ref'],
+  additionalProperties: false,
+  $defs: { Color: { type: 'string', enum: ['red', 'green', 'blue'] } },
+};
+const schemaFormat = { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: personSchema } };
+
+describe('parley-mock audio and structured replies', () => {
+  let mock;
+  before(async () => { mock = await startMock(); });
+  after(async () => { assert.equal((await mock.stop()).code, 0); });
+
+  test('speech is a valid 8 kHz 16-bit mono WAV carrying the input in LIST/INFO/ICMT', async () => {
+    const input = 'Hello there, general Kenobi — ünïcödé';
+    const { res, bytes } = await speak(mock.base, input, { response_format: 'wav' });
+    assert.equal(res.headers.get('content-type'), 'audio/wav');
+    const chunks = riffChunks(bytes);
+    assert.deepEqual(chunks.map((c) => c.id), ['fmt ', 'LIST', 'data']);
+    const fmt = chunks[0].data;
+    assert.equal(fmt.length, 16);
+    assert.deepEqual([fmt.readUInt16LE(0), fmt.readUInt16LE(2), fmt.readUInt32LE(4), fmt.readUInt32LE(8), fmt.readUInt16LE(12), fmt.readUInt16LE(14)],
+      [1, 1, 8000, 16000, 2, 16]);
+    assert.equal(icmt(chunks), input);
+    // 50 ms + 5 ms per character.
+    assert.equal(chunks[2].data.length, 2 * (400 + 40 * [...input].length));
+    const samples = new Int16Array(chunks[2].data.buffer.slice(chunks[2].data.byteOffset, chunks[2].data.byteOffset + chunks[2].data.length));
+    assert.ok(samples.some((s) => Math.abs(s) > 5000), 'an audible tone');
+  });
+
+  test('the tone grows with the input and stops at one second', async () => {
+    const data = async (input) => riffChunks((await speak(mock.base, input)).bytes).find((c) => c.id === 'data').data.length;
+    const short = await data('hi');
+    const longer = await data('a somewhat longer sentence to say');
+    assert.ok(longer > short);
+    assert.equal(await data('x'.repeat(4096)), 16000);
+    assert.equal(await data('x'.repeat(500)), 16000);
+  });
+
+  test('each response_format has its Content-Type; all but pcm send the WAV bytes, pcm the bare samples', async () => {
+    const { bytes: wav } = await speak(mock.base, 'same words', { response_format: 'wav' });
+    const types = { mp3: 'audio/mpeg', opus: 'audio/ogg', aac: 'audio/aac', flac: 'audio/flac', wav: 'audio/wav', pcm: 'audio/pcm' };
+    for (const [format, type] of Object.entries(types)) {
+      const { res, bytes } = await speak(mock.base, 'same words', { response_format: format, speed: 1.5, instructions: 'cheerful' });
+      assert.equal(res.headers.get('content-type'), type, format);
+      if (format === 'pcm') assert.deepEqual(bytes, riffChunks(wav).find((c) => c.id === 'data').data);
+      else assert.deepEqual(bytes, wav, format);
+    }
+    const { res } = await speak(mock.base, 'same words');
+    assert.equal(res.headers.get('content-type'), 'audio/mpeg', 'mp3 by default');
+  });
+
+  test('invalid speech requests get 400 in the OpenAI error shape', async () => {
+    const ok = { model: 'tts-1', input: 'hi', voice: 'alloy' };
+    const cases = [
+      ['{not json', null],
+      [{ input: 'hi', voice: 'alloy' }, 'model'],
+      [{ model: 'tts-1', voice: 'alloy' }, 'input'],
+      [{ ...ok, input: '' }, 'input'],
+      [{ ...ok, input: 'x'.repeat(4097) }, 'input'],
+      [{ ...ok, input: 7 }, 'input'],
+      [{ model: 'tts-1', input: 'hi' }, 'voice'],
+      [{ ...ok, voice: 3 }, 'voice'],
+      [{ ...ok, response_format: 'ogg' }, 'response_format'],
+      [{ ...ok, speed: 0.2 }, 'speed'],
+      [{ ...ok, speed: 4.5 }, 'speed'],
+      [{ ...ok, speed: 'fast' }, 'speed'],
+      [{ ...ok, instructions: 5 }, 'instructions'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await speech(mock.base, body);
+      assert.equal(res.status, 400, JSON.stringify(body).slice(0, 80));
+      assert.match(res.headers.get('content-type'), /^application\/json/);
+      const { error } = await res.json();
+      assert.equal(typeof error.message, 'string');
+      assert.equal(error.type, 'invalid_request_error');
+      assert.equal(error.param, param);
+    }
+    assert.equal((await speech(mock.base, { ...ok, input: 'x'.repeat(4096), speed: 0.25 })).status, 200);
+    assert.equal((await fetch(`${mock.base}/v1/audio/speech`)).status, 405);
+  });
+
+  test('transcribing the speech output gives back the original text, with token usage', async () => {
+    const input = 'The quick brown fox jumps over the lazy dog.';
+    const { bytes } = await speak(mock.base, input, { response_format: 'wav' });
+    const res = await transcribe(mock.base, { file: bytes, model: 'gpt-4o-transcribe' });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    const inTokens = Math.ceil(bytes.length / 1000);
+    assert.deepEqual(await res.json(), { text: input, usage: { type: 'tokens', input_tokens: inTokens, output_tokens: 9, total_tokens: inTokens + 9 } });
+    // Any other file: a fixed sentence naming its size.
+    const other = await (await transcribe(mock.base, { file: new Uint8Array(2500).fill(7), model: 'whisper-1' })).json();
+    assert.deepEqual(other, { text: 'mock transcription of 2500 bytes', usage: { type: 'tokens', input_tokens: 3, output_tokens: 5, total_tokens: 8 } });
+  });
+
+  test('each transcription response_format', async () => {
+    const input = 'one two three';
+    const { bytes } = await speak(mock.base, input, { response_format: 'wav' });
+    const seconds = (400 + 40 * input.length) / 8000;
+    const get = async (format, extra = {}) => {
+      const res = await transcribe(mock.base, { file: bytes, model: 'whisper-1', response_format: format, ...extra });
+      assert.equal(res.status, 200, format);
+      return { type: res.headers.get('content-type'), text: await res.text() };
+    };
+    const json = await get('json', { temperature: '0.2', prompt: 'numbers' });
+    assert.match(json.type, /^application\/json/);
+    assert.equal(JSON.parse(json.text).text, input);
+    const text = await get('text');
+    assert.match(text.type, /^text\/plain/);
+    assert.equal(text.text, input);
+    const verbose = await get('verbose_json', { language: 'en' });
+    const v = JSON.parse(verbose.text);
+    assert.equal(v.text, input);
+    assert.equal(v.language, 'en');
+    assert.equal(v.duration, seconds);
+    assert.deepEqual(v.segments, []);
+    assert.equal(v.usage.output_tokens, 3);
+    assert.equal(JSON.parse((await get('verbose_json')).text).language, 'english');
+    const srt = await get('srt');
+    assert.match(srt.type, /^text\/plain/);
+    assert.equal(srt.text, `1\n00:00:00,000 --> 00:00:00,${String(seconds * 1000).padStart(3, '0')}\n${input}\n\n`);
+    const vtt = await get('vtt');
+    assert.equal(vtt.text, `WEBVTT\n\n00:00:00.000 --> 00:00:00.${String(seconds * 1000).padStart(3, '0')}\n${input}\n\n`);
+  });
+
+  test('invalid transcription requests get 400: no file, no model, not multipart, malformed multipart, bad fields', async () => {
+    const file = new Uint8Array([1, 2, 3]);
+    const expect400 = async (res, param) => {
+      assert.equal(res.status, 400);
+      const { error } = await res.json();
+      assert.equal(error.type, 'invalid_request_error');
+      assert.equal(typeof error.message, 'string');
+      assert.equal(error.param, param);
+    };
+    await expect400(await transcribe(mock.base, { model: 'whisper-1' }), 'file');
+    await expect400(await transcribe(mock.base, { file }), 'model');
+    await expect400(await transcribe(mock.base, { file, model: 'whisper-1', response_format: 'mp3' }), 'response_format');
+    await expect400(await transcribe(mock.base, { file, model: 'whisper-1', temperature: 'warm' }), 'temperature');
+    await expect400(await transcribe(mock.base, { file, model: 'whisper-1', temperature: '1.5' }), 'temperature');
+    await expect400(await post(mock.base, '/v1/audio/transcriptions', { file: 'x', model: 'whisper-1' }), null);
+    const raw = (body, type = 'multipart/form-data; boundary=XyZ') => fetch(`${mock.base}/v1/audio/transcriptions`, { method: 'POST', headers: { 'content-type': type }, body });
+    const part = '--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n';
+    const filePart = '--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n';
+    await expect400(await raw(`${part}${filePart}`), null); // no closing delimiter
+    await expect400(await raw(`${part}${filePart}--XyZ--\r\n`, 'multipart/form-data'), null); // no boundary
+    await expect400(await raw('--XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n--XyZ--\r\n'), null); // no name
+    await expect400(await raw('nothing here'), null);
+    // The same parts, well formed (quoted boundary, preamble), pass.
+    const good = await raw(`preamble\r\n${part}${filePart}--XyZ--\r\n`, 'Multipart/Form-Data; boundary="XyZ"');
+    assert.equal(good.status, 200);
+    assert.equal((await good.json()).text, 'mock transcription of 3 bytes');
+  });
+
+  test('a transcription is recorded as a short summary, not the upload', async () => {
+    await resetMock(mock.base);
+    const { bytes } = await speak(mock.base, 'record me', { response_format: 'wav' });
+    await (await transcribe(mock.base, { file: bytes, model: 'whisper-1', response_format: 'text' })).arrayBuffer();
+    await (await post(mock.base, '/v1/audio/transcriptions', 'plain')).arrayBuffer();
+    const log = await recorded(mock.base);
+    assert.equal(log.length, 3);
+    assert.deepEqual(JSON.parse(log[0].body), { model: 'tts-1', input: 'record me', voice: 'alloy', response_format: 'wav' });
+    assert.equal(log[1].path, '/v1/audio/transcriptions');
+    assert.deepEqual(JSON.parse(log[1].body), { model: 'whisper-1', file_bytes: bytes.length, filename: 'file.wav', response_format: 'text' });
+    const bad = JSON.parse(log[2].body);
+    assert.equal(bad.body_bytes, 5);
+    assert.equal(typeof bad.error, 'string');
+  });
+
+  test('a 20 MiB upload is accepted for transcription; 8 MiB stays the limit elsewhere, 32 MiB here', async () => {
+    await resetMock(mock.base);
+    const big = new Uint8Array(20 << 20);
+    for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
+    const res = await transcribe(mock.base, { file: big, model: 'whisper-1' });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.text, `mock transcription of ${20 << 20} bytes`);
+    assert.equal(body.usage.input_tokens, Math.ceil((20 << 20) / 1000));
+    const [entry] = await recorded(mock.base);
+    assert.equal(entry.body, JSON.stringify({ model: 'whisper-1', file_bytes: 20 << 20, filename: 'file.wav', response_format: null }));
+    const head = (path, length) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${length}\r\n\r\n`;
+    const over = await rawExchange(mock.port, head('/v1/audio/transcriptions', 33 << 20), (t) => t.includes('\r\n\r\n{'));
+    assert.match(over, /^HTTP\/1\.1 413 /);
+    const speechOver = await rawExchange(mock.port, head('/v1/audio/speech', 9000000), (t) => t.includes('\r\n\r\n{'));
+    assert.match(speechOver, /^HTTP\/1\.1 413 /);
+  });
+
+  test('json_schema: the reply is JSON built from the schema; enums take the last member, or the first after a "?"', async () => {
+    const statement = [{ role: 'system', content: 'be terse' }, { role: 'user', content: '  tell me\na story ' }];
+    const { json, value } = await structured(mock.base, { model: 'm', messages: statement, response_format: schemaFormat });
+    assert.deepEqual(value, {
+      answer: 'mock reply: tell me a story', mood: 'curious', count: 4, score: 0.5, ok: true, tags: [],
+      inner: { level: 'high', note: 'mock reply: tell me a story' }, ref: 'blue',
+    });
+    assert.deepEqual(Object.keys(value), Object.keys(personSchema.properties), 'properties in schema order');
+    const content = json.choices[0].message.content;
+    assert.equal(json.choices[0].finish_reason, 'stop');
+    assert.deepEqual(json.usage, { prompt_tokens: 2 + 4, completion_tokens: words(content), total_tokens: 6 + words(content) });
+    const question = await structured(mock.base, { model: 'm', messages: [{ role: 'user', content: 'is it sunny?' }], response_format: schemaFormat });
+    assert.equal(question.value.mood, 'happy');
+    assert.equal(question.value.inner.level, 'low');
+    assert.equal(question.value.ref, 'red');
+    assert.equal(question.value.count, 3);
+    assert.equal(question.value.answer, 'mock reply: is it sunny?');
+  });
+
+  test('json_schema replies ignore max_tokens, repeat for n, and stream deltas that concatenate to the same JSON', async () => {
+    const body = { model: 'm', messages, response_format: schemaFormat, max_tokens: 2, n: 2 };
+    const { json } = await structured(mock.base, body);
+    const content = json.choices[0].message.content;
+    assert.equal(json.choices[1].message.content, content);
+    assert.equal(json.choices[0].finish_reason, 'stop');
+    assert.equal(json.usage.completion_tokens, 2 * words(content));
+    const res = await chat(mock.base, { ...body, stream: true, stream_options: { include_usage: true } });
+    const { events, error } = await readEvents(res);
+    assert.equal(error, null);
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.deepEqual(chunks.at(-1).usage, json.usage);
+    for (const index of [0, 1]) {
+      const deltas = chunks.flatMap((c) => c.choices.filter((x) => x.index === index && x.delta.content !== undefined).map((x) => x.delta.content)).slice(1);
+      assert.equal(deltas.length, words(content));
+      assert.equal(deltas.join(''), content);
+      assert.equal(chunks.find((c) => c.choices[0]?.index === index && c.choices[0].finish_reason).choices[0].finish_reason, 'stop');
+    }
+  });
+
+  test('json_object replies {"reply": ...}; an empty schema gives {}; bad response_format is a 400', async () => {
+    const object = await structured(mock.base, { model: 'm', messages, response_format: { type: 'json_object' }, max_tokens: 1 });
+    assert.deepEqual(object.value, { reply: 'mock reply: tell me a story' });
+    const empty = await structured(mock.base, { model: 'm', messages, response_format: { type: 'json_schema', json_schema: { name: 'none' } } });
+    assert.deepEqual(empty.value, {});
+    const text = await (await chat(mock.base, { model: 'm', messages, response_format: { type: 'text' } })).json();
+    assert.equal(text.choices[0].message.content, 'mock reply: tell me a story');
+    const cases = [
+      [{ type: 'xml' }, 'response_format.type'],
+      ['json', 'response_format'],
+      [{}, 'response_format.type'],
+      [{ type: 'json_schema' }, 'response_format.json_schema'],
+      [{ type: 'json_schema', json_schema: { schema: {} } }, 'response_format.json_schema.name'],
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: 'nope' } }, 'response_format.json_schema.schema'],
+    ];
+    for (const [rf, param] of cases) {
+      const res = await chat(mock.base, { model: 'm', messages, response_format: rf });
+      assert.equal(res.status, 400, JSON.stringify(rf));
+      assert.equal((await res.json()).error.param, param);
+    }
+  });
+
+  test('the official openai SDK speaks, transcribes and parses structured replies', async (t) => {
+    let OpenAI;
+    let toFile;
+    try {
+      ({ default: OpenAI, toFile } = await import('openai'));
+    } catch {
+      t.skip('the openai package is not installed (npm ci)');
+      return;
+    }
+    const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${mock.base}/v1`, maxRetries: 0 });
+    const audio = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'coral', input: 'round trip through the SDK', response_format: 'wav' });
+    const bytes = Buffer.from(await audio.arrayBuffer());
+    const transcript = await client.audio.transcriptions.create({ model: 'gpt-4o-transcribe', file: await toFile(bytes, 'speech.wav') });
+    assert.equal(transcript.text, 'round trip through the SDK');
+    const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, response_format: schemaFormat });
+    assert.equal(JSON.parse(completion.choices[0].message.content).mood, 'curious');
+  });
+});
+
 describe('parley-mock with --require-key', () => {
   let mock;
   before(async () => { mock = await startMock(['--require-key', 'sk-alpha,sk-beta', '--require-key', 'sk-gamma']); });
@@ -541,6 +873,17 @@ describe('parley-mock pacing and listing flags', () => {
     assert.ok(headersAt >= 150, `headers after ${headersAt} ms`);
     // Five events (role, two deltas, finish, [DONE]) leave four gaps.
     assert.ok(total >= 150 + 4 * 50, `stream took ${total} ms`);
+  });
+
+  test('--chunks splits a structured reply the same way; the deltas rebuild its JSON', async () => {
+    const body = { model: 'm', messages, response_format: schemaFormat };
+    const plain = await (await chat(mock.base, body)).json();
+    const { events, error } = await readEvents(await chat(mock.base, { ...body, stream: true }));
+    assert.equal(error, null);
+    const deltas = events.slice(1, -2).map((e) => JSON.parse(e).choices[0].delta.content);
+    assert.equal(deltas.length, 2);
+    assert.equal(deltas.join(''), plain.choices[0].message.content);
+    assert.equal(JSON.parse(deltas.join('')).mood, 'curious');
   });
 
   test('--models and --embedding-dim change the listing and vector size', async () => {

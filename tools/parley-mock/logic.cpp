@@ -2,8 +2,12 @@
 #include <array>
 #include <bit>
 #include <boost/json.hpp>
+#include <cctype>
+#include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <numbers>
 
 #include "mock.hpp"
 
@@ -215,6 +219,165 @@ std::string floats_base64(const std::vector<float>& v) {
   return base64(bytes.data(), bytes.size());
 }
 
+// JSON text like json::serialize, but doubles in their shortest form ("0.5", not "5E-1"), so that
+// structured replies and transcriptions read like OpenAI's.
+void append_json(const json::value& v, std::string& out) {
+  switch (v.kind()) {
+    case json::kind::null:
+      out.append("null");
+      return;
+    case json::kind::bool_:
+      out.append(v.get_bool() ? "true" : "false");
+      return;
+    case json::kind::int64:
+      out.append(std::to_string(v.get_int64()));
+      return;
+    case json::kind::uint64:
+      out.append(std::to_string(v.get_uint64()));
+      return;
+    case json::kind::double_: {
+      std::array<char, 32> buffer{};
+      auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), v.get_double());
+      out.append(buffer.data(), ec == std::errc{} ? end : buffer.data());
+      return;
+    }
+    case json::kind::string:
+      out.append(json::serialize(v.get_string()));
+      return;
+    case json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const json::value& item : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        append_json(item, out);
+      }
+      out.push_back(']');
+      return;
+    }
+    case json::kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, item] : v.get_object()) {
+        if (!first) out.push_back(',');
+        first = false;
+        out.append(json::serialize(key)).push_back(':');
+        append_json(item, out);
+      }
+      out.push_back('}');
+      return;
+    }
+  }
+}
+
+std::string to_json_text(const json::value& v) {
+  std::string out;
+  append_json(v, out);
+  return out;
+}
+
+// What a structured reply is built from.
+struct SchemaInput {
+  const json::value& root;   // the whole schema, for local "$ref"s
+  std::string_view reply;    // the untruncated reply text: every string property
+  std::uint64_t user_words;  // every integer property
+  bool question;             // the last user message contains '?': enums take their first member
+};
+
+// Deep enough for any real schema; stops recursive ones.
+constexpr int kMaxSchemaDepth = 32;
+
+json::value build_from_schema(const json::value& schema, const SchemaInput& in, int depth) {
+  if (depth > kMaxSchemaDepth || !schema.is_object()) return nullptr;
+  const json::object& s = schema.get_object();
+  if (const json::value* ref = s.if_contains("$ref"); ref != nullptr && ref->is_string()) {
+    std::string_view r = ref->get_string();
+    if (!r.starts_with('#')) return nullptr;
+    json::error_code ec;
+    const json::value* target = r.size() == 1 ? &in.root : in.root.find_pointer(r.substr(1), ec);
+    return target == nullptr ? json::value(nullptr) : build_from_schema(*target, in, depth + 1);
+  }
+  if (const json::value* c = s.if_contains("const")) return json::value(*c, json::storage_ptr());
+  if (const json::value* e = s.if_contains("enum");
+      e != nullptr && e->is_array() && !e->get_array().empty()) {
+    const json::array& members = e->get_array();
+    return json::value(in.question ? members.front() : members.back(), json::storage_ptr());
+  }
+  for (std::string_view key : {"anyOf", "oneOf", "allOf"}) {
+    const json::value* options = s.if_contains(key);
+    if (options == nullptr || !options->is_array() || options->get_array().empty()) continue;
+    // The first alternative that is not just {"type":"null"}.
+    const json::array& list = options->get_array();
+    const json::value* pick = &list.front();
+    for (const json::value& option : list) {
+      const json::value* t = option.is_object() ? option.get_object().if_contains("type") : nullptr;
+      if (t == nullptr || !t->is_string() || t->get_string() != "null") {
+        pick = &option;
+        break;
+      }
+    }
+    return build_from_schema(*pick, in, depth + 1);
+  }
+  std::string_view type;
+  if (const json::value* t = s.if_contains("type")) {
+    if (t->is_string()) type = t->get_string();
+    if (t->is_array()) {
+      for (const json::value& x : t->get_array()) {
+        if (!x.is_string()) continue;
+        if (type.empty() || type == "null") type = x.get_string();
+      }
+    }
+  }
+  if (type.empty()) type = s.contains("properties") ? "object" : "string";
+  if (type == "object") {
+    json::object out;
+    if (const json::value* props = s.if_contains("properties"); props != nullptr && props->is_object()) {
+      for (const auto& [key, sub] : props->get_object()) out[key] = build_from_schema(sub, in, depth + 1);
+    }
+    return out;
+  }
+  if (type == "array") return json::array{};
+  if (type == "string") return json::string(in.reply);
+  if (type == "integer") return in.user_words;
+  if (type == "number") return 0.5;
+  if (type == "boolean") return true;
+  return nullptr;
+}
+
+// Splits `content` into stream deltas of whole words, each with the whitespace before it (trailing
+// whitespace goes with the last); `chunks` 0 means one per word. They concatenate to `content`.
+std::vector<std::string> split_deltas(std::string_view content, std::uint32_t chunks) {
+  std::vector<std::size_t> ends;  // one past each word
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    if (!is_space(content[i]) && (i + 1 == content.size() || is_space(content[i + 1]))) ends.push_back(i + 1);
+  }
+  if (ends.empty()) {
+    if (content.empty()) return {};
+    return {std::string(content)};
+  }
+  ends.back() = content.size();
+  std::size_t pieces = chunks == 0 ? ends.size() : std::min<std::size_t>(chunks, ends.size());
+  std::size_t base = ends.size() / pieces;
+  std::size_t extra = ends.size() % pieces;
+  std::vector<std::string> deltas;
+  deltas.reserve(pieces);
+  std::size_t start = 0;
+  std::size_t w = 0;
+  for (std::size_t p = 0; p < pieces; ++p) {
+    w += base + (p < extra ? 1 : 0);
+    std::size_t end = ends[w - 1];
+    deltas.emplace_back(content.substr(start, end - start));
+    start = end;
+  }
+  return deltas;
+}
+
+enum class ReplyFormat { kText, kJsonObject, kJsonSchema };
+
+Reply invalid_value(std::string_view param, std::string_view message) {
+  return api_error(400, message, "invalid_request_error", param, "invalid_value");
+}
+
 }  // namespace
 
 std::size_t count_words(std::string_view text) {
@@ -349,29 +512,66 @@ std::expected<ChatPlan, Reply> plan_chat(std::string_view body, std::uint32_t ch
     plan.include_usage = *usage;
   }
 
+  // response_format: text (the default), json_object or json_schema.
+  ReplyFormat format = ReplyFormat::kText;
+  const json::value* schema = nullptr;
+  if (const json::value* rf = member(o, "response_format")) {
+    if (!rf->is_object()) return std::unexpected(invalid_type("response_format", "an object", *rf));
+    const json::value* type = member(rf->get_object(), "type");
+    if (type == nullptr) return std::unexpected(missing("response_format.type"));
+    if (!type->is_string()) return std::unexpected(invalid_type("response_format.type", "a string", *type));
+    std::string_view t = type->get_string();
+    if (t == "json_object") {
+      format = ReplyFormat::kJsonObject;
+    } else if (t == "json_schema") {
+      format = ReplyFormat::kJsonSchema;
+      const json::value* js = member(rf->get_object(), "json_schema");
+      if (js == nullptr) return std::unexpected(missing("response_format.json_schema"));
+      if (!js->is_object())
+        return std::unexpected(invalid_type("response_format.json_schema", "an object", *js));
+      const json::value* name = member(js->get_object(), "name");
+      if (name == nullptr) return std::unexpected(missing("response_format.json_schema.name"));
+      if (!name->is_string())
+        return std::unexpected(invalid_type("response_format.json_schema.name", "a string", *name));
+      schema = member(js->get_object(), "schema");
+      if (schema != nullptr && !schema->is_object())
+        return std::unexpected(invalid_type("response_format.json_schema.schema", "an object", *schema));
+    } else if (t != "text") {
+      std::string message = "Invalid value: '";
+      message.append(t).append("'. Supported values are: 'json_object', 'json_schema', and 'text'.");
+      return std::unexpected(invalid_value("response_format.type", message));
+    }
+  }
+
   std::vector<std::string_view> words = {"mock", "reply:"};
   for (std::string_view w : split_words(last_user)) words.push_back(w);
   plan.finish_reason = "stop";
-  if (limit > 0 && static_cast<std::uint64_t>(limit) < words.size()) {
-    words.resize(static_cast<std::size_t>(limit));
-    plan.finish_reason = "length";
-  }
-  plan.completion_tokens = static_cast<std::uint64_t>(plan.n) * words.size();
-
-  std::size_t pieces = chunks == 0 ? words.size() : std::min<std::size_t>(chunks, words.size());
-  std::size_t base = words.size() / pieces;
-  std::size_t extra = words.size() % pieces;
-  std::size_t w = 0;
-  for (std::size_t p = 0; p < pieces; ++p) {
-    std::string delta;
-    std::size_t take = base + (p < extra ? 1 : 0);
-    for (std::size_t k = 0; k < take; ++k, ++w) {
-      if (w > 0) delta.push_back(' ');
-      delta.append(words[w]);
+  if (format == ReplyFormat::kText) {
+    if (limit > 0 && static_cast<std::uint64_t>(limit) < words.size()) {
+      words.resize(static_cast<std::size_t>(limit));
+      plan.finish_reason = "length";
     }
-    plan.content.append(delta);
-    plan.deltas.push_back(std::move(delta));
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      if (i > 0) plan.content.push_back(' ');
+      plan.content.append(words[i]);
+    }
+  } else {
+    std::string reply;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      if (i > 0) reply.push_back(' ');
+      reply.append(words[i]);
+    }
+    if (format == ReplyFormat::kJsonObject) {
+      plan.content = to_json_text(json::object{{"reply", reply}});
+    } else if (schema == nullptr) {
+      plan.content = "{}";
+    } else {
+      SchemaInput in{*schema, reply, words.size() - 2, last_user.find('?') != std::string::npos};
+      plan.content = to_json_text(build_from_schema(*schema, in, 0));
+    }
   }
+  plan.completion_tokens = static_cast<std::uint64_t>(plan.n) * count_words(plan.content);
+  plan.deltas = split_deltas(plan.content, chunks);
   return plan;
 }
 
@@ -510,6 +710,430 @@ std::expected<std::string, Reply> render_embeddings(std::string_view body, std::
                         {"model", model->get_string()},
                         {"usage", json::object{{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
   return json::serialize(response);
+}
+
+namespace {
+
+constexpr std::uint32_t kSampleRate = 8000;
+constexpr std::size_t kMaxSpeechChars = 4096;
+
+void put_u16(std::string& out, std::uint32_t v) {
+  out.push_back(static_cast<char>(v & 0xff));
+  out.push_back(static_cast<char>((v >> 8) & 0xff));
+}
+
+void put_u32(std::string& out, std::uint32_t v) {
+  put_u16(out, v & 0xffff);
+  put_u16(out, v >> 16);
+}
+
+std::uint32_t get_u32(std::string_view bytes, std::size_t at) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  return v;
+}
+
+// UTF-8 characters (bytes that do not continue a sequence).
+std::size_t count_chars(std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(
+      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+}
+
+// The tone: 50 ms plus 5 ms per character, at most one second, 440 Hz at 30 % of full scale.
+std::string tone_samples(std::size_t chars) {
+  std::size_t count = std::min<std::size_t>(kSampleRate, 400 + 40 * std::min(chars, kMaxSpeechChars));
+  std::string out;
+  out.reserve(count * 2);
+  for (std::size_t i = 0; i < count; ++i) {
+    double phase = 2 * std::numbers::pi * 440.0 * static_cast<double>(i) / kSampleRate;
+    auto sample = static_cast<std::int16_t>(std::lround(0.3 * 32767 * std::sin(phase)));
+    put_u16(out, static_cast<std::uint16_t>(sample));
+  }
+  return out;
+}
+
+std::string wav_file(std::string_view text, std::string_view samples) {
+  // LIST payload: "INFO", then the ICMT sub-chunk (text + NUL, padded to an even size).
+  std::string info = "INFO";
+  info.append("ICMT");
+  put_u32(info, static_cast<std::uint32_t>(text.size() + 1));
+  info.append(text);
+  info.push_back('\0');
+  if (info.size() % 2 != 0) info.push_back('\0');
+
+  std::string out = "RIFF";
+  put_u32(out, static_cast<std::uint32_t>(4 + (8 + 16) + (8 + info.size()) + (8 + samples.size())));
+  out.append("WAVE");
+  out.append("fmt ");
+  put_u32(out, 16);
+  put_u16(out, 1);                // PCM
+  put_u16(out, 1);                // mono
+  put_u32(out, kSampleRate);      // sample rate
+  put_u32(out, kSampleRate * 2);  // byte rate
+  put_u16(out, 2);                // block align
+  put_u16(out, 16);               // bits per sample
+  out.append("LIST");
+  put_u32(out, static_cast<std::uint32_t>(info.size()));
+  out.append(info);
+  out.append("data");
+  put_u32(out, static_cast<std::uint32_t>(samples.size()));
+  out.append(samples);
+  return out;
+}
+
+}  // namespace
+
+std::string speech_wav(std::string_view text) {
+  return wav_file(text, tone_samples(count_chars(text)));
+}
+
+std::optional<WavInfo> read_wav(std::string_view bytes) {
+  if (bytes.size() < 12 || bytes.substr(0, 4) != "RIFF" || bytes.substr(8, 4) != "WAVE") return std::nullopt;
+  WavInfo info;
+  const std::uint64_t end = std::min<std::uint64_t>(bytes.size(), 8ULL + get_u32(bytes, 4));
+  std::uint64_t byte_rate = 0;
+  std::uint64_t data_bytes = 0;
+  std::uint64_t pos = 12;
+  while (pos + 8 <= end) {
+    std::string_view id = bytes.substr(pos, 4);
+    const std::uint64_t declared = get_u32(bytes, pos + 4);
+    const std::uint64_t start = pos + 8;
+    std::string_view chunk = bytes.substr(start, std::min(declared, end - start));
+    if (id == "fmt " && chunk.size() >= 16) byte_rate = get_u32(chunk, 8);
+    if (id == "data") data_bytes = chunk.size();
+    if (id == "LIST" && chunk.size() >= 4 && chunk.substr(0, 4) == "INFO") {
+      std::size_t sub = 4;
+      while (sub + 8 <= chunk.size()) {
+        const std::size_t size = std::min<std::size_t>(get_u32(chunk, sub + 4), chunk.size() - sub - 8);
+        if (chunk.substr(sub, 4) == "ICMT") {
+          std::string_view comment = chunk.substr(sub + 8, size);
+          while (!comment.empty() && comment.back() == '\0') comment.remove_suffix(1);
+          info.comment = std::string(comment);
+        }
+        sub += 8 + size + (size % 2);
+      }
+    }
+    pos = start + declared + (declared % 2);
+  }
+  if (byte_rate > 0) info.duration_seconds = static_cast<double>(data_bytes) / static_cast<double>(byte_rate);
+  return info;
+}
+
+std::expected<Reply, Reply> render_speech(std::string_view body) {
+  json::error_code ec;
+  ParseArena arena;
+  json::value root = json::parse(body, ec, arena.storage());
+  if (ec || !root.is_object()) return std::unexpected(bad_json());
+  const json::object& o = root.get_object();
+  const json::value* model = member(o, "model");
+  if (model == nullptr) return std::unexpected(missing("model"));
+  if (!model->is_string()) return std::unexpected(invalid_type("model", "a string", *model));
+  const json::value* input = member(o, "input");
+  if (input == nullptr) return std::unexpected(missing("input"));
+  if (!input->is_string()) return std::unexpected(invalid_type("input", "a string", *input));
+  const std::size_t chars = count_chars(input->get_string());
+  if (chars == 0) {
+    return std::unexpected(
+        api_error(400,
+                  "Invalid 'input': string too short. Expected a string with minimum length "
+                  "1, but got an empty string instead.",
+                  "invalid_request_error", "input", "string_below_min_length"));
+  }
+  if (chars > kMaxSpeechChars) {
+    std::string message =
+        "Invalid 'input': string too long. Expected a string with maximum length 4096, but got a string with "
+        "length ";
+    message.append(std::to_string(chars)).append(" instead.");
+    return std::unexpected(
+        api_error(400, message, "invalid_request_error", "input", "string_above_max_length"));
+  }
+  const json::value* voice = member(o, "voice");
+  if (voice == nullptr) return std::unexpected(missing("voice"));
+  if (!voice->is_string()) return std::unexpected(invalid_type("voice", "a string", *voice));
+  if (const json::value* instructions = member(o, "instructions");
+      instructions && !instructions->is_string()) {
+    return std::unexpected(invalid_type("instructions", "a string", *instructions));
+  }
+  if (const json::value* speed = member(o, "speed")) {
+    if (!speed->is_number()) return std::unexpected(invalid_type("speed", "a number", *speed));
+    double v = speed->to_number<double>();
+    if (v < 0.25 || v > 4) {
+      std::string message = "Invalid 'speed': expected a value between 0.25 and 4, but got ";
+      message.append(to_json_text(*speed)).append(" instead.");
+      return std::unexpected(api_error(400, message, "invalid_request_error", "speed",
+                                       v < 0.25 ? "decimal_below_min_value" : "decimal_above_max_value"));
+    }
+  }
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kFormats = {{
+      {"mp3", "audio/mpeg"},
+      {"opus", "audio/ogg"},
+      {"aac", "audio/aac"},
+      {"flac", "audio/flac"},
+      {"wav", "audio/wav"},
+      {"pcm", "audio/pcm"},
+  }};
+  std::string_view format = "mp3";
+  if (const json::value* f = member(o, "response_format")) {
+    if (!f->is_string()) return std::unexpected(invalid_type("response_format", "a string", *f));
+    format = f->get_string();
+  }
+  auto it = std::find_if(kFormats.begin(), kFormats.end(), [&](const auto& f) { return f.first == format; });
+  if (it == kFormats.end()) {
+    std::string message = "Invalid value: '";
+    message.append(format).append("'. Supported values are: 'mp3', 'opus', 'aac', 'flac', 'wav', and 'pcm'.");
+    return std::unexpected(invalid_value("response_format", message));
+  }
+  std::string samples = tone_samples(chars);
+  Reply reply;
+  reply.content_type = it->second;
+  reply.body = format == "pcm" ? std::move(samples) : wav_file(input->get_string(), samples);
+  return reply;
+}
+
+namespace {
+
+constexpr std::string_view kHeaderSpace = " \t";
+
+std::string_view trim(std::string_view s) {
+  std::size_t first = s.find_first_not_of(kHeaderSpace);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kHeaderSpace) - first + 1);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// `type; name=value; name="quoted; value"` → the lower-cased type and its parameters (lower-cased
+// names). Quoted values end at the next '"' (no backslash escapes: browsers and undici send
+// Windows paths as they are and percent-encode '"').
+struct HeaderValue {
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> params;
+
+  const std::string* param(std::string_view name) const {
+    for (const auto& [k, v] : params) {
+      if (k == name) return &v;
+    }
+    return nullptr;
+  }
+};
+
+HeaderValue parse_header_value(std::string_view text) {
+  HeaderValue out;
+  std::size_t i = std::min(text.find(';'), text.size());
+  out.value = lower(trim(text.substr(0, i)));
+  while (i < text.size()) {
+    ++i;  // the ';'
+    std::size_t start = i;
+    while (i < text.size() && text[i] != '=' && text[i] != ';') ++i;
+    std::string name = lower(trim(text.substr(start, i - start)));
+    std::string value;
+    if (i < text.size() && text[i] == '=') {
+      ++i;
+      while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+      if (i < text.size() && text[i] == '"') {
+        std::size_t close = text.find('"', i + 1);
+        if (close == std::string_view::npos) close = text.size();
+        value = text.substr(i + 1, close - i - 1);
+        i = std::min(text.find(';', close), text.size());
+      } else {
+        start = i;
+        i = std::min(text.find(';', i), text.size());
+        value = trim(text.substr(start, i - start));
+      }
+    }
+    if (!name.empty()) out.params.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
+}
+
+const FormPart* find_part(const std::vector<FormPart>& parts, std::string_view name) {
+  auto it = std::find_if(parts.begin(), parts.end(), [&](const FormPart& p) { return p.name == name; });
+  return it == parts.end() ? nullptr : &*it;
+}
+
+// "HH:MM:SS<sep>mmm"
+std::string timestamp(double seconds, char separator) {
+  auto ms = static_cast<std::uint64_t>(std::llround(seconds * 1000));
+  std::array<char, 32> buffer{};
+  std::snprintf(
+      buffer.data(), buffer.size(), "%02llu:%02llu:%02llu%c%03llu",
+      static_cast<unsigned long long>(ms / 3'600'000), static_cast<unsigned long long>(ms / 60'000 % 60),
+      static_cast<unsigned long long>(ms / 1000 % 60), separator, static_cast<unsigned long long>(ms % 1000));
+  return buffer.data();
+}
+
+}  // namespace
+
+std::expected<std::vector<FormPart>, std::string> parse_multipart(std::string_view content_type,
+                                                                  std::string_view body) {
+  HeaderValue type = parse_header_value(content_type);
+  if (type.value != "multipart/form-data") {
+    std::string message = "Invalid Content-Type header (";
+    message.append(content_type.empty() ? "none" : content_type).append("), expected multipart/form-data.");
+    return std::unexpected(message);
+  }
+  const std::string* boundary = type.param("boundary");
+  if (boundary == nullptr || boundary->empty() || boundary->size() > 200) {
+    return std::unexpected("multipart/form-data without a boundary parameter.");
+  }
+  const std::string delimiter = "--" + *boundary;
+  const std::string next_delimiter = "\r\n" + delimiter;
+  std::size_t pos = 0;
+  if (!body.starts_with(delimiter)) {
+    pos = body.find(next_delimiter);
+    if (pos == std::string_view::npos) return std::unexpected("Malformed multipart body: no boundary found.");
+    pos += 2;
+  }
+  std::vector<FormPart> parts;
+  for (;;) {
+    pos += delimiter.size();
+    if (body.substr(pos, 2) == "--") break;  // the closing delimiter
+    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;
+    if (body.substr(pos, 2) != "\r\n") return std::unexpected("Malformed multipart body: bad boundary line.");
+    pos += 2;
+    std::size_t headers_end = body.substr(pos, 2) == "\r\n" ? pos : body.find("\r\n\r\n", pos);
+    if (headers_end == std::string_view::npos) {
+      return std::unexpected("Malformed multipart body: part headers never end.");
+    }
+    FormPart part;
+    bool named = false;
+    std::string_view headers = body.substr(pos, headers_end - pos);
+    while (!headers.empty()) {
+      std::size_t eol = std::min(headers.find("\r\n"), headers.size());
+      std::string_view line = headers.substr(0, eol);
+      headers.remove_prefix(std::min(eol + 2, headers.size()));
+      std::size_t colon = line.find(':');
+      if (colon == std::string_view::npos) {
+        return std::unexpected("Malformed multipart body: a part header line has no ':'.");
+      }
+      std::string name = lower(trim(line.substr(0, colon)));
+      std::string_view value = trim(line.substr(colon + 1));
+      if (name == "content-disposition") {
+        HeaderValue disposition = parse_header_value(value);
+        const std::string* field = disposition.param("name");
+        if (disposition.value != "form-data" || field == nullptr) {
+          return std::unexpected(
+              "Malformed multipart body: Content-Disposition is not form-data with a name.");
+        }
+        part.name = *field;
+        if (const std::string* filename = disposition.param("filename")) part.filename = *filename;
+        named = true;
+      } else if (name == "content-type") {
+        part.content_type = value;
+      }
+    }
+    if (!named) return std::unexpected("Malformed multipart body: a part has no Content-Disposition name.");
+    const std::size_t data_start = headers_end + (headers_end == pos ? 2 : 4);
+    const std::size_t data_end = body.find(next_delimiter, data_start);
+    if (data_end == std::string_view::npos) {
+      return std::unexpected("Malformed multipart body: the closing boundary is missing.");
+    }
+    part.data = body.substr(data_start, data_end - data_start);
+    parts.push_back(std::move(part));
+    pos = data_end + 2;
+  }
+  if (parts.empty()) return std::unexpected("Malformed multipart body: no parts.");
+  return parts;
+}
+
+std::expected<Reply, Reply> render_transcription(std::string_view content_type, std::string_view body) {
+  auto parts = parse_multipart(content_type, body);
+  if (!parts) return std::unexpected(api_error(400, parts.error(), "invalid_request_error"));
+  const FormPart* file = find_part(*parts, "file");
+  if (file == nullptr) return std::unexpected(missing("file"));
+  const FormPart* model = find_part(*parts, "model");
+  if (model == nullptr || trim(model->data).empty()) return std::unexpected(missing("model"));
+  std::string_view format = "json";
+  if (const FormPart* f = find_part(*parts, "response_format")) format = trim(f->data);
+  static constexpr std::array<std::string_view, 5> kFormats = {"json", "text", "srt", "verbose_json", "vtt"};
+  if (std::find(kFormats.begin(), kFormats.end(), format) == kFormats.end()) {
+    std::string message = "Invalid value: '";
+    message.append(format).append(
+        "'. Supported values are: 'json', 'text', 'srt', 'verbose_json', and 'vtt'.");
+    return std::unexpected(invalid_value("response_format", message));
+  }
+  if (const FormPart* t = find_part(*parts, "temperature")) {
+    std::string_view text = trim(t->data);
+    double v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) {
+      return std::unexpected(api_error(400, "Invalid 'temperature': expected a number.",
+                                       "invalid_request_error", "temperature", "invalid_type"));
+    }
+    if (!(v >= 0 && v <= 1)) {  // NaN too
+      return std::unexpected(api_error(400, "Invalid 'temperature': expected a value between 0 and 1.",
+                                       "invalid_request_error", "temperature",
+                                       v < 0 ? "decimal_below_min_value" : "decimal_above_max_value"));
+    }
+  }
+  std::string language = "english";
+  if (const FormPart* l = find_part(*parts, "language"); l != nullptr && !trim(l->data).empty()) {
+    language = trim(l->data);
+  }
+
+  std::optional<WavInfo> wav = read_wav(file->data);
+  std::string text;
+  if (wav && wav->comment) {
+    text = *wav->comment;
+  } else {
+    text = "mock transcription of " + std::to_string(file->data.size()) + " bytes";
+  }
+  const double duration = wav ? wav->duration_seconds : 0;
+
+  Reply reply;
+  if (format == "text") {
+    reply.content_type = "text/plain; charset=utf-8";
+    reply.body = text;
+    return reply;
+  }
+  if (format == "srt" || format == "vtt") {
+    // One cue over the whole audio (one second when the length is unknown).
+    const double end = duration > 0 ? duration : 1;
+    const char separator = format == "srt" ? ',' : '.';
+    reply.content_type = "text/plain; charset=utf-8";
+    reply.body = format == "srt" ? "1\n" : "WEBVTT\n\n";
+    reply.body.append(timestamp(0, separator)).append(" --> ").append(timestamp(end, separator)).append("\n");
+    reply.body.append(text).append("\n\n");
+    return reply;
+  }
+  const std::uint64_t input_tokens = (file->data.size() + 999) / 1000;
+  const std::uint64_t output_tokens = count_words(text);
+  json::object usage{{"type", "tokens"},
+                     {"input_tokens", input_tokens},
+                     {"output_tokens", output_tokens},
+                     {"total_tokens", input_tokens + output_tokens}};
+  json::object out;
+  if (format == "verbose_json") {
+    out["task"] = "transcribe";
+    out["language"] = language;
+    out["duration"] = duration;
+  }
+  out["text"] = text;
+  if (format == "verbose_json") out["segments"] = json::array{};
+  out["usage"] = std::move(usage);
+  reply.body = to_json_text(out);
+  return reply;
+}
+
+std::string summarize_transcription(std::string_view content_type, std::string_view body) {
+  auto parts = parse_multipart(content_type, body);
+  if (!parts) return to_json_text(json::object{{"error", parts.error()}, {"body_bytes", body.size()}});
+  auto text = [&](std::string_view name) -> json::value {
+    const FormPart* p = find_part(*parts, name);
+    return p == nullptr ? json::value(nullptr) : json::value(json::string(p->data));
+  };
+  const FormPart* file = find_part(*parts, "file");
+  json::object summary{
+      {"model", text("model")},
+      {"file_bytes", file == nullptr ? json::value(nullptr) : json::value(file->data.size())},
+      {"filename", file == nullptr || !file->filename ? json::value(nullptr) : json::value(*file->filename)},
+      {"response_format", text("response_format")}};
+  return to_json_text(summary);
 }
 
 namespace {

@@ -17,6 +17,18 @@
 //   completion_tokens = n * |reply words|; total_tokens = prompt_tokens + completion_tokens
 //   stream deltas   = one per word ("mock", " reply:", " next", ...) or, with --chunks N, N runs
 //                     of consecutive words (at most one per word); their concatenation == content
+//
+// Structured replies (response_format json_schema / json_object; never cut by max_tokens):
+//   json_object     → {"reply": <the full reply text>}
+//   json_schema     → a value built from json_schema.schema: const → it; enum → its FIRST member when
+//                     the last user message contains '?', else its LAST member; object → every
+//                     property in order; string → the full reply text; integer → |words(last user
+//                     message)|; number → 0.5; boolean → true; array → []; null → null
+//                     (type lists, anyOf/oneOf/allOf and local $refs: see README.md)
+//   completion_tokens = n * |words(content)|, as for ordinary replies
+//
+// Audio: /v1/audio/speech answers a WAV (8 kHz, 16-bit mono) whose LIST/INFO/ICMT chunk carries the
+// input text; /v1/audio/transcriptions reads that text back (else "mock transcription of N bytes").
 
 #include <chrono>
 #include <cstddef>
@@ -31,11 +43,12 @@
 
 namespace parley::mock {
 
-// A complete HTTP answer held in memory; the body is JSON unless a fault says otherwise.
+// A complete HTTP answer held in memory; the body is JSON unless content_type says otherwise.
 struct Reply {
   unsigned status = 200;
   std::string body;
-  std::string retry_after;  // empty: no Retry-After header
+  std::string retry_after;   // empty: no Retry-After header
+  std::string content_type;  // empty: application/json
 };
 
 // {"error":{"message","type","param","code"}}; an empty param or code renders as null.
@@ -68,6 +81,41 @@ std::vector<std::string> render_chat_events(const ChatPlan& plan, std::string_vi
 // Vectors are unit length, derived from an FNV-1a hash of each input; `encoding_format: "base64"`
 // gives the same float32 values little-endian. Usage counts words (token arrays: their length).
 std::expected<std::string, Reply> render_embeddings(std::string_view body, std::uint32_t default_dimensions);
+
+// POST /v1/audio/speech: a 200 Reply carrying audio bytes and their Content-Type, or a 400.
+// Every format but pcm gets the same WAV bytes (speech_wav); pcm gets its samples without header.
+std::expected<Reply, Reply> render_speech(std::string_view body);
+
+// A valid WAV file: 8000 Hz 16-bit mono PCM, a 440 Hz tone of 50 ms + 5 ms per character of `text`
+// (at most 1 s), with `text` in a LIST/INFO/ICMT chunk placed before the data chunk.
+std::string speech_wav(std::string_view text);
+
+// What read_wav finds in a RIFF/WAVE file.
+struct WavInfo {
+  std::optional<std::string> comment;  // the LIST/INFO/ICMT text, trailing NULs removed
+  double duration_seconds = 0;         // data chunk bytes / fmt byte rate (0 without either)
+};
+std::optional<WavInfo> read_wav(std::string_view bytes);
+
+// One part of a multipart/form-data body; `data` points into that body.
+struct FormPart {
+  std::string name;
+  std::optional<std::string> filename;
+  std::string content_type;  // empty when the part has none
+  std::string_view data;
+};
+
+// Parses the boundary out of `content_type` and splits `body` (CRLF line ends, a closing delimiter
+// required). The error is a message for a 400.
+std::expected<std::vector<FormPart>, std::string> parse_multipart(std::string_view content_type,
+                                                                  std::string_view body);
+
+// POST /v1/audio/transcriptions: the answer in the requested response_format, or a 400.
+std::expected<Reply, Reply> render_transcription(std::string_view content_type, std::string_view body);
+// The body recorded for a transcription request instead of the upload:
+// {"model","file_bytes","filename","response_format"} (null when absent), or, when the body is not
+// valid multipart, {"error": message, "body_bytes": N}.
+std::string summarize_transcription(std::string_view content_type, std::string_view body);
 
 std::string render_models(const std::vector<std::string>& models);
 std::optional<std::string> render_model(const std::vector<std::string>& models, std::string_view id);

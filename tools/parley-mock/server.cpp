@@ -36,8 +36,11 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-// Limits. Bodies: far above any chat request a test sends, and bounds memory per connection.
+// Limits. Bodies: far above any chat request a test sends, and bounds memory per connection;
+// audio uploads get more.
 constexpr std::uint64_t kBodyLimit = 8 << 20;
+constexpr std::uint64_t kUploadBodyLimit = 32 << 20;
+constexpr std::string_view kTranscriptionsPath = "/v1/audio/transcriptions";
 // Headers: room for long JWTs in Authorization.
 constexpr std::uint32_t kHeaderLimit = 32 << 10;
 // A keep-alive connection idle this long is closed; benchmarks keep theirs busy.
@@ -98,12 +101,20 @@ void set_rate_limit_headers(Message& res, unsigned status) {
   res.set("x-ratelimit-remaining-requests", status == 429 ? "0" : "9999");
 }
 
-asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, bool keep_alive, Reply reply,
-                                  std::string_view content_type = "application/json") {
+std::string_view content_type_of(const Reply& reply) {
+  return reply.content_type.empty() ? std::string_view("application/json")
+                                    : std::string_view(reply.content_type);
+}
+
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, bool keep_alive, Reply reply) {
   http::response<http::string_body> res;
   res.version(version);
   res.result(reply.status);
-  res.set(http::field::content_type, content_type);
+  res.set(http::field::content_type, content_type_of(reply));
   if (!reply.retry_after.empty()) res.set(http::field::retry_after, reply.retry_after);
   set_rate_limit_headers(res, reply.status);
   res.keep_alive(keep_alive);
@@ -119,7 +130,9 @@ asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, b
 asio::awaitable<Next> write_partial(beast::tcp_stream& stream, const Reply& reply) {
   std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " ";
   head.append(http::obsolete_reason(http::int_to_status(reply.status)));
-  head.append("\r\nContent-Type: application/json\r\nContent-Length: ")
+  head.append("\r\nContent-Type: ")
+      .append(content_type_of(reply))
+      .append("\r\nContent-Length: ")
       .append(std::to_string(reply.body.size()))
       .append("\r\n\r\n");
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(head),
@@ -232,7 +245,10 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
     record.method = req.method_string();
     record.path = path;
     if (auto it = req.find(http::field::authorization); it != req.end()) record.authorization = it->value();
-    record.body = req.body();
+    // An upload is summarised, not copied: it may be megabytes of binary.
+    record.body = path == kTranscriptionsPath
+                      ? summarize_transcription(req[http::field::content_type], req.body())
+                      : req.body();
     record.received_at_ms = unix_ms();
   }
   std::optional<Fault> fault = ctx.state.on_request(std::move(record));
@@ -285,6 +301,18 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
     if (!body) co_return co_await send(stream, req, std::move(body.error()), drop);
     co_return co_await send(stream, req, ok(std::move(*body)), drop);
   }
+  if (path == "/v1/audio/speech") {
+    if (method != http::verb::post) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
+    auto audio = render_speech(req.body());
+    if (!audio) co_return co_await send(stream, req, std::move(audio.error()), drop);
+    co_return co_await send(stream, req, std::move(*audio), drop);
+  }
+  if (path == kTranscriptionsPath) {
+    if (method != http::verb::post) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
+    auto transcript = render_transcription(req[http::field::content_type], req.body());
+    if (!transcript) co_return co_await send(stream, req, std::move(transcript.error()), drop);
+    co_return co_await send(stream, req, std::move(*transcript), drop);
+  }
   if (path == "/v1/models") {
     if (method != http::verb::get) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
     co_return co_await send(stream, req, ok(render_models(options.models)), drop);
@@ -328,7 +356,7 @@ asio::awaitable<Next> handle_control(beast::tcp_stream& stream, Request& req, st
 
 asio::awaitable<Next> handle(beast::tcp_stream& stream, Request& req, Context& ctx) {
   std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view path = path_of(target);
   if (ctx.options.log_requests) {
     std::fprintf(stderr, "parley-mock: %.*s %.*s\n", static_cast<int>(req.method_string().size()),
                  req.method_string().data(), static_cast<int>(target.size()), target.data());
@@ -346,9 +374,17 @@ asio::awaitable<void> session(tcp::socket socket, Context& ctx) {
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
-    parser.body_limit(kBodyLimit);
+    // The largest limit while the header is read (Beast checks Content-Length against it there),
+    // then the one for the path, before any body byte is parsed.
+    parser.body_limit(kUploadBodyLimit);
     stream.expires_after(kIdleTimeout);
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    if (!ec) {
+      const std::uint64_t limit =
+          path_of(parser.get().target()) == kTranscriptionsPath ? kUploadBodyLimit : kBodyLimit;
+      parser.body_limit(limit);
+      if (parser.content_length() && *parser.content_length() > limit) ec = http::error::body_limit;
+    }
     if (!ec && !parser.is_done()) {
       auto expect = parser.get().find(http::field::expect);
       if (expect != parser.get().end() && iequals(expect->value(), "100-continue")) {
