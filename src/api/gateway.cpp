@@ -30,9 +30,9 @@ void add_headers(Response& res, const std::vector<provider::Header>& headers) {
 
 // A provider's answer (2xx or a relayable rejection), body untouched, with the caller's limits.
 Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers,
-               const RateLimitInfo& limits) {
+               const RateLimitInfo& limits, std::string_view content_type = "application/json") {
   Response res{static_cast<StatusCode>(status), 11};
-  res.insert(bhttp::field::content_type, "application/json");
+  res.insert(bhttp::field::content_type, content_type);
   add_headers(res, headers);
   http::set_rate_limit_headers(res, limits);
   res.body() = std::move(body);
@@ -167,9 +167,45 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   co_return Response{};
 }
 
+// /v1/audio/speech and /v1/audio/transcriptions: the body goes as it came (JSON or a multipart
+// upload) and the answer comes back as received (audio bytes, JSON, text or subtitles).
+asio::awaitable<Response> forward_audio(GatewayDeps& d, RequestContext& ctx, GatewayEndpoint endpoint) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return error_of(who.error(), ctx);
+  std::string content_type(ctx.header("Content-Type"));
+  auto call = co_await d.gateway.prepare_audio(*who, endpoint, std::move(ctx.request.body()),
+                                               std::move(content_type), ctx.request_id);
+  if (!call) co_return error_of(call.error(), ctx);
+  const RateLimitInfo& limits = call->route.admission.info;
+  http::CloseWatch watch(*ctx.stream);
+  auto res = co_await call->route.entry->provider->post_raw(call->route.call, call->path,
+                                                            std::move(call->body), call->content_type);
+  if (watch.finish()) {
+    d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
+    co_return http::client_closed_response();
+  }
+  if (!res) {
+    d.gateway.account(*who, *call, res.error().status(), {}, ms_since(t0));
+    co_return failed(res.error(), ctx, limits);
+  }
+  const services::Usage usage =
+      res->ok() ? services::GatewayService::audio_usage(*call, *res) : services::Usage{};
+  d.gateway.account(*who, *call, static_cast<int>(res->status), usage, ms_since(t0));
+  const std::string type = res->content_type.empty() ? std::string("application/json") : res->content_type;
+  co_return relay(res->status, std::move(res->body), res->headers, limits, type);
+}
+
 }  // namespace
 
 void register_gateway_routes(http::Router& router, GatewayDeps& d) {
+  router.add(Method::post, "/v1/audio/speech", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+    co_return co_await forward_audio(d, ctx, GatewayEndpoint::kSpeech);
+  });
+  router.add(Method::post, "/v1/audio/transcriptions",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+               co_return co_await forward_audio(d, ctx, GatewayEndpoint::kTranscriptions);
+             });
   router.add(Method::post, "/v1/chat/completions", [&d](RequestContext& ctx) -> asio::awaitable<Response> {
     co_return co_await forward(d, ctx, GatewayEndpoint::kChatCompletions);
   });

@@ -7,9 +7,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "api/assistant.hpp"
 #include "api/chat.hpp"
 #include "api/conversations.hpp"
 #include "api/deps.hpp"
@@ -61,6 +64,15 @@ asio::awaitable<Status> verify_provider_key(const provider::ProviderRegistry& pr
   provider::CallContext call;
   call.api_key = std::move(key);
   co_return co_await entry->provider->verify_key(call);
+}
+
+// A number from the environment within [min, max]; nullopt otherwise.
+std::optional<double> env_number(std::string_view text, double min, double max) {
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || !(value >= min && value <= max))
+    return std::nullopt;
+  return value;
 }
 
 // A budget's settled usage for its period, read from the usage rows on the blocking pool.
@@ -132,6 +144,8 @@ struct Components {
   std::unique_ptr<services::GenerationRegistry> generations;
   std::unique_ptr<services::AnswerService> answers;
   std::unique_ptr<api::ConversationDeps> conversation_deps;
+  std::unique_ptr<services::AssistantService> assistant;
+  std::unique_ptr<api::AssistantDeps> assistant_deps;
   std::unique_ptr<services::AnonymousChat> anonymous_chat;
   std::unique_ptr<api::RealtimeDeps> realtime_deps;
   std::unique_ptr<services::UsageService> usage_reader;
@@ -174,25 +188,52 @@ struct Components {
         e.prices.push_back({price.pattern, price.input_per_m, price.output_per_m});
       providers.add(std::move(e));
     }
+    // Seed 001's environment for the provider made from OPENAI_API_KEY (docs/ASSISTANT.md).
+    std::string openai_model;
+    services::ChatDefaults chat_defaults;
     if (const char* key = std::getenv("OPENAI_API_KEY");
         key != nullptr && *key != '\0' && !providers.find_by_name("openai")) {
+      provider::Timeouts timeouts;
+      if (const char* t = std::getenv("OPENAI_TIMEOUT"); t != nullptr && *t != '\0') {
+        auto seconds = env_number(t, 1, 3600);
+        if (!seconds) return validation("OPENAI_TIMEOUT", "must be a number of seconds from 1 to 3600");
+        timeouts.total = std::chrono::milliseconds(std::llround(*seconds * 1000));
+        timeouts.first_byte = std::min(timeouts.first_byte, timeouts.total);
+      }
+      if (const char* m = std::getenv("OPENAI_MODEL"); m != nullptr && *m != '\0') openai_model = m;
+      if (const char* t = std::getenv("OPENAI_TEMPERATURE"); t != nullptr && *t != '\0') {
+        chat_defaults.temperature = config::parse_temperature(t);
+        if (!chat_defaults.temperature)
+          return validation("OPENAI_TEMPERATURE", "must be a number from 0 to 2");
+      }
+      if (const char* t = std::getenv("OPENAI_MAX_TOKENS"); t != nullptr && *t != '\0') {
+        auto n = env_number(t, 1, 1'000'000);
+        if (!n || *n != std::floor(*n))
+          return validation("OPENAI_MAX_TOKENS", "must be a whole number from 1 to 1000000");
+        chat_defaults.max_tokens = static_cast<std::int64_t>(*n);
+      }
       provider::ProviderEntry e;
       e.provider = std::make_shared<provider::OpenAiCompatibleProvider>(
           "openai", *provider::parse_base_url("https://api.openai.com/v1"), *http_client,
-          upstream::RetryConfig{}, provider::Timeouts{});
+          upstream::RetryConfig{}, timeouts);
       e.credentials = provider::Credentials::kByokOrSystem;
       e.system_key = crypto::Secret(std::string(key));
-      e.models = {"gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*"};
+      e.models = {"gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*", "tts-*", "whisper-*"};
       providers.add(std::move(e));
+      if (openai_model.empty()) openai_model = "gpt-4o-mini";
     }
-    std::string default_model;
-    if (config.demo_provider) {
+    // [defaults] wins over the environment.
+    if (config.defaults.temperature) chat_defaults.temperature = config.defaults.temperature;
+    if (config.defaults.max_tokens > 0)
+      chat_defaults.max_tokens = static_cast<std::int64_t>(config.defaults.max_tokens);
+    std::string default_model = !config.defaults.model.empty() ? config.defaults.model : openai_model;
+    if (default_model.empty() && config.demo_provider) {
       provider::ProviderEntry e;
       e.provider = std::make_shared<provider::DemoProvider>();
       e.credentials = provider::Credentials::kSystem;
       e.models = {"demo", "demo-*"};
       providers.add(std::move(e));
-      default_model = "demo";
+      if (default_model.empty()) default_model = "demo";
     }
     if (default_model.empty()) {
       for (const auto& e : providers.entries()) {
@@ -225,8 +266,8 @@ struct Components {
     limiter = std::make_unique<services::Limiter>(limits, std::move(limit_store), *budgets, clock);
     identity->limits = limiter.get();
     chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get(),
-                                                   limiter.get());
-    gateway = std::make_unique<services::GatewayService>(*chat, usage.get(), clock.now_s());
+                                                   limiter.get(), chat_defaults);
+    gateway = std::make_unique<services::GatewayService>(*chat, clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
     usage_reader = std::make_unique<services::UsageService>(*db, clock);
     usage_deps = std::make_unique<api::UsageDeps>(api::UsageDeps{*usage_reader, *authenticator, *blocking});
@@ -252,6 +293,14 @@ struct Components {
                                                         std::move(answer_options));
     conversation_deps = std::make_unique<api::ConversationDeps>(api::ConversationDeps{
         *conversations, *answers, *chat, *authenticator, *blocking, config.max_message_chars});
+    services::AssistantOptions assistant_options;
+    assistant_options.speech_model = config.defaults.speech_model;
+    assistant_options.slow_turn = std::chrono::milliseconds(config.assistant_slow_turn_ms);
+    assistant_options.max_text_chars = config.max_message_chars;
+    assistant = std::make_unique<services::AssistantService>(
+        *chat, *answers, *conversations, *preferences, *blocking, *db, clock, std::move(assistant_options));
+    assistant_deps =
+        std::make_unique<api::AssistantDeps>(api::AssistantDeps{*assistant, *authenticator, *blocking});
     const auto& rc = config.realtime;
     services::AnonymousOptions anonymous;
     anonymous.max_conversations = rc.anonymous_conversations;
@@ -459,6 +508,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_chat_routes(router, *c.chat_deps);
   api::register_gateway_routes(router, *c.gateway_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
+  api::register_assistant_routes(router, *c.assistant_deps);
   api::register_realtime_routes(router, *c.realtime_deps);
   api::register_usage_routes(router, *c.usage_deps);
   api::add_realtime_metrics(*c.metrics, *c.realtime_deps);
@@ -568,6 +618,7 @@ int serve(config::LoadResult loaded) {
   options.websocket.heartbeat = std::chrono::milliseconds(rc.heartbeat_ms);
   options.websocket.idle_timeout = std::chrono::milliseconds(rc.idle_timeout_ms);
   options.websocket.write_timeout = c.config.http.write_timeout;
+  options.large_bodies.emplace_back("/v1/audio/transcriptions", c.config.audio_max_upload_bytes);
   http::Server server(options, router, *c.metrics);
   c.server = &server;
   if (auto s = server.bind(c.config.listen_host, c.config.listen_port); !s) {

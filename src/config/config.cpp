@@ -36,6 +36,18 @@ Result<std::uint64_t> parse_uint(std::string_view key, std::string_view text, st
   return value;
 }
 
+}  // namespace
+
+std::optional<double> parse_temperature(std::string_view text) {
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  if (!(value >= 0.0 && value <= 2.0)) return std::nullopt;
+  return value;
+}
+
+namespace {
+
 Result<bool> parse_bool(std::string_view key, std::string_view text) {
   if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
   if (text == "false" || text == "0" || text == "no" || text == "off") return false;
@@ -146,6 +158,10 @@ RealtimeConfig* realtime_of(Config& c) {
 
 LimitsConfig* limits_of(Config& c) {
   return &c.limits;
+}
+
+DefaultsConfig* defaults_of(Config& c) {
+  return &c.defaults;
 }
 
 KeyDef limits_string_key(std::string_view key, std::string_view env, std::string LimitsConfig::*field,
@@ -411,6 +427,49 @@ const std::vector<KeyDef>& key_defs() {
     d.push_back(uint_key("redis.timeout_ms", "PARLEY_REDIS_TIMEOUT_MS", &limits_of,
                          &LimitsConfig::redis_timeout_ms, 10, 60'000,
                          "longest wait for Redis (connect or reply) before limits.redis_failure applies"));
+    d.push_back({{"defaults.model", "PARLEY_DEFAULTS_MODEL", false,
+                  "model of parley's own routes when a request names none; empty: OPENAI_MODEL with "
+                  "OPENAI_API_KEY, else demo"},
+                 [](Config& c, std::string_view v) -> Status {
+                   if (v.size() > 128) return validation("defaults.model", "must be at most 128 characters");
+                   c.defaults.model = std::string(v);
+                   return {};
+                 },
+                 [](const Config& c) { return c.defaults.model; }});
+    d.push_back({{"defaults.temperature", "PARLEY_DEFAULTS_TEMPERATURE", false,
+                  "temperature of parley's own routes when a request sets none (0 to 2); empty: the "
+                  "provider's own"},
+                 [](Config& c, std::string_view v) -> Status {
+                   if (v.empty()) {
+                     c.defaults.temperature.reset();
+                     return {};
+                   }
+                   auto t = parse_temperature(v);
+                   if (!t) return validation("defaults.temperature", "must be a number from 0 to 2");
+                   c.defaults.temperature = *t;
+                   return {};
+                 },
+                 [](const Config& c) {
+                   return c.defaults.temperature ? fmt::format("{}", *c.defaults.temperature) : std::string();
+                 }});
+    d.push_back(uint_key("defaults.max_tokens", "PARLEY_DEFAULTS_MAX_TOKENS", &defaults_of,
+                         &DefaultsConfig::max_tokens, 0, 1'000'000,
+                         "max_tokens of parley's own routes when a request sets none; 0: none"));
+    d.push_back({{"defaults.speech_model", "PARLEY_DEFAULTS_SPEECH_MODEL", false,
+                  "text-to-speech model of the assistant's spoken answers"},
+                 [](Config& c, std::string_view v) -> Status {
+                   if (v.empty() || v.size() > 128)
+                     return validation("defaults.speech_model", "must be 1 to 128 characters");
+                   c.defaults.speech_model = std::string(v);
+                   return {};
+                 },
+                 [](const Config& c) { return c.defaults.speech_model; }});
+    d.push_back(uint_key("assistant.slow_turn_ms", "PARLEY_ASSISTANT_SLOW_TURN_MS", &self,
+                         &Config::assistant_slow_turn_ms, 1, 3'600'000,
+                         "an assistant turn slower than this logs a warning"));
+    d.push_back(uint_key("audio.max_upload_bytes", "PARLEY_AUDIO_MAX_UPLOAD_BYTES", &self,
+                         &Config::audio_max_upload_bytes, 1024, std::uint64_t{1} << 30,
+                         "largest /v1/audio/transcriptions upload (413 above)"));
     d.push_back(string_key("secrets.encryption_keys", "PARLEY_ENCRYPTION_KEYS", &Config::encryption_keys,
                            true,
                            "comma-separated Fernet keys, first encrypts; generated in data_dir when unset"));
@@ -456,6 +515,8 @@ Status flatten(const toml::table& table, const std::string& prefix,
       out.emplace_back(key, std::to_string(*i));
     } else if (auto b = node.value_exact<bool>()) {
       out.emplace_back(key, *b ? "true" : "false");
+    } else if (auto f = node.value_exact<double>()) {
+      out.emplace_back(key, fmt::format("{}", *f));
     } else {
       return validation(key, "unsupported value type");
     }

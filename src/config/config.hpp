@@ -95,6 +95,16 @@ struct LimitsConfig {
   std::uint64_t redis_timeout_ms = 250;       // longest wait for one Redis reply
 };
 
+// What parley's own routes use when a request names no model, temperature or max_tokens
+// (docs/ASSISTANT.md, "Settings"). Empty / unset: the built-in choice (OPENAI_MODEL, … for the
+// provider made from OPENAI_API_KEY; else the demo model).
+struct DefaultsConfig {
+  std::string model;
+  std::optional<double> temperature;
+  std::uint64_t max_tokens = 0;  // 0: none
+  std::string speech_model = "tts-1";
+};
+
 // Price of a model, USD per 1M tokens.
 struct ModelPrice {
   std::string pattern;  // exact model name or prefix ending in '*'
@@ -139,7 +149,10 @@ struct Config {
   ConversationsConfig conversations;
   RealtimeConfig realtime;
   LimitsConfig limits;
-  std::vector<std::string> cors_origins;  // exact origins, or "*"
+  DefaultsConfig defaults;
+  std::uint64_t assistant_slow_turn_ms = 2000;                     // a slower assistant turn logs a warning
+  std::uint64_t audio_max_upload_bytes = std::uint64_t{25} << 20;  // /v1/audio/transcriptions body
+  std::vector<std::string> cors_origins;                           // exact origins, or "*"
   std::vector<std::string> trusted_hosts{"localhost", "127.0.0.1", "::1"};
   // Peer addresses of reverse proxies in front of parley: not held to the per-address connection
   // cap (every client arrives through them).
@@ -175,6 +188,9 @@ struct ModelBudget {
   std::uint64_t tokens = 0;
 };
 Result<std::vector<ModelBudget>> parse_model_budgets(std::string_view text);
+
+// A temperature as text ("0.7"): nullopt unless a number from 0 to 2.
+std::optional<double> parse_temperature(std::string_view text);
 
 // Sets `key` (dotted name, e.g. "http.max_body_bytes") from text, with validation.
 Status set_key(Config& config, std::string_view key, std::string_view value);

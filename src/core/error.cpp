@@ -48,13 +48,14 @@ constexpr std::array kTable{
     Row{ErrorKind::kModelNotFound,
         {404, "MODEL_NOT_FOUND", "invalid_request_error", LogLevel::kDebug, false}},
     Row{ErrorKind::kBudgetExceeded, {402, "BUDGET_EXCEEDED", "insufficient_quota", LogLevel::kInfo, false}},
+    Row{ErrorKind::kModelOutputInvalid, {502, "MODEL_OUTPUT_INVALID", "api_error", LogLevel::kWarn, false}},
 };
 
 constexpr bool table_is_complete() {
   for (std::size_t i = 0; i < kTable.size(); ++i) {
     if (static_cast<std::size_t>(kTable[i].kind) != i) return false;
   }
-  return kTable.size() == static_cast<std::size_t>(ErrorKind::kBudgetExceeded) + 1;
+  return kTable.size() == static_cast<std::size_t>(ErrorKind::kModelOutputInvalid) + 1;
 }
 static_assert(table_is_complete(), "kTable must list every ErrorKind in declaration order");
 

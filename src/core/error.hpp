@@ -43,6 +43,7 @@ enum class ErrorKind {
   kOpenAiApiError,          // 502 other provider failure
   kModelNotFound,           // 404 /v1: no configured provider serves the model
   kBudgetExceeded,          // 402 a token or spend budget of the period is used up
+  kModelOutputInvalid,      // 502 the model's answer is not the structured answer asked for
 };
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
@@ -60,7 +61,7 @@ const ErrorInfo& error_info(ErrorKind kind) noexcept;
 // Error responses sent, by kind (for the metrics); count_error is called by http::error_response.
 void count_error(ErrorKind kind) noexcept;
 std::uint64_t errors_counted(ErrorKind kind) noexcept;
-inline constexpr std::size_t kErrorKinds = static_cast<std::size_t>(ErrorKind::kBudgetExceeded) + 1;
+inline constexpr std::size_t kErrorKinds = static_cast<std::size_t>(ErrorKind::kModelOutputInvalid) + 1;
 
 // The kind whose public code this is ("VALIDATION_ERROR" → kValidation), for codes read back from
 // the store; nullopt for a code no kind has.

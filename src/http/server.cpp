@@ -754,6 +754,8 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   // Bounds what one connection buffers besides a body: a request head (header_limit applies) or a
   // chunk trailer (which no header limit covers), plus room for the next pipelined bytes.
   beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
+  std::uint64_t largest_body = limits.max_body_bytes;
+  for (const auto& large : options.large_bodies) largest_body = std::max(largest_body, large.second);
 
   try {
     // A new connection must start its request within the header timeout; afterwards a keep-alive
@@ -775,7 +777,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       slot.idle = false;
       first_request = false;
 
-      RequestReader reader(limits.max_header_bytes, limits.max_body_bytes);
+      RequestReader reader(limits.max_header_bytes, largest_body);
       RequestParser& parser = reader.parser();
       auto started = std::chrono::steady_clock::now();
 
@@ -799,6 +801,23 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       }
       Request& head = parser.get();
       if (!early) early = check_request_head(head);
+      if (!early && !parser.is_done() && largest_body > limits.max_body_bytes) {
+        // The reader allowed the largest body of any path; this path may allow less.
+        std::uint64_t allowed = limits.max_body_bytes;
+        std::string_view target = head.target();
+        target = target.substr(0, target.find('?'));
+        for (const auto& [path, limit] : options.large_bodies) {
+          if (target == path) allowed = limit;
+        }
+        std::string_view length_field = head[beast_http::field::content_length];
+        std::uint64_t length = 0;
+        std::from_chars(length_field.data(), length_field.data() + length_field.size(), length);
+        if (length > allowed) {
+          early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
+        } else {
+          parser.body_limit(allowed);
+        }
+      }
       if (!early && !parser.is_done()) {
         if (iequals(head[beast_http::field::expect], "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

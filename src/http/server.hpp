@@ -29,6 +29,9 @@ struct ServerOptions {
   bool access_log = true;
   unsigned workers = 1;
   WebSocketOptions websocket;
+  // Request paths (exact, without the query) allowed a larger body than limits.max_body_bytes,
+  // e.g. an audio upload.
+  std::vector<std::pair<std::string, std::uint64_t>> large_bodies;
 };
 
 class Server {

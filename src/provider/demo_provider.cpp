@@ -7,6 +7,9 @@
 #include <chrono>
 #include <cmath>
 
+#include "provider/demo_audio.hpp"
+#include "upstream/multipart.hpp"
+
 namespace parley::provider {
 
 namespace bj = boost::json;
@@ -42,6 +45,35 @@ std::string content_text(const bj::value& content) {
 
 std::atomic<std::uint64_t> g_counter{0};
 
+// A value following a JSON schema: each property in order; a string enum picks its first member
+// when the user's message asks a question ('?'), else its last; other strings are the demo reply;
+// integers the reply's word count, numbers 0.5, booleans true, arrays empty.
+bj::value structured_value(const bj::value& schema, std::string_view last_user, const std::string& reply,
+                           int depth = 0) {
+  if (!schema.is_object() || depth > 8) return nullptr;
+  const auto& s = schema.as_object();
+  if (auto e = s.find("enum"); e != s.end() && e->value().is_array() && !e->value().as_array().empty()) {
+    const auto& members = e->value().as_array();
+    return last_user.find('?') != std::string_view::npos ? members.front() : members.back();
+  }
+  std::string_view type;
+  if (auto t = s.find("type"); t != s.end() && t->value().is_string()) type = t->value().as_string();
+  if (type == "object") {
+    bj::object out;
+    if (auto props = s.find("properties"); props != s.end() && props->value().is_object()) {
+      for (const auto& [name, sub] : props->value().as_object())
+        out[name] = structured_value(sub, last_user, reply, depth + 1);
+    }
+    return out;
+  }
+  if (type == "string") return bj::string(reply);
+  if (type == "integer") return static_cast<std::int64_t>(words_of(reply).size());
+  if (type == "number") return 0.5;
+  if (type == "boolean") return true;
+  if (type == "array") return bj::array{};
+  return nullptr;
+}
+
 std::int64_t unix_now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -72,6 +104,21 @@ Result<std::string> DemoProvider::reply_for(std::string_view body, std::string& 
   for (auto w : words_of(last_user)) {
     reply += ' ';
     reply += w;
+  }
+  // Structured output: an object following the json_schema asked for.
+  if (auto rf = o.find("response_format"); rf != o.end() && rf->value().is_object()) {
+    const auto& format = rf->value().as_object();
+    auto type = format.find("type");
+    if (type != format.end() && type->value() == "json_schema") {
+      const bj::value* schema = nullptr;
+      if (auto js = format.find("json_schema"); js != format.end() && js->value().is_object()) {
+        if (auto sc = js->value().as_object().find("schema"); sc != js->value().as_object().end())
+          schema = &sc->value();
+      }
+      return bj::serialize(schema != nullptr ? structured_value(*schema, last_user, reply) : bj::object{});
+    }
+    if (type != format.end() && type->value() == "json_object")
+      return bj::serialize(bj::object{{"reply", reply}});
   }
   return reply;
 }
@@ -168,6 +215,61 @@ asio::awaitable<Result<ProviderResponse>> DemoProvider::post(const CallContext&,
   res.usage = TokenUsage{static_cast<std::int64_t>(prompt), static_cast<std::int64_t>(completion),
                          static_cast<std::int64_t>(prompt + completion)};
   co_return res;
+}
+
+asio::awaitable<Result<ProviderResponse>> DemoProvider::post_raw(const CallContext&, std::string_view path,
+                                                                 std::string body, std::string content_type) {
+  ProviderResponse res;
+  if (path == "/audio/speech") {
+    boost::system::error_code ec;
+    bj::value v = bj::parse(body, ec);
+    if (ec || !v.is_object()) co_return rejection(400, "The request body is not valid JSON");
+    const auto& o = v.as_object();
+    auto input = o.find("input");
+    if (input == o.end() || !input->value().is_string() || input->value().as_string().empty())
+      co_return rejection(400, "input must be a non-empty string");
+    res.body = demo_wav(input->value().as_string());
+    res.content_type = "audio/wav";
+    const auto tokens = static_cast<std::int64_t>((input->value().as_string().size() + 3) / 4);
+    res.usage = TokenUsage{tokens, 0, tokens};
+    co_return res;
+  }
+  if (path == "/audio/transcriptions") {
+    auto boundary = upstream::form_boundary(content_type);
+    if (!boundary) co_return rejection(400, "The body must be multipart/form-data");
+    auto parts = upstream::parse_form(body, *boundary);
+    if (!parts) co_return rejection(400, parts.error().message);
+    const upstream::FormPart* file = upstream::find_part(*parts, "file");
+    if (file == nullptr) co_return rejection(400, "file is required");
+    std::string text =
+        wav_comment(file->data)
+            .value_or(fmt::format("This is the parley demo transcription of {} bytes of audio.",
+                                  file->data.size()));
+    std::string format = "json";
+    if (const auto* f = upstream::find_part(*parts, "response_format")) format = std::string(f->data);
+    const auto input_tokens = static_cast<std::int64_t>((file->data.size() + 999) / 1000);
+    const auto output_tokens = static_cast<std::int64_t>(words_of(text).size());
+    if (format == "text") {
+      res.body = text;
+      res.content_type = "text/plain; charset=utf-8";
+    } else {
+      bj::object out{{"text", text},
+                     {"usage", bj::object{{"type", "tokens"},
+                                          {"input_tokens", input_tokens},
+                                          {"output_tokens", output_tokens},
+                                          {"total_tokens", input_tokens + output_tokens}}}};
+      if (format == "verbose_json") {
+        out["language"] = "english";
+        out["duration"] = wav_seconds(file->data);
+        out["segments"] = bj::array{};
+      }
+      res.body = bj::serialize(out);
+      res.content_type = "application/json";
+    }
+    res.usage = TokenUsage{input_tokens, output_tokens, input_tokens + output_tokens};
+    co_return res;
+  }
+  co_return rejection(404, "The demo model does not offer this endpoint");
 }
 
 asio::awaitable<Result<StreamOutcome>> DemoProvider::post_stream(const CallContext& ctx,

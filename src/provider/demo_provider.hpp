@@ -18,6 +18,11 @@ class DemoProvider final : public Provider {
                                                         std::string body) override;
   boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx, std::string_view path,
                                                             std::string body, EventSink sink) override;
+  // "/audio/speech": a WAV file made offline (demo_audio.hpp); "/audio/transcriptions": the text a
+  // demo WAV carries, else a sentence naming the upload's size.
+  boost::asio::awaitable<Result<ProviderResponse>> post_raw(const CallContext& ctx, std::string_view path,
+                                                            std::string body,
+                                                            std::string content_type) override;
   boost::asio::awaitable<Status> verify_key(const CallContext&) override { co_return Status{}; }
 
   // The reply text for a request body (exposed for tests).

@@ -80,13 +80,14 @@ OpenAiCompatibleProvider::OpenAiCompatibleProvider(std::string name, Endpoint en
       timeouts_(timeouts) {}
 
 HttpRequest OpenAiCompatibleProvider::make_request(const CallContext& ctx, bhttp::verb method,
-                                                   std::string_view path, std::string body) const {
+                                                   std::string_view path, std::string body,
+                                                   std::string_view content_type) const {
   HttpRequest req;
   req.method = method;
   req.target = endpoint_.base_path + std::string(path);
   req.body = std::move(body);
-  if (!req.body.empty()) req.headers.emplace_back("Content-Type", "application/json");
-  req.headers.emplace_back("Accept", "application/json");
+  if (!req.body.empty()) req.headers.emplace_back("Content-Type", std::string(content_type));
+  req.headers.emplace_back("Accept", content_type == "application/json" ? "application/json" : "*/*");
   if (ctx.api_key) req.headers.emplace_back("Authorization", "Bearer " + std::string(ctx.api_key->reveal()));
   if (!ctx.request_id.empty()) req.headers.emplace_back("X-Request-ID", ctx.request_id);
   return req;
@@ -112,26 +113,49 @@ Error OpenAiCompatibleProvider::final_error(FailureKind kind, unsigned status) c
 asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post(const CallContext& ctx,
                                                                          std::string_view path,
                                                                          std::string body) {
+  co_return co_await exchange(ctx, path, std::move(body), "application/json", true);
+}
+
+asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::post_raw(const CallContext& ctx,
+                                                                             std::string_view path,
+                                                                             std::string body,
+                                                                             std::string content_type) {
+  co_return co_await exchange(ctx, path, std::move(body), content_type, false);
+}
+
+asio::awaitable<Result<ProviderResponse>> OpenAiCompatibleProvider::exchange(const CallContext& ctx,
+                                                                             std::string_view path,
+                                                                             std::string body,
+                                                                             std::string_view content_type,
+                                                                             bool json_answer) {
   Clock::time_point deadline = Clock::now() + timeouts_.total;
   for (int attempt = 0;; ++attempt) {
     Timeouts t = timeouts_;
     t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
-    auto res = co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body), t);
+    auto res =
+        co_await client_.send(endpoint_, make_request(ctx, bhttp::verb::post, path, body, content_type), t);
     FailureKind kind = FailureKind::kHttpStatus;
     unsigned status = 0;
     std::optional<std::chrono::milliseconds> retry_after;
     if (res) {
       status = res->status;
       if (status >= 200 && status < 300) {
+        if (!json_answer) {
+          ProviderResponse raw{status, std::move(res->body), passthrough_headers(res->headers), {}, {}};
+          raw.content_type = std::string(res->header("content-type").value_or("application/octet-stream"));
+          co_return raw;
+        }
         if (std::optional<AnswerFacts> facts = inspect_answer(res->body)) {
-          co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers),
-                                     facts->usage};
+          co_return ProviderResponse{
+              status, std::move(res->body), passthrough_headers(res->headers), facts->usage, {}};
         }
         kind = FailureKind::kMalformed;
       } else if (is_relayable_rejection(status)) {
         spdlog::info("provider {} rejected the request: status={} attempt={} request_id={}", name_, status,
                      attempt + 1, ctx.request_id);
-        co_return ProviderResponse{status, std::move(res->body), passthrough_headers(res->headers), {}};
+        ProviderResponse rejected{status, std::move(res->body), passthrough_headers(res->headers), {}, {}};
+        rejected.content_type = std::string(res->header("content-type").value_or("application/json"));
+        co_return rejected;
       } else if (auto ra = res->header("retry-after")) {
         retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
       }

@@ -26,11 +26,18 @@ class OpenAiCompatibleProvider final : public Provider {
                                                         std::string body) override;
   boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx, std::string_view path,
                                                             std::string body, EventSink sink) override;
+  boost::asio::awaitable<Result<ProviderResponse>> post_raw(const CallContext& ctx, std::string_view path,
+                                                            std::string body,
+                                                            std::string content_type) override;
   boost::asio::awaitable<Status> verify_key(const CallContext& ctx) override;
 
  private:
   HttpRequest make_request(const CallContext& ctx, boost::beast::http::verb method, std::string_view path,
-                           std::string body) const;
+                           std::string body, std::string_view content_type = "application/json") const;
+  // post() and post_raw(): a JSON answer is checked (and its usage read) only when `json_answer`.
+  boost::asio::awaitable<Result<ProviderResponse>> exchange(const CallContext& ctx, std::string_view path,
+                                                            std::string body, std::string_view content_type,
+                                                            bool json_answer);
   Error final_error(upstream::FailureKind kind, unsigned status) const;
 
   std::string name_;

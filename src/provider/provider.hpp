@@ -59,6 +59,7 @@ struct ProviderResponse {
   std::string body;
   std::vector<Header> headers;      // x-ratelimit-* and friends, lower-case names
   std::optional<TokenUsage> usage;  // from a 2xx JSON body
+  std::string content_type;         // post_raw only: the answer's Content-Type
   [[nodiscard]] bool ok() const { return status >= 200 && status < 300; }
 };
 
@@ -96,6 +97,14 @@ class Provider {
   virtual boost::asio::awaitable<Result<StreamOutcome>> post_stream(const CallContext& ctx,
                                                                     std::string_view path, std::string body,
                                                                     EventSink sink) = 0;
+
+  // POST {base}{path} with a body of any type (`content_type`: "multipart/form-data; boundary=…"
+  // for "/audio/transcriptions", "application/json" for "/audio/speech") whose 2xx answer need not
+  // be JSON (audio bytes, subtitles): it comes back as received, with its Content-Type. Same retry
+  // policy and errors as post().
+  virtual boost::asio::awaitable<Result<ProviderResponse>> post_raw(const CallContext& ctx,
+                                                                    std::string_view path, std::string body,
+                                                                    std::string content_type) = 0;
 
   // Chat completions for parley's own endpoints: a rejection becomes an OPENAI_API_ERROR.
   boost::asio::awaitable<Result<ProviderResponse>> chat(const CallContext& ctx, std::string body);

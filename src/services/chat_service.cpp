@@ -42,13 +42,18 @@ std::int64_t estimate_prompt_tokens(const std::vector<ChatMessage>& messages) {
   return tokens;
 }
 
-std::string ChatService::request_body(const ChatInput& input, const std::string& model, bool stream) {
+std::string ChatService::request_body(const ChatInput& input, const std::string& model, bool stream) const {
   bj::array messages;
   for (const auto& m : input.messages)
     messages.push_back(bj::object{{"role", m.role}, {"content", m.content}});
   bj::object body{{"model", model}, {"messages", std::move(messages)}};
-  if (input.temperature) body["temperature"] = *input.temperature;
-  if (input.max_tokens) body["max_tokens"] = *input.max_tokens;
+  if (auto t = input.temperature ? input.temperature : defaults_.temperature) body["temperature"] = *t;
+  if (auto m = input.max_tokens ? input.max_tokens : defaults_.max_tokens) body["max_tokens"] = *m;
+  if (input.response_format) {
+    boost::system::error_code ec;
+    bj::value format = bj::parse(*input.response_format, ec);
+    if (!ec) body["response_format"] = std::move(format);
+  }
   if (stream) {
     body["stream"] = true;
     body["stream_options"] = bj::object{{"include_usage", true}};
@@ -96,6 +101,7 @@ asio::awaitable<Status> ChatService::admit(const auth::Principal& who, Route& ro
                                            std::int64_t prompt_tokens,
                                            std::optional<std::int64_t> max_tokens) {
   if (limiter_ == nullptr) co_return Status{};
+  if (!max_tokens) max_tokens = defaults_.max_tokens;
   const std::int64_t tokens = limiter_->reservation_tokens(prompt_tokens, max_tokens);
   const std::int64_t cost =
       route.entry->cost_nanos(route.model, prompt_tokens, tokens - std::max<std::int64_t>(prompt_tokens, 0));
@@ -140,8 +146,8 @@ std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-void ChatService::account(const auth::Principal& who, const Route& route, const ChatInput& input, int status,
-                          bool streamed, const Usage& usage, std::int64_t latency_ms) {
+void ChatService::account(const auth::Principal& who, const Route& route, std::string_view endpoint,
+                          int status, bool streamed, const Usage& usage, std::int64_t latency_ms) {
   if (usage_ == nullptr) {
     settle(route, status, usage);
     return;
@@ -151,7 +157,7 @@ void ChatService::account(const auth::Principal& who, const Route& route, const 
   e.api_key_id = who.api_key_id;
   e.provider = route.entry->provider->name();
   e.model = route.model;
-  e.endpoint = std::string(input.endpoint);
+  e.endpoint = std::string(endpoint);
   e.status = status;
   e.streamed = streamed;
   e.prompt_tokens = usage.prompt_tokens;
@@ -206,7 +212,7 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who
         Error(ErrorKind::kOpenAiApiError, "The provider returned an invalid response"), r->admission.info));
   }
   out.latency_ms = since_ms(t0);
-  account(who, *r, input, 200, false, out.usage, out.latency_ms);
+  account(who, *r, input.endpoint, 200, false, out.usage, out.latency_ms);
   co_return out;
 }
 
@@ -252,10 +258,11 @@ asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& w
   auto res = co_await r->entry->provider->chat_stream(r->call, request_body(input, r->model, true), events);
   out.latency_ms = since_ms(t0);
   if (!res) {
-    if (!out.content.empty()) account(who, *r, input, res.error().status(), true, out.usage, out.latency_ms);
+    if (!out.content.empty())
+      account(who, *r, input.endpoint, res.error().status(), true, out.usage, out.latency_ms);
     co_return std::unexpected(with_limits(std::move(res.error()), r->admission.info));
   }
-  account(who, *r, input, 200, true, out.usage, out.latency_ms);
+  account(who, *r, input.endpoint, 200, true, out.usage, out.latency_ms);
   co_return out;
 }
 

@@ -31,6 +31,14 @@ struct ChatInput {
   std::optional<double> temperature;
   std::optional<std::int64_t> max_tokens;
   std::string_view endpoint = "chat";  // for usage accounting: chat, summarize, translate
+  // A serialized `response_format` object sent as is (structured output), e.g. a json_schema.
+  std::optional<std::string> response_format;
+};
+
+// What parley's own routes use when a request sets no temperature or max_tokens ([defaults]).
+struct ChatDefaults {
+  std::optional<double> temperature;
+  std::optional<std::int64_t> max_tokens;
 };
 
 using Usage = provider::TokenUsage;
@@ -62,12 +70,13 @@ class ChatService {
  public:
   // `usage` may be null (no accounting, e.g. in tests); `limiter` too (no limits).
   ChatService(const provider::ProviderRegistry& providers, OwnKeys& own_keys, std::string default_model,
-              UsageRecorder* usage = nullptr, Limiter* limiter = nullptr)
+              UsageRecorder* usage = nullptr, Limiter* limiter = nullptr, ChatDefaults defaults = {})
       : providers_(providers),
         own_keys_(own_keys),
         default_model_(std::move(default_model)),
         usage_(usage),
-        limiter_(limiter) {}
+        limiter_(limiter),
+        defaults_(defaults) {}
 
   boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
                                                   const std::string& request_id);
@@ -77,6 +86,8 @@ class ChatService {
                                                          const std::string& request_id, TokenSink sink);
 
   [[nodiscard]] const std::string& default_model() const { return default_model_; }
+  [[nodiscard]] const ChatDefaults& defaults() const { return defaults_; }
+  [[nodiscard]] UsageRecorder* usage() const { return usage_; }
   [[nodiscard]] const provider::ProviderRegistry& providers() const { return providers_; }
 
   // Is a provider usable by this caller: no key needed, a system key configured, or the caller's own
@@ -94,7 +105,8 @@ class ChatService {
   boost::asio::awaitable<Result<Route>> route(const auth::Principal& who, std::optional<std::string> model,
                                               const std::string& request_id);
   // Checks and reserves the caller's limits for a call on `route` (docs/LIMITS.md): the prompt's
-  // estimated tokens plus max_tokens (or the configured default). The errors of Limiter::admit.
+  // estimated tokens plus max_tokens (else defaults.max_tokens, else limits.default_max_tokens).
+  // The errors of Limiter::admit.
   boost::asio::awaitable<Status> admit(const auth::Principal& who, Route& route, std::int64_t prompt_tokens,
                                        std::optional<std::int64_t> max_tokens);
   // route() then admit() for a ChatInput.
@@ -102,6 +114,9 @@ class ChatService {
                                                 const std::string& request_id);
   // Settles the route's reservation with a call's usage and returns its cost in nano-USD.
   static std::int64_t settle(const Route& route, int status, const Usage& usage);
+  // Settles the route's reservation and records the call in usage (when accounting is on).
+  void account(const auth::Principal& who, const Route& route, std::string_view endpoint, int status,
+               bool streamed, const Usage& usage, std::int64_t latency_ms);
 
   // Streams with an already resolved route (the caller resolved it first, e.g. to refuse a request
   // before storing anything); `t0` is when the request started, for the latency. A sink that
@@ -111,15 +126,14 @@ class ChatService {
                                                     std::chrono::steady_clock::time_point t0);
 
  private:
-  static std::string request_body(const ChatInput& input, const std::string& model, bool stream);
-  void account(const auth::Principal& who, const Route& route, const ChatInput& input, int status,
-               bool streamed, const Usage& usage, std::int64_t latency_ms);
+  [[nodiscard]] std::string request_body(const ChatInput& input, const std::string& model, bool stream) const;
 
   const provider::ProviderRegistry& providers_;
   OwnKeys& own_keys_;
   std::string default_model_;
   UsageRecorder* usage_;
   Limiter* limiter_;
+  ChatDefaults defaults_;
 };
 
 // Tokens a prompt is reserved for before the provider counts them: characters / 4 (rounded up)

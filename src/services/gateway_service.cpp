@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
 #include <unordered_set>
 
 #include "upstream/json_outline.hpp"
+#include "upstream/multipart.hpp"
 
 namespace parley::services {
 
@@ -99,13 +102,8 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
     }
   }
 
-  auto route = co_await chat_.route(who, model_name, request_id);
-  if (!route) {
-    if (route.error().kind == ErrorKind::kValidation && route.error().param == "model") {
-      co_return std::unexpected(not_found(model_name, chat_.providers()));
-    }
-    co_return std::unexpected(route.error());
-  }
+  auto route = co_await route_model(who, model_name, request_id);
+  if (!route) co_return std::unexpected(route.error());
   // The prompt is estimated from the body's size (a quarter token per byte, JSON syntax included)
   // without parsing it; the answer from max_tokens, max_completion_tokens or the default.
   std::optional<std::int64_t> max_tokens;
@@ -123,6 +121,151 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare(const auth::Princip
   call.route = std::move(*route);
   call.body = std::move(body);
   co_return call;
+}
+
+asio::awaitable<Result<ChatService::Route>> GatewayService::route_model(const auth::Principal& who,
+                                                                        const std::string& model,
+                                                                        const std::string& request_id) {
+  auto route = co_await chat_.route(who, model, request_id);
+  if (!route && route.error().kind == ErrorKind::kValidation && route.error().param == "model") {
+    co_return std::unexpected(not_found(model, chat_.providers()));
+  }
+  co_return route;
+}
+
+std::string_view endpoint_name(GatewayEndpoint endpoint) {
+  switch (endpoint) {
+    case GatewayEndpoint::kChatCompletions:
+      return "chat.completions";
+    case GatewayEndpoint::kEmbeddings:
+      return "embeddings";
+    case GatewayEndpoint::kSpeech:
+      return "audio.speech";
+    case GatewayEndpoint::kTranscriptions:
+      return "audio.transcriptions";
+  }
+  return "chat.completions";
+}
+
+namespace {
+
+constexpr std::string_view kTranscriptFormats[] = {"json", "text", "srt", "verbose_json", "vtt"};
+
+std::size_t utf8_chars(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+asio::awaitable<Result<GatewayCall>> GatewayService::prepare_audio(const auth::Principal& who,
+                                                                   GatewayEndpoint endpoint, std::string body,
+                                                                   std::string content_type,
+                                                                   const std::string& request_id) {
+  GatewayCall call;
+  call.endpoint = endpoint;
+  std::string model_name;
+  std::optional<std::int64_t> max_tokens;
+  if (endpoint == GatewayEndpoint::kSpeech) {
+    call.path = "/audio/speech";
+    boost::system::error_code ec;
+    bj::value doc = bj::parse(body, ec);
+    if (ec) co_return fail(ErrorKind::kInvalidJson, "Request body is not valid JSON");
+    if (!doc.is_object()) co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
+    const bj::object& o = doc.as_object();
+    auto model = o.find("model");
+    if (model == o.end() || !model->value().is_string() || model->value().as_string().empty() ||
+        model->value().as_string().size() > 256) {
+      co_return validation("model", "model must be a non-empty string naming the model to use");
+    }
+    model_name = std::string(model->value().as_string());
+    auto input = o.find("input");
+    if (input == o.end() || !input->value().is_string() || input->value().as_string().empty() ||
+        utf8_chars(input->value().as_string()) > 4096) {
+      co_return validation("input", "input must be a string of 1 to 4096 characters");
+    }
+    auto voice = o.find("voice");
+    if (voice == o.end() || voice->value().is_null()) co_return validation("voice", "voice is required");
+    call.prompt_estimate = static_cast<std::int64_t>((input->value().as_string().size() + 3) / 4);
+    max_tokens = 0;
+  } else {
+    call.path = "/audio/transcriptions";
+    auto boundary = upstream::form_boundary(content_type);
+    if (!boundary) co_return fail(ErrorKind::kBadRequest, "Request body must be multipart/form-data");
+    auto parts = upstream::parse_form(body, *boundary);
+    if (!parts) co_return fail(ErrorKind::kBadRequest, parts.error().message);
+    const upstream::FormPart* model = upstream::find_part(*parts, "model");
+    if (model == nullptr || model->data.empty() || model->data.size() > 256) {
+      co_return validation("model", "model must be a non-empty form field naming the model to use");
+    }
+    model_name = std::string(model->data);
+    const upstream::FormPart* file = upstream::find_part(*parts, "file");
+    if (file == nullptr || file->data.empty())
+      co_return validation("file", "file must be a non-empty upload");
+    if (const upstream::FormPart* format = upstream::find_part(*parts, "response_format")) {
+      if (std::find(std::begin(kTranscriptFormats), std::end(kTranscriptFormats), format->data) ==
+          std::end(kTranscriptFormats)) {
+        co_return validation("response_format",
+                             "response_format must be json, text, srt, verbose_json or vtt");
+      }
+    }
+    call.prompt_estimate = static_cast<std::int64_t>((file->data.size() + 999) / 1000);
+  }
+  call.content_type = std::move(content_type);
+  auto route = co_await route_model(who, model_name, request_id);
+  if (!route) co_return std::unexpected(route.error());
+  Status admitted = co_await chat_.admit(who, *route, call.prompt_estimate, max_tokens);
+  if (!admitted) co_return std::unexpected(admitted.error());
+  call.route = std::move(*route);
+  call.body = std::move(body);
+  co_return call;
+}
+
+Usage GatewayService::audio_usage(const GatewayCall& call, const provider::ProviderResponse& answer) {
+  if (answer.usage && answer.usage->total_tokens > 0) return *answer.usage;
+  Usage u;
+  u.prompt_tokens = call.prompt_estimate;
+  if (call.endpoint == GatewayEndpoint::kTranscriptions) {
+    boost::system::error_code ec;
+    bj::value doc = bj::parse(answer.body, ec);
+    std::string_view text = answer.body;
+    if (!ec && doc.is_object()) {
+      const auto& o = doc.as_object();
+      if (auto usage = o.find("usage"); usage != o.end() && usage->value().is_object()) {
+        const auto& uo = usage->value().as_object();
+        auto number = [&](std::string_view key) -> std::int64_t {
+          auto it = uo.find(key);
+          if (it == uo.end()) return 0;
+          if (it->value().is_int64()) return std::max<std::int64_t>(0, it->value().as_int64());
+          if (it->value().is_double())
+            return static_cast<std::int64_t>(std::max(0.0, it->value().as_double()));
+          return 0;
+        };
+        if (number("input_tokens") > 0 || number("output_tokens") > 0) {
+          u.prompt_tokens = number("input_tokens");
+          u.completion_tokens = number("output_tokens");
+          u.total_tokens = u.prompt_tokens + u.completion_tokens;
+          return u;
+        }
+        if (auto it = uo.find("seconds"); it != uo.end() && it->value().is_number()) {
+          u.prompt_tokens = static_cast<std::int64_t>(std::ceil(it->value().to_number<double>() * 10));
+        }
+      }
+      text = {};
+      if (auto t = o.find("text"); t != o.end() && t->value().is_string()) text = t->value().as_string();
+    }
+    std::int64_t words = 0;
+    bool in_word = false;
+    for (char c : text) {
+      const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+      if (!space && !in_word) ++words;
+      in_word = !space;
+    }
+    u.completion_tokens = words;
+  }
+  u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  return u;
 }
 
 asio::awaitable<Result<std::vector<ModelCard>>> GatewayService::models(const auth::Principal& who) {
@@ -153,25 +296,7 @@ asio::awaitable<Result<ModelCard>> GatewayService::model(const auth::Principal& 
 
 void GatewayService::account(const auth::Principal& who, const GatewayCall& call, int status,
                              const Usage& usage, std::int64_t latency_ms) {
-  if (usage_ == nullptr) {
-    ChatService::settle(call.route, status, usage);
-    return;
-  }
-  store::UsageEvent e;
-  e.user_id = who.user_id;
-  e.api_key_id = who.api_key_id;
-  e.provider = call.route.entry->provider->name();
-  e.model = call.route.model;
-  e.endpoint = call.endpoint == GatewayEndpoint::kEmbeddings ? "embeddings" : "chat.completions";
-  e.status = status;
-  e.streamed = call.stream;
-  e.prompt_tokens = usage.prompt_tokens;
-  e.completion_tokens = usage.completion_tokens;
-  e.total_tokens = usage.total_tokens;
-  e.latency_ms = latency_ms;
-  e.request_id = call.route.call.request_id;
-  e.cost_nanos = ChatService::settle(call.route, status, usage);
-  usage_->record(std::move(e));
+  chat_.account(who, call.route, endpoint_name(call.endpoint), status, call.stream, usage, latency_ms);
 }
 
 }  // namespace parley::services

@@ -16,15 +16,21 @@
 
 namespace parley::services {
 
-enum class GatewayEndpoint { kChatCompletions, kEmbeddings };
+enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions };
+
+// The endpoint's name in usage records: "chat.completions", "embeddings", "audio.speech",
+// "audio.transcriptions".
+std::string_view endpoint_name(GatewayEndpoint endpoint);
 
 struct GatewayCall {
   ChatService::Route route;
   GatewayEndpoint endpoint = GatewayEndpoint::kChatCompletions;
-  std::string path;  // provider path: "/chat/completions" or "/embeddings"
+  std::string path;  // provider path: "/chat/completions", "/embeddings", "/audio/speech", …
   std::string body;  // what to forward
+  std::string content_type = "application/json";  // of the body
   bool stream = false;
-  bool client_wants_usage = false;  // stream_options.include_usage as the client sent it
+  bool client_wants_usage = false;   // stream_options.include_usage as the client sent it
+  std::int64_t prompt_estimate = 0;  // audio: tokens counted when the provider reports none
 };
 
 struct ModelCard {
@@ -34,14 +40,26 @@ struct ModelCard {
 
 class GatewayService {
  public:
-  // `usage` may be null (no accounting).
-  GatewayService(ChatService& chat, UsageRecorder* usage, std::int64_t created_s)
-      : chat_(chat), usage_(usage), created_s_(created_s) {}
+  // Usage is recorded through the ChatService's recorder (none: no accounting).
+  GatewayService(ChatService& chat, std::int64_t created_s) : chat_(chat), created_s_(created_s) {}
 
   // Errors: kInvalidJson, kBadRequest (not an object), kValidation (model, messages, input, stream),
   // kModelNotFound, and the credential errors of ChatService::route.
   boost::asio::awaitable<Result<GatewayCall>> prepare(const auth::Principal& who, GatewayEndpoint endpoint,
                                                       std::string body, const std::string& request_id);
+
+  // /v1/audio/speech (a JSON body: model, input of 1 to 4096 characters, voice) and
+  // /v1/audio/transcriptions (multipart/form-data: model, file, optional response_format among
+  // json, text, srt, verbose_json, vtt). Routed and admitted like prepare(); the body is forwarded
+  // as it came. Errors: those of prepare(), kBadRequest for a body that is not multipart/form-data.
+  boost::asio::awaitable<Result<GatewayCall>> prepare_audio(const auth::Principal& who,
+                                                            GatewayEndpoint endpoint, std::string body,
+                                                            std::string content_type,
+                                                            const std::string& request_id);
+  // Token counts of an audio answer: a transcription's `usage` (tokens, or seconds of audio as input
+  // tokens at 10 per second) when it has one; else the estimate made in prepare_audio plus, for
+  // text, its words.
+  static Usage audio_usage(const GatewayCall& call, const provider::ProviderResponse& answer);
 
   // The models this caller may use: every exact model name of every usable provider.
   boost::asio::awaitable<Result<std::vector<ModelCard>>> models(const auth::Principal& who);
@@ -54,8 +72,11 @@ class GatewayService {
   [[nodiscard]] std::int64_t created_s() const { return created_s_; }
 
  private:
+  boost::asio::awaitable<Result<ChatService::Route>> route_model(const auth::Principal& who,
+                                                                 const std::string& model,
+                                                                 const std::string& request_id);
+
   ChatService& chat_;
-  UsageRecorder* usage_;
   std::int64_t created_s_;
 };
 

@@ -172,6 +172,13 @@ describe(`authorization matrix (${BACKEND})`, () => {
           vars.conversation_id = conversation.id;
           if (withAnswer) vars.message_id = conversation.messageId;
         }
+        if (named.includes('{call_id}')) {
+          const token = owner.token ?? (owner.token = await tokenFor(owner));
+          vars.call_id = (await must(p, 201, 'POST', '/api/v1/calls', {
+            token,
+            body: { user_id: owner.id, direction: 'outbound', from_number: '+14155550100', to_number: '+14155550101', status: 'missed', started_at: new Date().toISOString() },
+          })).id;
+        }
         const route = substitute(row.path, vars);
         const body = row.body === undefined ? undefined : substitute(row.body, vars);
         const r = await call(p, row.method, route, { ...(await credentials(caller, owner)), body });

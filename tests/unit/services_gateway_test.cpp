@@ -33,6 +33,10 @@ class KeyedProvider final : public provider::Provider {
                                                                std::string, provider::EventSink) override {
     co_return fail(ErrorKind::kInternal, "not reached");
   }
+  asio::awaitable<Result<provider::ProviderResponse>> post_raw(const provider::CallContext&, std::string_view,
+                                                               std::string, std::string) override {
+    co_return fail(ErrorKind::kInternal, "not reached");
+  }
   asio::awaitable<Status> verify_key(const provider::CallContext&) override { co_return Status{}; }
 
  private:
@@ -74,7 +78,7 @@ class GatewayTest : public ::testing::Test {
     demo.models = {"demo", "demo-*"};
     registry_.add(std::move(demo));
     chat_ = std::make_unique<ChatService>(registry_, own_keys_, "demo");
-    gateway_ = std::make_unique<GatewayService>(*chat_, nullptr, 1'700'000'000);
+    gateway_ = std::make_unique<GatewayService>(*chat_, 1'700'000'000);
     alice_.user_id = "alice";
     bob_.user_id = "bob";
     vault_["bob/own"] = "sk-bob-own-key-0123";
