@@ -13,6 +13,7 @@
 #include "api/deps.hpp"
 #include "api/json_input.hpp"
 #include "api/render.hpp"
+#include "core/text.hpp"
 #include "http/websocket.hpp"
 
 namespace parley::api {
@@ -120,18 +121,6 @@ Result<Ids> read_ids(const bj::object& data, std::initializer_list<std::string_v
     ids.message_id = std::move(*m);
   }
   return ids;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 class ChatSocket;
@@ -810,7 +799,7 @@ Offer read_offer(const RequestContext& ctx) {
     std::string_view list = it->value();
     while (!list.empty()) {
       const std::size_t comma = list.find(',');
-      std::string_view item = trim(list.substr(0, comma));
+      std::string_view item = trim_blanks(list.substr(0, comma));
       offer.any = offer.any || !item.empty();
       if (item == kSubprotocol) offer.subprotocol = true;
       if (item.size() > kBearerPrefix.size() && item.starts_with(kBearerPrefix) && offer.credential.empty()) {
@@ -829,7 +818,7 @@ std::string credential_of(const RequestContext& ctx, const Offer& offer) {
   std::string_view authorization = ctx.header("Authorization");
   if (!authorization.empty()) {
     if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "bearer ")) {
-      return std::string(trim(authorization.substr(7)));
+      return std::string(trim_blanks(authorization.substr(7)));
     }
     return "-";  // another scheme: refused as an invalid token
   }

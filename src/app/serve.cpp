@@ -227,7 +227,7 @@ struct Components {
     if (config.defaults.max_tokens > 0)
       chat_defaults.max_tokens = static_cast<std::int64_t>(config.defaults.max_tokens);
     std::string default_model = !config.defaults.model.empty() ? config.defaults.model : openai_model;
-    if (default_model.empty() && config.demo_provider) {
+    if (config.demo_provider) {
       provider::ProviderEntry e;
       e.provider = std::make_shared<provider::DemoProvider>();
       e.credentials = provider::Credentials::kSystem;

@@ -5,25 +5,11 @@
 #include <string_view>
 #include <vector>
 
+#include "core/text.hpp"
+
 namespace parley::http {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto x = static_cast<unsigned char>(a[i]);
-    const auto y = static_cast<unsigned char>(b[i]);
-    if (std::tolower(x) != std::tolower(y)) return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 std::optional<Error> check_transfer_encoding(const Request& head) {
   const std::size_t fields = head.count(beast_http::field::transfer_encoding);
@@ -34,7 +20,7 @@ std::optional<Error> check_transfer_encoding(const Request& head) {
     std::string_view list = it->value();
     for (;;) {
       const std::size_t comma = list.find(',');
-      const std::string_view coding = trim_ows(list.substr(0, comma));
+      const std::string_view coding = trim_blanks(list.substr(0, comma));
       if (!coding.empty()) codings.push_back(coding);
       if (comma == std::string_view::npos) break;
       list.remove_prefix(comma + 1);

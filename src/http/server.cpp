@@ -30,6 +30,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/text.hpp"
 #include "http/request_reader.hpp"
 #include "http/websocket_connection.hpp"
 #include "log/log.hpp"
@@ -74,12 +75,6 @@ std::string_view host_without_port(std::string_view host) {
   std::size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(':') == colon) return host.substr(0, colon);
   return host;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -196,7 +191,7 @@ struct Server::Impl {
         const std::size_t comma = list.find(',');
         std::string_view element = list.substr(0, comma);
         if (forwarded) element = forwarded_for(element);
-        hops.push_back(trim(element));
+        hops.push_back(trim_blanks(element));
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
       }
@@ -211,17 +206,11 @@ struct Server::Impl {
     return peer;
   }
 
-  static std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  }
-
   // The address of one Forwarded element's for= parameter: quotes, IPv6 brackets and a port removed.
   static std::string_view forwarded_for(std::string_view element) {
     while (!element.empty()) {
       const std::size_t semi = element.find(';');
-      std::string_view pair = trim(element.substr(0, semi));
+      std::string_view pair = trim_blanks(element.substr(0, semi));
       if (pair.size() > 4 && iequals(pair.substr(0, 4), "for=")) {
         std::string_view v = pair.substr(4);
         if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
@@ -265,7 +254,7 @@ struct Server::Impl {
                                           std::shared_ptr<WebSocketHandler> handler, std::string protocol,
                                           std::string request_id, std::string route, Worker& worker,
                                           std::string peer);
-  asio::awaitable<void> linger(tcp::socket& socket, SessionSlot& slot);
+  asio::awaitable<void> linger(tcp::socket& socket, SessionSlot& slot, std::size_t max_bytes);
   asio::awaitable<void> drain_watch();
   asio::awaitable<void> sweep(Worker& worker);
 
@@ -716,11 +705,11 @@ asio::awaitable<Response> Server::Impl::dispatch(Request& req, RequestContext& c
 // still be sending. Closing with its bytes unread makes the kernel send a reset, which can destroy
 // our answer before the client reads it. As nginx's lingering close: read and discard what still
 // comes, until the client closes or kLingerTime / kLingerBytes pass.
-asio::awaitable<void> Server::Impl::linger(tcp::socket& socket, SessionSlot& slot) {
+asio::awaitable<void> Server::Impl::linger(tcp::socket& socket, SessionSlot& slot, std::size_t max_bytes) {
   std::array<char, 16384> scratch{};
   std::size_t discarded = 0;
   slot.arm(std::chrono::duration_cast<std::chrono::milliseconds>(kLingerTime));
-  while (discarded < kLingerBytes && !slot.expired) {
+  while (discarded < max_bytes && !slot.expired) {
     auto [ec, n] = co_await socket.async_read_some(asio::buffer(scratch), kTuple);
     if (ec) break;
     discarded += n;
@@ -754,8 +743,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
   // Bounds what one connection buffers besides a body: a request head (header_limit applies) or a
   // chunk trailer (which no header limit covers), plus room for the next pipelined bytes.
   beast::flat_buffer buffer(limits.max_header_bytes + std::size_t{16} * 1024);
+  // With per-path limits the reader accepts up to twice the largest, so that a body refused for
+  // its size on such a path is refused below, where the path is known (and drained, see linger_bytes).
   std::uint64_t largest_body = limits.max_body_bytes;
-  for (const auto& large : options.large_bodies) largest_body = std::max(largest_body, large.second);
+  for (const auto& large : options.large_bodies) largest_body = std::max(largest_body, large.second * 2);
 
   try {
     // A new connection must start its request within the header timeout; afterwards a keep-alive
@@ -801,7 +792,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
       }
       Request& head = parser.get();
       if (!early) early = check_request_head(head);
-      if (!early && !parser.is_done() && largest_body > limits.max_body_bytes) {
+      // Read and discarded after an early error: an upload refused for its size may be drained
+      // whole (up to twice its path's limit) so that the client reads the 413 instead of a reset.
+      std::size_t linger_bytes = kLingerBytes;
+      if (!early && !parser.is_done() && !options.large_bodies.empty()) {
         // The reader allowed the largest body of any path; this path may allow less.
         std::uint64_t allowed = limits.max_body_bytes;
         std::string_view target = head.target();
@@ -814,6 +808,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
         std::from_chars(length_field.data(), length_field.data() + length_field.size(), length);
         if (length > allowed) {
           early = Error(ErrorKind::kPayloadTooLarge, "Request body is too large");
+          linger_bytes = std::max<std::size_t>(kLingerBytes, std::min<std::uint64_t>(length, allowed * 2));
         } else {
           parser.body_limit(allowed);
         }
@@ -864,7 +859,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket, Worker& worker,
         slot.disarm();
         record(ctx, "-", method, res.result_int(), res.body().size(), worker);
         socket.shutdown(tcp::socket::shutdown_send, ignored);
-        co_await linger(socket, slot);
+        co_await linger(socket, slot, linger_bytes);
         break;
       }
 

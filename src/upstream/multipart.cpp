@@ -3,23 +3,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.hpp"
+
 namespace parley::upstream {
 
 namespace {
 
 constexpr std::size_t kMaxPartHead = 8192;
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // The parameters of a header value after its first ';': name=value or name="value" (backslash
 // escapes the next character in a quoted value). Calls `on(name, value)` for each.
@@ -31,7 +21,7 @@ bool each_param(std::string_view value, F&& on) {
     while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) ++i;
     std::size_t eq = value.find('=', i);
     if (eq == std::string_view::npos) return true;
-    std::string_view name = trim(value.substr(i, eq - i));
+    std::string_view name = trim_blanks(value.substr(i, eq - i));
     std::size_t j = eq + 1;
     while (j < value.size() && (value[j] == ' ' || value[j] == '\t')) ++j;
     std::string v;
@@ -54,7 +44,7 @@ bool each_param(std::string_view value, F&& on) {
     } else {
       std::size_t end = value.find(';', j);
       v = std::string(
-          trim(value.substr(j, end == std::string_view::npos ? std::string_view::npos : end - j)));
+          trim_blanks(value.substr(j, end == std::string_view::npos ? std::string_view::npos : end - j)));
       i = end;
     }
     on(name, std::move(v));
@@ -69,11 +59,11 @@ Error malformed(std::string_view why) {
 }  // namespace
 
 std::optional<std::string> form_boundary(std::string_view content_type) {
-  std::string_view type = trim(content_type.substr(0, content_type.find(';')));
-  if (!iequal(type, "multipart/form-data")) return std::nullopt;
+  std::string_view type = trim_blanks(content_type.substr(0, content_type.find(';')));
+  if (!iequals(type, "multipart/form-data")) return std::nullopt;
   std::optional<std::string> boundary;
   bool ok = each_param(content_type, [&](std::string_view name, std::string value) {
-    if (iequal(name, "boundary")) boundary = std::move(value);
+    if (iequals(name, "boundary")) boundary = std::move(value);
   });
   if (!ok || !boundary || boundary->empty() || boundary->size() > 70) return std::nullopt;
   for (char c : *boundary) {
@@ -126,18 +116,18 @@ Result<std::vector<FormPart>> parse_form(std::string_view body, std::string_view
       head = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
       std::size_t colon = line.find(':');
       if (colon == std::string_view::npos) return std::unexpected(malformed("a part header has no colon"));
-      std::string_view name = trim(line.substr(0, colon));
-      std::string_view value = trim(line.substr(colon + 1));
-      if (iequal(name, "Content-Disposition")) {
-        if (!iequal(trim(value.substr(0, value.find(';'))), "form-data"))
+      std::string_view name = trim_blanks(line.substr(0, colon));
+      std::string_view value = trim_blanks(line.substr(colon + 1));
+      if (iequals(name, "Content-Disposition")) {
+        if (!iequals(trim_blanks(value.substr(0, value.find(';'))), "form-data"))
           return std::unexpected(malformed("a part is not form-data"));
         disposition = true;
         bool ok = each_param(value, [&](std::string_view pname, std::string pvalue) {
-          if (iequal(pname, "name")) part.name = std::move(pvalue);
-          if (iequal(pname, "filename")) part.filename = std::move(pvalue);
+          if (iequals(pname, "name")) part.name = std::move(pvalue);
+          if (iequals(pname, "filename")) part.filename = std::move(pvalue);
         });
         if (!ok) return std::unexpected(malformed("a Content-Disposition value is cut short"));
-      } else if (iequal(name, "Content-Type")) {
+      } else if (iequals(name, "Content-Type")) {
         part.content_type = std::string(value);
       }
     }

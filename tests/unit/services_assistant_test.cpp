@@ -131,7 +131,9 @@ TEST(HistoryCursorTest, RoundTripsAndRefusesForgeries) {
   for (const char* bad : {"", "!!!", "bm9jb2xvbg", "MTIz", "LTE6eA", too_long.c_str()}) {
     auto r = decode_history_cursor(bad);
     EXPECT_FALSE(r) << bad;
-    if (!r) EXPECT_EQ(r.error().param, "cursor");
+    if (!r) {
+      EXPECT_EQ(r.error().param, "cursor");
+    }
   }
 }
 

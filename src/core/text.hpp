@@ -1,0 +1,24 @@
+// Small ASCII text helpers shared by the HTTP layer and the parsers: header names and tokens are
+// compared without regard to case, values trimmed of blanks (space and tab, RFC 9110 OWS).
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+namespace parley {
+
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// `s` without leading and trailing spaces and tabs.
+inline std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace parley
