@@ -22,7 +22,7 @@ using Steady = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kMaxReplyChars = 1600;  // ten SMS segments
-constexpr std::int64_t kMaxCallSeconds = 7 * 86400;
+constexpr std::int64_t kMaxCallSeconds = std::int64_t{7} * 86400;
 constexpr std::int64_t kDayMs = 86'400'000;
 
 std::size_t utf8_chars(std::string_view s) {

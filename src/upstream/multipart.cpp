@@ -123,8 +123,11 @@ Result<std::vector<FormPart>> parse_form(std::string_view body, std::string_view
           return std::unexpected(malformed("a part is not form-data"));
         disposition = true;
         bool ok = each_param(value, [&](std::string_view pname, std::string pvalue) {
-          if (iequals(pname, "name")) part.name = std::move(pvalue);
-          if (iequals(pname, "filename")) part.filename = std::move(pvalue);
+          if (iequals(pname, "name")) {
+            part.name = std::move(pvalue);
+          } else if (iequals(pname, "filename")) {
+            part.filename = std::move(pvalue);
+          }
         });
         if (!ok) return std::unexpected(malformed("a Content-Disposition value is cut short"));
       } else if (iequals(name, "Content-Type")) {
