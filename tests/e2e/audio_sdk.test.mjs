@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import OpenAI, { toFile } from 'openai';
-import { startParley, tempDir, collectedLogs, json } from '../integration/harness.mjs';
+import { startParley, tempDir, collectedLogs, json, wavComment } from '../integration/harness.mjs';
 import { startMock, writeProviderConfig, adminToken, createServiceKey } from './setup.mjs';
 
 // Random so that the log scan at the end looks for fragments nothing else could produce.
@@ -30,37 +30,6 @@ async function rejection(promise) {
     if (e instanceof assert.AssertionError) throw e;
     return e;
   }
-}
-
-// The bytes are a RIFF/WAVE file with samples; returns the text of its LIST/INFO/ICMT chunk, if any.
-function expectWav(buf) {
-  assert.ok(buf.length >= 44, `${buf.length} bytes are no WAV file`);
-  assert.equal(buf.subarray(0, 4).toString('latin1'), 'RIFF');
-  assert.equal(buf.subarray(8, 12).toString('latin1'), 'WAVE');
-  assert.equal(buf.readUInt32LE(4) + 8, buf.length, 'the RIFF size covers the file');
-  let comment = null;
-  let fmt = false;
-  let data = 0;
-  for (let pos = 12; pos + 8 <= buf.length;) {
-    const id = buf.subarray(pos, pos + 4).toString('latin1');
-    const size = buf.readUInt32LE(pos + 4);
-    const body = buf.subarray(pos + 8, pos + 8 + size);
-    if (id === 'fmt ') fmt = body.readUInt16LE(0) === 1; // PCM
-    if (id === 'data') data = size;
-    if (id === 'LIST' && body.subarray(0, 4).toString('latin1') === 'INFO') {
-      for (let sub = 4; sub + 8 <= body.length;) {
-        const n = body.readUInt32LE(sub + 4);
-        if (body.subarray(sub, sub + 4).toString('latin1') === 'ICMT') {
-          comment = body.subarray(sub + 8, sub + 8 + n).toString('utf8').replace(/\0+$/, '');
-        }
-        sub += 8 + n + (n % 2);
-      }
-    }
-    pos += 8 + size + (size % 2);
-  }
-  assert.ok(fmt, 'a PCM fmt chunk');
-  assert.ok(data > 0, 'samples');
-  return comment;
 }
 
 describe('openai SDK: /v1/audio/speech and /v1/audio/transcriptions', { timeout: 90000 }, () => {
@@ -102,7 +71,7 @@ describe('openai SDK: /v1/audio/speech and /v1/audio/transcriptions', { timeout:
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^audio\/(wav|x-wav|wave)\b/);
     assert.match(response.headers.get('x-request-id') ?? '', /\S/);
-    assert.equal(expectWav(bytes), input, 'the demo WAV carries its text');
+    assert.equal(wavComment(bytes), input, 'the demo WAV carries its text');
     assert.deepEqual(await mock.requests(), [], 'the demo model calls no provider');
   });
 
@@ -112,7 +81,7 @@ describe('openai SDK: /v1/audio/speech and /v1/audio/transcriptions', { timeout:
     const { bytes, response } = await speak(client, request);
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('content-type'), 'audio/wav');
-    assert.equal(expectWav(bytes), request.input);
+    assert.equal(wavComment(bytes), request.input);
     // The bytes are the provider's, untouched.
     const direct = await sdk(SYSTEM_KEY, `${mock.url}/v1`).audio.speech.create(request);
     assert.ok(bytes.equals(Buffer.from(await direct.arrayBuffer())), 'relayed byte for byte');

@@ -10,7 +10,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { startParley, startStack, rawRequest, statusOf, bodyOf, sleep, BACKEND } from './harness.mjs';
+import { startParley, startStack, rawRequest, statusOf, bodyOf, sleep, BACKEND, wavComment } from './harness.mjs';
 import { api, expectStatus, signUp } from '../journeys/lib.mjs';
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -57,33 +57,8 @@ function makeWav(text, total) {
   if (total !== undefined) assert.equal(out.length, total);
   return out;
 }
-function u32(v) { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; }
 
-// The ICMT text of a RIFF/WAVE file; throws when the bytes are not one.
-function wavComment(buf) {
-  assert.ok(buf.length >= 12, `not a WAV file: ${buf.length} bytes`);
-  assert.equal(buf.subarray(0, 4).toString('latin1'), 'RIFF', 'RIFF header');
-  assert.equal(buf.subarray(8, 12).toString('latin1'), 'WAVE', 'WAVE form');
-  let pos = 12;
-  let comment = null;
-  while (pos + 8 <= buf.length) {
-    const id = buf.subarray(pos, pos + 4).toString('latin1');
-    const size = buf.readUInt32LE(pos + 4);
-    const chunk = buf.subarray(pos + 8, Math.min(buf.length, pos + 8 + size));
-    if (id === 'LIST' && chunk.subarray(0, 4).toString('latin1') === 'INFO') {
-      let sub = 4;
-      while (sub + 8 <= chunk.length) {
-        const subSize = chunk.readUInt32LE(sub + 4);
-        if (chunk.subarray(sub, sub + 4).toString('latin1') === 'ICMT') {
-          comment = chunk.subarray(sub + 8, sub + 8 + subSize).toString('utf8').replace(/\0+$/, '');
-        }
-        sub += 8 + subSize + (subSize % 2);
-      }
-    }
-    pos += 8 + size + (size % 2);
-  }
-  return comment;
-}
+function u32(v) { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; }
 
 // A multipart/form-data body built by hand (for raw requests): fields [[name, value, filename?]].
 function multipart(fields, boundary = 'parley-test-boundary-7f3a') {

@@ -1,5 +1,6 @@
 // Test harness: starts the real parley binary (and helpers) on ephemeral loopback ports with
 // temporary data dirs, and gives tests raw-socket and HTTP helpers.
+import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -339,4 +340,37 @@ export async function startRedis() {
   };
   redisServers.add(server);
   return server;
+}
+
+// Checks that `buf` is a RIFF/WAVE file (the RIFF size covering it, a PCM fmt chunk, samples) and
+// returns the text of its LIST/INFO/ICMT chunk (the demo provider and parley-mock put the spoken
+// text there), or null.
+export function wavComment(buf) {
+  assert.ok(buf.length >= 44, `${buf.length} bytes are no WAV file`);
+  assert.equal(buf.subarray(0, 4).toString('latin1'), 'RIFF', 'RIFF header');
+  assert.equal(buf.subarray(8, 12).toString('latin1'), 'WAVE', 'WAVE form');
+  assert.equal(buf.readUInt32LE(4) + 8, buf.length, 'the RIFF size covers the file');
+  let pcm = false;
+  let samples = 0;
+  let comment = null;
+  for (let pos = 12; pos + 8 <= buf.length;) {
+    const id = buf.subarray(pos, pos + 4).toString('latin1');
+    const size = buf.readUInt32LE(pos + 4);
+    const body = buf.subarray(pos + 8, Math.min(buf.length, pos + 8 + size));
+    if (id === 'fmt ') pcm = body.readUInt16LE(0) === 1;
+    if (id === 'data') samples = size;
+    if (id === 'LIST' && body.subarray(0, 4).toString('latin1') === 'INFO') {
+      for (let sub = 4; sub + 8 <= body.length;) {
+        const n = body.readUInt32LE(sub + 4);
+        if (body.subarray(sub, sub + 4).toString('latin1') === 'ICMT') {
+          comment = body.subarray(sub + 8, sub + 8 + n).toString('utf8').replace(/\0+$/, '');
+        }
+        sub += 8 + n + (n % 2);
+      }
+    }
+    pos += 8 + size + (size % 2);
+  }
+  assert.ok(pcm, 'a PCM fmt chunk');
+  assert.ok(samples > 0, 'the WAV file has samples');
+  return comment;
 }

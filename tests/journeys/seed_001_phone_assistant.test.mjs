@@ -31,7 +31,7 @@ import { randomBytes } from 'node:crypto';
 import {
   startStack, api, expectStatus, signUp, providerKey, expectNoSecretsInLogs, BACKEND,
 } from './lib.mjs';
-import { sleep } from '../integration/harness.mjs';
+import { sleep, wavComment } from '../integration/harness.mjs';
 
 const MODEL = 'gpt-3.5-turbo'; // the seed's OPENAI_MODEL
 const SPEECH_MODEL = 'tts-1'; // defaults.speech_model
@@ -60,34 +60,6 @@ function expectValidation(r, param) {
 
 function expectFields(body, fields, what) {
   for (const f of fields) assert.ok(f in body, `${what} lacks ${f}: ${JSON.stringify(body)}`);
-}
-
-// The LIST/INFO/ICMT text of a RIFF/WAVE file, after checking that the bytes are one.
-function wavComment(buf) {
-  assert.ok(buf.length >= 44, `${buf.length} bytes are no WAV file`);
-  assert.equal(buf.subarray(0, 4).toString('latin1'), 'RIFF');
-  assert.equal(buf.subarray(8, 12).toString('latin1'), 'WAVE');
-  assert.equal(buf.readUInt32LE(4) + 8, buf.length, 'the RIFF size covers the file');
-  let comment = null;
-  let data = false;
-  for (let pos = 12; pos + 8 <= buf.length;) {
-    const id = buf.subarray(pos, pos + 4).toString('latin1');
-    const size = buf.readUInt32LE(pos + 4);
-    const body = buf.subarray(pos + 8, pos + 8 + size);
-    if (id === 'data') data = size > 0;
-    if (id === 'LIST' && body.subarray(0, 4).toString('latin1') === 'INFO') {
-      for (let sub = 4; sub + 8 <= body.length;) {
-        const n = body.readUInt32LE(sub + 4);
-        if (body.subarray(sub, sub + 4).toString('latin1') === 'ICMT') {
-          comment = body.subarray(sub + 8, sub + 8 + n).toString('utf8').replace(/\0+$/, '');
-        }
-        sub += 8 + n + (n % 2);
-      }
-    }
-    pos += 8 + size + (size % 2);
-  }
-  assert.ok(data, 'the WAV file has samples');
-  return comment;
 }
 
 // A chat completion parley-mock answers instead of its own (a queued fault with status 200).
