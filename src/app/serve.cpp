@@ -212,10 +212,14 @@ struct Components {
           return validation("OPENAI_MAX_TOKENS", "must be a whole number from 1 to 1000000");
         chat_defaults.max_tokens = static_cast<std::int64_t>(*n);
       }
+      // OPENAI_BASE_URL as the OpenAI SDKs read it (a compatible server, a proxy of one).
+      std::string base_url = "https://api.openai.com/v1";
+      if (const char* b = std::getenv("OPENAI_BASE_URL"); b != nullptr && *b != '\0') base_url = b;
+      auto endpoint = provider::parse_base_url(base_url);
+      if (!endpoint) return validation("OPENAI_BASE_URL", endpoint.error().message);
       provider::ProviderEntry e;
-      e.provider = std::make_shared<provider::OpenAiCompatibleProvider>(
-          "openai", *provider::parse_base_url("https://api.openai.com/v1"), *http_client,
-          upstream::RetryConfig{}, timeouts);
+      e.provider = std::make_shared<provider::OpenAiCompatibleProvider>("openai", *endpoint, *http_client,
+                                                                        upstream::RetryConfig{}, timeouts);
       e.credentials = provider::Credentials::kByokOrSystem;
       e.system_key = crypto::Secret(std::string(key));
       e.models = {"gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*", "tts-*", "whisper-*"};

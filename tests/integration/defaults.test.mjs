@@ -2,7 +2,7 @@
 // routes when a request names none, and seed 001's OPENAI_* environment checked at start.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startParley, startStack, adminToken, createServiceKey } from './harness.mjs';
+import { startParley, startStack, startMock, adminToken, createServiceKey, providerKey } from './harness.mjs';
 
 async function post(url, route, key, body) {
   const res = await fetch(`${url}${route}`, {
@@ -59,6 +59,56 @@ describe('[defaults] apply to routes that name no model', () => {
     const body = JSON.parse((await s.mock.requests())[0].body);
     assert.equal(body.temperature, undefined);
     assert.equal(body.max_tokens, undefined);
+  });
+});
+
+describe('seed 001 environment: the provider made from OPENAI_API_KEY', () => {
+  let mock; let p; let key;
+  const openaiKey = providerKey('openai');
+  before(async () => {
+    mock = await startMock();
+    p = await startParley({
+      env: {
+        OPENAI_API_KEY: openaiKey, OPENAI_BASE_URL: `${mock.url}/v1`, OPENAI_MODEL: 'gpt-4o',
+        OPENAI_TEMPERATURE: '0.3', OPENAI_MAX_TOKENS: '50', OPENAI_TIMEOUT: '1',
+      },
+    });
+    key = (await createServiceKey(p.url, await adminToken(p.url))).key;
+  });
+  after(async () => { await p.cleanup(); await mock.stop(); });
+
+  test('OPENAI_MODEL is the default model; OPENAI_TEMPERATURE and OPENAI_MAX_TOKENS the defaults', async () => {
+    await mock.reset();
+    const r = await post(p.url, '/api/v1/chat', key, { messages: [{ role: 'user', content: 'hello' }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.model, 'gpt-4o');
+    const [sent] = await mock.requests();
+    assert.equal(sent.authorization, `Bearer ${openaiKey}`);
+    const body = JSON.parse(sent.body);
+    assert.deepEqual([body.model, body.temperature, body.max_tokens], ['gpt-4o', 0.3, 50]);
+    const me = await (await fetch(`${p.url}/api/v1/users/me`, { headers: { Authorization: `Bearer ${key}` } })).json();
+    const turn = await post(p.url, '/api/v1/conversation', key, { user_id: me.id, text: 'and you?' });
+    assert.equal(turn.status, 200, JSON.stringify(turn.body));
+    assert.equal(turn.body.model_used, 'gpt-4o');
+  });
+
+  test('the demo model is still there beside it', async () => {
+    const r = await post(p.url, '/api/v1/chat', key, { model: 'demo', messages: [{ role: 'user', content: 'hello' }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.model, 'demo');
+  });
+
+  test('OPENAI_TIMEOUT bounds the whole call: a provider slower than it is OPENAI_TIMEOUT', async () => {
+    await mock.reset();
+    await mock.faults([{ delay_ms: 3000 }]);
+    const r = await post(p.url, '/api/v1/chat', key, { messages: [{ role: 'user', content: 'slow' }] });
+    assert.equal(r.status, 504, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, 'OPENAI_TIMEOUT');
+    await mock.reset();
+  });
+
+  test('no log line holds the OPENAI_API_KEY', () => {
+    assert.ok(!(p.stdout + p.stderr).includes(openaiKey));
   });
 });
 
