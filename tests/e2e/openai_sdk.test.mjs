@@ -252,7 +252,8 @@ describe('openai SDK against the /v1 gateway', { timeout: 60000 }, () => {
     };
     const r = await client.chat.completions.create(request);
     assert.equal(r.choices.length, 2);
-    assert.equal(r.choices[1].message.content, 'mock reply: pass it on');
+    // parley-mock answers a json_object request with {"reply": …} (tools/parley-mock/README.md).
+    assert.deepEqual(JSON.parse(r.choices[1].message.content), { reply: 'mock reply: pass it on' });
     await direct.chat.completions.create(request);
 
     const reqs = await mock.requests();
