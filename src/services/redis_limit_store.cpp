@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
@@ -216,10 +217,25 @@ void add_keys(std::vector<std::string>& out, const std::string& scope, std::int6
   out.push_back(fmt::format("parley:{{{}}}:r:{}", scope, period_start));
 }
 
+// The Redis connection of the event loop that runs on this thread (each loop is one thread), set
+// when an admission on it took one: a settlement made on the same loop is written on it at once,
+// in order after that loop's admissions and before the HTTP answer leaves, so the next admission
+// anywhere sees it.
+struct LoopConnection {
+  std::uint64_t store = 0;
+  std::weak_ptr<redis::Connection> connection;
+};
+thread_local LoopConnection t_loop_connection;
+
+std::uint64_t next_store_id() {
+  static std::atomic<std::uint64_t> ids{0};
+  return ++ids;
+}
+
 }  // namespace
 
 RedisLimitStore::RedisLimitStore(redis::Url url, std::chrono::milliseconds timeout)
-    : url_(std::move(url)), timeout_(timeout) {}
+    : url_(std::move(url)), timeout_(timeout), id_(next_store_id()) {}
 
 RedisLimitStore::~RedisLimitStore() = default;
 
@@ -228,6 +244,7 @@ std::shared_ptr<redis::Connection> RedisLimitStore::connection(const asio::any_i
   std::lock_guard lock(mutex_);
   auto& c = connections_[context];
   if (!c) c = std::make_shared<redis::Connection>(executor, url_, timeout_, health_);
+  t_loop_connection = LoopConnection{id_, c};
   return c;
 }
 
@@ -357,7 +374,9 @@ asio::awaitable<Result<ScopeCount>> RedisLimitStore::peek(const LimitScope& scop
 }
 
 void RedisLimitStore::settle(LimitSettle settle) {
-  auto c = some_connection();
+  std::shared_ptr<redis::Connection> own;
+  if (t_loop_connection.store == id_) own = t_loop_connection.connection.lock();
+  auto c = own ? own : some_connection();
   if (!c) return;
   std::vector<std::string> args;
   args.push_back(std::to_string(settle.scopes.size() * 4));
@@ -377,7 +396,11 @@ void RedisLimitStore::settle(LimitSettle settle) {
   }
   if (sha.empty()) return;  // nothing was admitted through Redis yet
   args.insert(args.begin(), {"EVALSHA", sha});
-  asio::post(c->executor(), [c, args = std::move(args)]() mutable { c->send(std::move(args)); });
+  if (own) {
+    own->send(args);  // on this loop's thread: written now, after this loop's admissions
+    return;
+  }
+  asio::post(c->executor(), [c, args = std::move(args)] { c->send(args); });
 }
 
 void RedisLimitStore::publish(std::string channel, std::string message) {

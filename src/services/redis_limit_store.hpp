@@ -44,6 +44,8 @@ class RedisLimitStore final : public LimitStore {
   [[nodiscard]] const redis::Health& health() const { return *health_; }
 
  private:
+  // The connection of the loop running `executor` (made on first use); also remembered as this
+  // thread's, for the settlements made on the same loop.
   std::shared_ptr<redis::Connection> connection(const boost::asio::any_io_executor& executor);
   std::shared_ptr<redis::Connection> some_connection();
   boost::asio::awaitable<Result<redis::Reply>> eval(redis::Connection& c, bool admit_script,
@@ -55,6 +57,7 @@ class RedisLimitStore final : public LimitStore {
   std::mutex mutex_;
   std::unordered_map<const void*, std::shared_ptr<redis::Connection>> connections_;
   std::size_t next_ = 0;
+  const std::uint64_t id_;  // tells this store's thread-local connection from another store's
   std::string sha_admit_;
   std::string sha_settle_;
 };
