@@ -4,10 +4,10 @@
 // instances: Redis".
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  ROOT, startParley, startMock, startRedis, tempDir, adminToken, sleep,
+  ROOT, startParley, startMock, startRedis, tempDir, adminToken, sleep, mockProviderConfig,
 } from '../integration/harness.mjs';
 
 export { sleep };
@@ -53,21 +53,7 @@ export async function startPostgres() {
 // The provider "mock" at parley-mock, with its system key in MOCK_SYSTEM_KEY. No retries: a fault
 // queued at the mock is exactly one failed call.
 function providerConfig(mockUrl) {
-  const file = path.join(tempDir('parley-cluster-config-'), 'parley.toml');
-  writeFileSync(file, `
-[[providers]]
-name = "mock"
-base_url = "${mockUrl}/v1"
-credentials = "system"
-api_key_env = "MOCK_SYSTEM_KEY"
-models = ["gpt-*", "mock-*", "text-embedding-*"]
-[providers.retry]
-max_retries = 0
-[providers.timeouts]
-first_byte_ms = 5000
-total_ms = 15000
-`);
-  return file;
+  return mockProviderConfig(mockUrl, { retry: { max_retries: 0 }, timeouts: { first_byte_ms: 5000 } });
 }
 
 // Starts the stack. `env` goes to both instances, `envA` / `envB` to one each (e.g.

@@ -203,7 +203,12 @@ export async function createServiceKey(url, token, name = 'e2e') {
 
 // A config file with one provider, "mock", at `mockUrl` (models gpt-*, mock-*, text-embedding-*),
 // whose system key is read from `keyEnv`; fast retries (base 40 ms) so that tests stay short.
-export function mockProviderConfig(mockUrl, { credentials = 'system', keyEnv = 'MOCK_SYSTEM_KEY', extraConfig = '' } = {}) {
+// `providerLines`: more keys of the provider's table (e.g. prices); `retry` / `timeouts`: keys that
+// replace the defaults below; `extraConfig`: text after the provider (other tables).
+export function mockProviderConfig(mockUrl, {
+  credentials = 'system', keyEnv = 'MOCK_SYSTEM_KEY', extraConfig = '', providerLines = '', retry = {}, timeouts = {},
+} = {}) {
+  const table = (values) => Object.entries(values).map(([k, v]) => `${k} = ${v}`).join('\n');
   const file = path.join(tempDir('parley-config-'), 'parley.toml');
   writeFileSync(file, `
 [[providers]]
@@ -212,14 +217,11 @@ base_url = "${mockUrl}/v1"
 credentials = "${credentials}"
 api_key_env = "${keyEnv}"
 models = ["gpt-*", "mock-*", "text-embedding-*"]
+${providerLines}
 [providers.retry]
-max_retries = 3
-base_delay_ms = 40
-max_delay_ms = 400
-retry_after_cap_ms = 400
+${table({ max_retries: 3, base_delay_ms: 40, max_delay_ms: 400, retry_after_cap_ms: 400, ...retry })}
 [providers.timeouts]
-first_byte_ms = 3000
-total_ms = 15000
+${table({ first_byte_ms: 3000, total_ms: 15000, ...timeouts })}
 ${extraConfig}`);
   return file;
 }

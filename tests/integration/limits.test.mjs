@@ -10,38 +10,25 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import WebSocket from 'ws';
-import { startParley, startMock, startRedis, providerKey, tempDir, sleep, BACKEND } from './harness.mjs';
+import { startParley, startMock, startRedis, providerKey, tempDir, sleep, BACKEND, mockProviderConfig } from './harness.mjs';
 import { api, expectStatus, signUp, sseEvents } from '../journeys/lib.mjs';
 
 const PRICE_IN = 2.5; // USD per 1M input tokens of the priced models
 const PRICE_OUT = 10.0; // USD per 1M output tokens
 
-// One [[providers]] table "mock" at `mockUrl` (models gpt-*, mock-*, text-embedding-*) with model
-// prices: "mock-gpt" exactly and every model starting with "mock-pre"; fast retries (3, base 20 ms).
+// The mock provider (harness mockProviderConfig) with model prices: "mock-gpt" exactly and every
+// model starting with "mock-pre"; fast retries (3, base 20 ms).
 function limitsConfig(mockUrl, keyEnv, extra = '') {
-  const file = path.join(tempDir('parley-limits-config-'), 'parley.toml');
-  writeFileSync(file, `
-[[providers]]
-name = "mock"
-base_url = "${mockUrl}/v1"
-credentials = "system"
-api_key_env = "${keyEnv}"
-models = ["gpt-*", "mock-*", "text-embedding-*"]
-prices = { "mock-gpt" = [${PRICE_IN}, ${PRICE_OUT}], "mock-pre*" = [${PRICE_IN}, ${PRICE_OUT}] }
-[providers.retry]
-max_retries = 3
-base_delay_ms = 20
-max_delay_ms = 100
-retry_after_cap_ms = 100
-[providers.timeouts]
-first_byte_ms = 5000
-total_ms = 15000
-${extra}`);
-  return file;
+  return mockProviderConfig(mockUrl, {
+    keyEnv,
+    extraConfig: extra,
+    providerLines: `prices = { "mock-gpt" = [${PRICE_IN}, ${PRICE_OUT}], "mock-pre*" = [${PRICE_IN}, ${PRICE_OUT}] }`,
+    retry: { base_delay_ms: 20, max_delay_ms: 100, retry_after_cap_ms: 100 },
+    timeouts: { first_byte_ms: 5000 },
+  });
 }
 
 // ---- rate-limit headers -----------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "redis/redis.hpp"
+#include "redis_test_server.hpp"
 
 namespace parley::redis {
 namespace {
@@ -246,31 +247,8 @@ TEST(ReplyReaderTest, GarbageIsAnError) {
 
 // ---- Connection against a private redis-server ----
 
-std::filesystem::path source_dir() {
-  if (const char* env = std::getenv("PARLEY_SOURCE_DIR"); env && *env) return env;
-  for (auto dir = std::filesystem::current_path(); !dir.empty(); dir = dir.parent_path()) {
-    if (std::filesystem::exists(dir / "tests/harness/redis.sh")) return dir;
-    if (dir == dir.root_path()) break;
-  }
-  return {};
-}
-
-bool have_redis_server() {
-  return std::system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1") == 0;
-}
-
-// Runs `task` on `io` until it completes; connections it opens stay open.
-template <class T>
-T run_on(asio::io_context& io, asio::awaitable<T> task) {
-  auto done = asio::co_spawn(io, std::move(task), asio::use_future);
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (done.wait_for(0s) != std::future_status::ready) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("the coroutine did not finish");
-    if (io.stopped()) io.restart();
-    io.run_one_for(50ms);
-  }
-  return done.get();
-}
+using test::have_redis_server;
+using test::run_on;
 
 // A port on 127.0.0.1 where nothing listens (bound, then released).
 std::uint16_t free_port() {
@@ -286,35 +264,16 @@ class RedisConnectionTest : public ::testing::Test {
     io_.restart();
     io_.poll();
     connections_.clear();
-    if (!dir_.empty()) {
-      if (pid_ > 0) ::kill(pid_, SIGCONT);
-      (void)std::system(("bash '" + script_ + "' stop '" + dir_ + "' >/dev/null 2>&1").c_str());
-      std::error_code ignored;
-      std::filesystem::remove_all(dir_, ignored);
-    }
+    server_.stop();
   }
 
   // Starts redis-server; skips the test when there is none.
   void start_server() {
     if (!have_redis_server()) GTEST_SKIP() << "redis-server is not on PATH";
-    const auto root = source_dir();
-    ASSERT_FALSE(root.empty()) << "set PARLEY_SOURCE_DIR to the repository";
-    script_ = (root / "tests/harness/redis.sh").string();
-    char tmpl[] = "/tmp/parley-unit-redis-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    FILE* out = popen(("bash '" + script_ + "' start '" + dir_ + "'").c_str(), "r");
-    ASSERT_NE(out, nullptr);
-    char line[256] = {};
-    std::string text = fgets(line, sizeof line, out) ? line : "";
-    ASSERT_EQ(pclose(out), 0) << "redis.sh start failed";
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    auto url = parse_url(text);
-    ASSERT_TRUE(url) << text;
-    url_ = *url;
-    std::ifstream pid_file(dir_ + "/redis.pid");
-    pid_file >> pid_;
-    ASSERT_GT(pid_, 0);
+    server_.start();
+    if (HasFatalFailure()) return;
+    url_ = server_.url();
+    pid_ = server_.pid();
   }
 
   std::shared_ptr<Connection> connect(Url url, std::chrono::milliseconds timeout) {
@@ -330,8 +289,7 @@ class RedisConnectionTest : public ::testing::Test {
   asio::io_context io_;
   std::shared_ptr<Health> health_ = std::make_shared<Health>();
   std::vector<std::shared_ptr<Connection>> connections_;
-  std::string script_;
-  std::string dir_;
+  test::RedisTestServer server_;
   Url url_;
   pid_t pid_ = 0;
 };

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "redis/redis.hpp"
+#include "redis_test_server.hpp"
 #include "run_awaitable.hpp"
 #include "services/limiter.hpp"
 #include "services/redis_limit_store.hpp"
@@ -959,52 +960,16 @@ TEST_F(LimiterTest, SweepForgetsIdleScopes) {
 
 // ---- RedisLimitStore against a private redis-server ----
 
-std::filesystem::path source_dir() {
-  if (const char* env = std::getenv("PARLEY_SOURCE_DIR"); env && *env) return env;
-  for (auto dir = std::filesystem::current_path(); !dir.empty(); dir = dir.parent_path()) {
-    if (std::filesystem::exists(dir / "tests/harness/redis.sh")) return dir;
-    if (dir == dir.root_path()) break;
-  }
-  return {};
-}
-
-bool have_redis_server() {
-  return std::system("command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1") == 0;
-}
-
-// Runs `task` on `io` until it completes; the connections it opens stay open.
-template <class T>
-T run_on(asio::io_context& io, asio::awaitable<T> task) {
-  auto done = asio::co_spawn(io, std::move(task), asio::use_future);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("the coroutine did not finish");
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::chrono::milliseconds(50));
-  }
-  return done.get();
-}
+using test::have_redis_server;
+using test::run_on;
 
 class RedisLimitStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!have_redis_server()) GTEST_SKIP() << "redis-server is not on PATH";
-    const auto root = source_dir();
-    ASSERT_FALSE(root.empty()) << "set PARLEY_SOURCE_DIR to the repository";
-    script_ = (root / "tests/harness/redis.sh").string();
-    char tmpl[] = "/tmp/parley-unit-redis-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    FILE* out = popen(("bash '" + script_ + "' start '" + dir_ + "'").c_str(), "r");
-    ASSERT_NE(out, nullptr);
-    char line[256] = {};
-    std::string url_text = fgets(line, sizeof line, out) ? line : "";
-    const int status = pclose(out);
-    ASSERT_EQ(status, 0) << "redis.sh start failed";
-    while (!url_text.empty() && (url_text.back() == '\n' || url_text.back() == '\r')) url_text.pop_back();
-    auto url = redis::parse_url(url_text);
-    ASSERT_TRUE(url) << url_text;
-    store_ = std::make_unique<RedisLimitStore>(*url, std::chrono::milliseconds(2000));
+    server_.start();
+    if (HasFatalFailure()) return;
+    store_ = std::make_unique<RedisLimitStore>(server_.url(), std::chrono::milliseconds(2000));
     now_ = SystemClock().now_ms();
   }
   void TearDown() override {
@@ -1014,11 +979,7 @@ class RedisLimitStoreTest : public ::testing::Test {
       io_.poll();
       store_.reset();
     }
-    if (!dir_.empty()) {
-      (void)std::system(("bash '" + script_ + "' stop '" + dir_ + "' >/dev/null 2>&1").c_str());
-      std::error_code ignored;
-      std::filesystem::remove_all(dir_, ignored);
-    }
+    server_.stop();
   }
 
   LimitDecision admit(const LimitAsk& ask) {
@@ -1035,8 +996,7 @@ class RedisLimitStoreTest : public ::testing::Test {
     return *c;
   }
 
-  std::string script_;
-  std::string dir_;
+  test::RedisTestServer server_;
   asio::io_context io_;
   std::unique_ptr<RedisLimitStore> store_;
   std::int64_t now_ = 0;  // near Redis's clock: the admission script refuses deadlines in the past
