@@ -22,6 +22,23 @@ namespace {
 // tokens, oldest, budget tokens, budget cost}. Refusals: 1 requests, 2 tokens, 3 too large, 4 token budget, 5
 // spend;
 // {-1} when the deadline had passed (the caller gave up waiting: nothing is counted).
+// Shared by the admission and settlement scripts: numbers read from Redis, integers written to it
+// (Redis refuses "-0" and exponents), and the release of one budget reservation.
+constexpr std::string_view kLuaPrelude = R"lua(
+local function num(x) return tonumber(x) or 0 end
+local function int(x) if x == 0 then return '0' end return string.format('%.0f', x) end
+local function release(b, r, id)
+  local h = redis.call('HGET', b, 'r:' .. id)
+  if h then
+    local ht, hc = string.match(h, '(%d+):(%d+)')
+    redis.call('HINCRBY', b, 'rt', int(-tonumber(ht)))
+    redis.call('HINCRBY', b, 'rc', int(-tonumber(hc)))
+    redis.call('HDEL', b, 'r:' .. id)
+  end
+  redis.call('ZREM', r, id)
+end
+)lua";
+
 constexpr std::string_view kAdmitScript = R"lua(
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
@@ -35,8 +52,6 @@ if deadline > 0 then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return {-1} end
 end
 local window = 60000
-local function num(x) return tonumber(x) or 0 end
-local function int(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 local refusal, refused, retry = 0, 0, 0
 local counts = {}
 for i = 1, n do
@@ -84,16 +99,7 @@ for i = 1, n do
       if ends > 0 then redis.call('PEXPIREAT', b, int(ends + 86400000)) end
     end
     local stale = redis.call('ZRANGEBYSCORE', r, '-inf', now - ttl)
-    for _, id in ipairs(stale) do
-      local h = redis.call('HGET', b, 'r:' .. id)
-      if h then
-        local ht, hc = string.match(h, '(%d+):(%d+)')
-        redis.call('HINCRBY', b, 'rt', int(-tonumber(ht)))
-        redis.call('HINCRBY', b, 'rc', int(-tonumber(hc)))
-        redis.call('HDEL', b, 'r:' .. id)
-      end
-      redis.call('ZREM', r, id)
-    end
+    for _, id in ipairs(stale) do release(b, r, id) end
     local v = redis.call('HMGET', b, 'ut', 'uc', 'rt', 'rc')
     c[4] = num(v[1]) + num(v[3])
     c[5] = num(v[2]) + num(v[4])
@@ -147,7 +153,6 @@ local rid = ARGV[1]
 local tok = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local function int(x) if x == 0 then return '0' end return string.format('%.0f', x) end
 for i = 1, n do
   local w, t, b, r = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   if ARGV[3 + 2 * i] == '1' then
@@ -158,14 +163,7 @@ for i = 1, n do
     end
   end
   if ARGV[4 + 2 * i] == '1' and redis.call('EXISTS', b) == 1 then
-    local h = redis.call('HGET', b, 'r:' .. rid)
-    if h then
-      local ht, hc = string.match(h, '(%d+):(%d+)')
-      redis.call('HINCRBY', b, 'rt', int(-tonumber(ht)))
-      redis.call('HINCRBY', b, 'rc', int(-tonumber(hc)))
-      redis.call('HDEL', b, 'r:' .. rid)
-      redis.call('ZREM', r, rid)
-    end
+    release(b, r, rid)
     redis.call('HINCRBY', b, 'ut', int(tok))
     redis.call('HINCRBY', b, 'uc', int(cost))
   end
@@ -266,8 +264,10 @@ asio::awaitable<Result<Reply>> RedisLimitStore::eval(redis::Connection& c, bool 
     }
     if (sha.empty() || attempt > 0) {
       // Load both scripts (after a Redis restart or a SCRIPT FLUSH, too).
-      std::vector<std::string> load_admit{"SCRIPT", "LOAD", std::string(kAdmitScript)};
-      std::vector<std::string> load_settle{"SCRIPT", "LOAD", std::string(kSettleScript)};
+      std::vector<std::string> load_admit{"SCRIPT", "LOAD",
+                                          std::string(kLuaPrelude) + std::string(kAdmitScript)};
+      std::vector<std::string> load_settle{"SCRIPT", "LOAD",
+                                           std::string(kLuaPrelude) + std::string(kSettleScript)};
       auto a = co_await c.command(std::move(load_admit));
       if (!a) co_return std::unexpected(a.error());
       auto s = co_await c.command(std::move(load_settle));
