@@ -48,23 +48,27 @@ Result<Url> parse_url(std::string_view text) {
     }
   }
   std::string_view host = rest;
+  bool port_given = false;  // a ':' after the host: the port must follow
   if (host.starts_with('[')) {
     std::size_t close = host.find(']');
     if (close == std::string_view::npos) return fail(ErrorKind::kValidation, "bad IPv6 address", "redis.url");
     url.host = std::string(host.substr(1, close - 1));
     host = host.substr(close + 1);
-    if (host.starts_with(':'))
+    if (host.starts_with(':')) {
       host.remove_prefix(1);
-    else
-      host = {};
+      port_given = true;
+    } else if (!host.empty()) {
+      return fail(ErrorKind::kValidation, "only :port may follow an IPv6 address", "redis.url");
+    }
   } else if (std::size_t colon = host.rfind(':'); colon != std::string_view::npos) {
     url.host = std::string(host.substr(0, colon));
     host = host.substr(colon + 1);
+    port_given = true;
   } else {
     url.host = std::string(host);
     host = {};
   }
-  if (!host.empty()) {
+  if (port_given) {
     auto [p, ec] = std::from_chars(host.data(), host.data() + host.size(), url.port);
     if (ec != std::errc() || p != host.data() + host.size() || url.port == 0) {
       return fail(ErrorKind::kValidation, "the port must be a number from 1 to 65535", "redis.url");

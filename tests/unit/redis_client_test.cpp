@@ -113,7 +113,8 @@ TEST(RedisUrlTest, BadUrlsAreValidationErrorsOnRedisUrl) {
            "http://host",      "rediss://host",   "host:6379",          "REDIS://host",    "",
            "redis://host:abc", "redis://host:0",  "redis://host:65536", "redis://host:-1", "redis://host:80x",
            "redis://host/abc", "redis://host/-1", "redis://host/1001",  "redis://host/1x", "redis://",
-           "redis://:6379",    "redis://[::1",    "redis://:pw@",       "redis://[]:6379",
+           "redis://:6379",    "redis://[::1",    "redis://:pw@",       "redis://[]:6379", "redis://host:",
+           "redis://[::1]:",   "redis://[::1]x",  "redis://[::1]6379",
        }) {
     auto u = parse_url(bad);
     EXPECT_FALSE(u) << "accepted: " << bad;
