@@ -63,7 +63,7 @@ struct CallRecord {
   std::string direction;  // "inbound" | "outbound"
   std::string from_number;
   std::string to_number;
-  std::string status;       // completed | missed | failed | busy | rejected | no_answer
+  std::string status;           // completed | missed | failed | busy | rejected | no_answer
   std::int64_t started_at = 0;  // unix ms
   std::optional<std::int64_t> ended_at;
   std::int64_t duration_seconds = 0;
@@ -87,9 +87,9 @@ struct HistoryCursor {
 
 struct HistoryQuery {
   std::string user_id;
-  unsigned kinds = 7;                 // a mask of HistoryKind values
-  std::optional<std::int64_t> since;  // at >= since
-  std::optional<std::int64_t> until;  // at < until
+  unsigned kinds = 7;                  // a mask of HistoryKind values
+  std::optional<std::int64_t> since;   // at >= since
+  std::optional<std::int64_t> until;   // at < until
   std::optional<HistoryCursor> after;  // only items after this one in the order (older)
   std::int64_t limit = 50;             // clamped to [0, kMaxPageLimit]
 };
