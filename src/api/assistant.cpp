@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "api/json_input.hpp"
+#include "api/render.hpp"
 #include "crypto/encoding.hpp"
 
 namespace parley::api {
@@ -16,10 +17,6 @@ using http::StatusCode;
 using store::HistoryKind;
 
 namespace {
-
-bj::value opt(const std::optional<std::string>& v) {
-  return v ? bj::value(*v) : bj::value(nullptr);
-}
 
 bj::object render_turn(const store::TurnRecord& t) {
   return bj::object{{"id", t.id},
@@ -58,7 +55,7 @@ bj::object render_call(const store::CallRecord& c) {
                     {"to_number", c.to_number},
                     {"status", c.status},
                     {"started_at", iso8601(c.started_at)},
-                    {"ended_at", c.ended_at ? bj::value(iso8601(*c.ended_at)) : bj::value(nullptr)},
+                    {"ended_at", opt_time(c.ended_at)},
                     {"duration_seconds", c.duration_seconds},
                     {"conversation_id", opt(c.conversation_id)},
                     {"created_at", iso8601(c.created_at)}};

@@ -8,13 +8,14 @@ namespace parley::api {
 
 namespace bj = boost::json;
 
-namespace {
 bj::value opt(const std::optional<std::string>& v) {
   return v ? bj::value(*v) : bj::value(nullptr);
 }
 bj::value opt_time(const std::optional<std::int64_t>& v) {
   return v ? bj::value(iso8601(*v)) : bj::value(nullptr);
 }
+
+namespace {
 bj::value opt_int(const std::optional<std::int64_t>& v) {
   return v ? bj::value(*v) : bj::value(nullptr);
 }

@@ -19,6 +19,9 @@ boost::json::object render_api_key(const store::ApiKeyRecord& key, std::int64_t 
 // A key's or a user's limits (docs/LIMITS.md): rate_limit_per_minute, tokens_per_minute,
 // token_budget, spend_budget_usd, budget_period.
 boost::json::object render_limits(const LimitSettings& limits);
+// null, or the string / the ISO 8601 time.
+boost::json::value opt(const std::optional<std::string>& v);
+boost::json::value opt_time(const std::optional<std::int64_t>& unix_ms);
 // Nano-dollars as USD.
 double usd(std::int64_t nanos);
 boost::json::value opt_usd(const std::optional<std::int64_t>& nanos);

@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "auth/policy.hpp"
+#include "core/text.hpp"
 #include "crypto/encoding.hpp"
 #include "crypto/random.hpp"
 #include "services/validate.hpp"
@@ -24,12 +25,6 @@ namespace {
 constexpr std::size_t kMaxReplyChars = 1600;  // ten SMS segments
 constexpr std::int64_t kMaxCallSeconds = std::int64_t{7} * 86400;
 constexpr std::int64_t kDayMs = 86'400'000;
-
-std::size_t utf8_chars(std::string_view s) {
-  std::size_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
-  return n;
-}
 
 std::string_view trim(std::string_view s) {
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
@@ -228,7 +223,7 @@ asio::awaitable<Result<TurnResult>> AssistantService::turn(const auth::Principal
                                                            std::string request_id,
                                                            asio::any_io_executor executor) {
   const auto t0 = Steady::now();
-  if (utf8_chars(input.text) < 1 || utf8_chars(input.text) > options_.max_text_chars) {
+  if (const std::size_t chars = utf8_chars(input.text); chars < 1 || chars > options_.max_text_chars) {
     co_return validation("text", fmt::format("text must be 1 to {} characters", options_.max_text_chars));
   }
   auto prefs = co_await acting_for(who, input.user_id);
@@ -331,7 +326,7 @@ asio::awaitable<Result<TurnResult>> AssistantService::turn(const auth::Principal
 
 asio::awaitable<Result<SmsResult>> AssistantService::sms_decision(const auth::Principal& who, SmsInput input,
                                                                   std::string request_id) {
-  if (utf8_chars(input.text) < 1 || utf8_chars(input.text) > options_.max_text_chars) {
+  if (const std::size_t chars = utf8_chars(input.text); chars < 1 || chars > options_.max_text_chars) {
     co_return validation("text", fmt::format("text must be 1 to {} characters", options_.max_text_chars));
   }
   auto prefs = co_await acting_for(who, input.user_id);

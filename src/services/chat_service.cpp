@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <chrono>
 
+#include "core/text.hpp"
+
 namespace parley::services {
 
 namespace asio = boost::asio;
@@ -20,8 +22,7 @@ Status check_messages(const std::vector<ChatMessage>& messages, std::size_t max_
     if (m.role != "system" && m.role != "user" && m.role != "assistant") {
       return validation(param + ".role", "role must be system, user or assistant");
     }
-    std::size_t chars = 0;
-    for (char c : m.content) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+    const std::size_t chars = utf8_chars(m.content);
     if (m.role == "user") {
       has_user = true;
       if (chars < 1 || chars > max_chars) {

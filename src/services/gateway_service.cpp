@@ -7,6 +7,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "core/text.hpp"
 #include "upstream/json_outline.hpp"
 #include "upstream/multipart.hpp"
 
@@ -150,12 +151,6 @@ std::string_view endpoint_name(GatewayEndpoint endpoint) {
 namespace {
 
 constexpr std::string_view kTranscriptFormats[] = {"json", "text", "srt", "verbose_json", "vtt"};
-
-std::size_t utf8_chars(std::string_view s) {
-  std::size_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
-  return n;
-}
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.hpp"
+
 namespace parley::services {
 
 std::string to_lower(std::string_view text) {
@@ -63,8 +65,7 @@ Status check_phone(std::string_view phone) {
 }
 
 Status check_password(std::string_view password) {
-  std::size_t chars = 0;
-  for (char c : password) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  const std::size_t chars = utf8_chars(password);
   if (chars < 8 || chars > 1024) return validation("password", "password must be 8 to 1024 characters long");
   return {};
 }
