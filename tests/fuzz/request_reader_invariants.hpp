@@ -23,6 +23,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/request_reader.hpp"
 
@@ -116,10 +117,20 @@ inline std::optional<std::string> check_request_input(const std::uint8_t* data, 
   if (whole.verdict != "ok") return std::nullopt;
   if (whole.body.size() > limits.body_bytes) return "a body over the body limit was read";
   if (whole.has_transfer_encoding) {
-    std::string_view te = whole.transfer_encoding;
-    while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
-    while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
-    std::string lower(te);
+    // A list whose only non-empty element is chunked: RFC 9110 §5.6.1 has recipients accept
+    // empty elements ("chunked,", ", chunked").
+    std::vector<std::string> codings;
+    std::string_view list = whole.transfer_encoding;
+    for (;;) {
+      const std::size_t comma = list.find(',');
+      std::string_view te = list.substr(0, comma);
+      while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
+      while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+      if (!te.empty()) codings.emplace_back(te);
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+    std::string lower = codings.size() == 1 ? codings.front() : std::string();
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (lower != "chunked" || !whole.chunked) return "a Transfer-Encoding other than chunked was accepted";
   }
