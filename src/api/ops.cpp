@@ -85,30 +85,44 @@ Response asset_response(const OpsDeps& deps, RequestContext& ctx, std::string_vi
   if (!etag.empty()) res.set(boost::beast::http::field::etag, etag);
   res.set(boost::beast::http::field::vary, "Accept-Encoding");
   res.set(boost::beast::http::field::cache_control,
-          immutable ? "public, max-age=31536000, immutable" : "public, max-age=3600");
+          immutable               ? "public, max-age=31536000, immutable"
+          : data_override.empty() ? "public, max-age=3600"
+                                  : "no-cache");  // a page names its assets' versions: revalidate it
   if (!csp.empty()) res.set("Content-Security-Policy", csp);
   return res;
+}
+
+// `html` with each of its asset URLs (`"<path>"`) versioned by content (`"<path>?v=<etag hex>"`),
+// so that the page's assets may be cached as immutable.
+std::string versioned_page(std::string html, const OpsDeps& deps,
+                           std::initializer_list<std::pair<const char*, const char*>> assets_by_path) {
+  for (auto [path, name] : assets_by_path) {
+    const std::string quoted = std::string("\"") + path + "\"";
+    const std::string& etag = deps.etags.at(name);
+    const std::size_t at = html.find(quoted);
+    if (at == std::string::npos) continue;
+    html.replace(at, quoted.size(),
+                 fmt::format("\"{}?v={}\"", path, std::string_view(etag).substr(1, etag.size() - 2)));
+  }
+  return html;
 }
 
 }  // namespace
 
 void register_ops_routes(http::Router& router, OpsDeps& deps) {
-  for (const char* name : {"openapi_json", "docs_init_js", "swagger_ui_js", "swagger_ui_css"}) {
+  for (const char* name :
+       {"openapi_json", "docs_init_js", "swagger_ui_js", "swagger_ui_css", "console_js", "console_css"}) {
     deps.etags.emplace(name, content_etag(assets::get(name)));
   }
-  deps.docs_html = std::string(assets::get("docs_html"));
-  for (auto [path, name] : {std::pair{"/docs/swagger-ui.css", "swagger_ui_css"},
-                            std::pair{"/docs/swagger-ui-bundle.js", "swagger_ui_js"},
-                            std::pair{"/docs/init.js", "docs_init_js"}}) {
-    const std::string quoted = std::string("\"") + path + "\"";
-    const std::string& etag = deps.etags.at(name);
-    const std::size_t at = deps.docs_html.find(quoted);
-    if (at == std::string::npos) continue;
-    deps.docs_html.replace(
-        at, quoted.size(),
-        fmt::format("\"{}?v={}\"", path, std::string_view(etag).substr(1, etag.size() - 2)));
-  }
+  deps.docs_html = versioned_page(std::string(assets::get("docs_html")), deps,
+                                  {{"/docs/swagger-ui.css", "swagger_ui_css"},
+                                   {"/docs/swagger-ui-bundle.js", "swagger_ui_js"},
+                                   {"/docs/init.js", "docs_init_js"}});
   deps.etags.emplace("docs_html", content_etag(deps.docs_html));
+  deps.console_html =
+      versioned_page(std::string(assets::get("console_html")), deps,
+                     {{"/console/console.js", "console_js"}, {"/console/console.css", "console_css"}});
+  deps.etags.emplace("console_html", content_etag(deps.console_html));
   router.add(Method::get, "/health", [&deps](RequestContext&) -> boost::asio::awaitable<Response> {
     co_return http::json_response(http::StatusCode::ok,
                                   bj::object{{"status", "ok"}, {"version", deps.version}});
@@ -144,6 +158,26 @@ void register_ops_routes(http::Router& router, OpsDeps& deps) {
     if (asset == "init.js") co_return asset_response(deps, ctx, "docs_init_js", "application/javascript");
     co_return http::error_response(Error(ErrorKind::kNotFound, "No such documentation file"), ctx.request_id);
   });
+
+  // The web console (web/console): one page at / and /console, its script and stylesheet from this
+  // origin only. No inline script or style; API calls to this origin only; never framed.
+  static constexpr std::string_view kConsoleCsp =
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+      "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+      "frame-ancestors 'none'";
+  auto console_page = [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
+    co_return asset_response(deps, ctx, "console_html", "text/html; charset=utf-8", kConsoleCsp,
+                             deps.console_html);
+  };
+  router.add(Method::get, "/", console_page);
+  router.add(Method::get, "/console", console_page);
+  router.add(
+      Method::get, "/console/{asset}", [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
+        std::string_view asset = ctx.param("asset");
+        if (asset == "console.js") co_return asset_response(deps, ctx, "console_js", "text/javascript");
+        if (asset == "console.css") co_return asset_response(deps, ctx, "console_css", "text/css");
+        co_return http::error_response(Error(ErrorKind::kNotFound, "No such console file"), ctx.request_id);
+      });
 }
 
 }  // namespace parley::api

@@ -1,4 +1,5 @@
-// Operational routes: GET /health, /health/ready, /metrics, /openapi.json, /docs (+ its assets).
+// Operational routes: GET /health, /health/ready, /metrics, /openapi.json, /docs (+ its assets), the web
+// console at / and /console (+ its assets).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -22,6 +23,8 @@ struct OpsDeps {
   // Filled by register_ops_routes: the /docs page with its assets' URLs versioned by content
   // (`?v=<etag>`), so that those answers may be cached as immutable.
   std::string docs_html;
+  // Filled by register_ops_routes: the console page (web/console), its assets versioned likewise.
+  std::string console_html;
 };
 
 // `deps` must outlive the router (the handlers refer to it).

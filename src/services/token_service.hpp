@@ -58,6 +58,9 @@ class TokenService {
   // CPU only, no I/O: safe on an event-loop thread.
   [[nodiscard]] Result<AccessClaims> verify_access(std::string_view token) const;
 
+  // How long a refresh token lives (auth.refresh_token_ttl_s): the session cookie's Max-Age.
+  [[nodiscard]] std::uint64_t refresh_ttl_s() const { return auth_.refresh_token_ttl_s; }
+
   // Mints an access token (tests and the token endpoint).
   [[nodiscard]] std::string mint_access(const store::UserRecord& user) const;
 

@@ -69,6 +69,14 @@ Status refuse_taken(store::UserStore& users, const NewUser& input) {
 
 }  // namespace
 
+Result<std::string> UserService::registration_mode() {
+  if (options_.open_registration) return std::string("open");
+  store::UserStore users(db_);
+  auto count = users.count_users();
+  if (!count) return std::unexpected(count.error());
+  return std::string(*count == 0 ? "first_user" : "closed");
+}
+
 Result<store::UserRecord> UserService::register_user(NewUser input, const RequestMeta& meta) {
   if (auto s = check_new_user(input); !s) return std::unexpected(s.error());
   input.role = auth::Role::kUser;

@@ -70,6 +70,9 @@ class UserService {
   Result<std::optional<store::UserRecord>> check_password(std::string_view username,
                                                           std::string_view password);
 
+  // Who may register now: "open" (auth.open_registration), "first_user" (no account exists yet:
+  // the first becomes the administrator) or "closed".
+  Result<std::string> registration_mode();
   // The checks of a new user's fields (no database): 422 naming the field.
   Status check_new_user(const NewUser& input) const;
 

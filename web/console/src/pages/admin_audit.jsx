@@ -1,0 +1,5 @@
+import { PageTitle } from '../ui.jsx';
+
+export function AuditPage() {
+  return <PageTitle>Audit log</PageTitle>;
+}

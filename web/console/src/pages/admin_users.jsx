@@ -1,0 +1,5 @@
+import { PageTitle } from '../ui.jsx';
+
+export function UsersPage() {
+  return <PageTitle>Users</PageTitle>;
+}

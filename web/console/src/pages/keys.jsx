@@ -1,0 +1,5 @@
+import { PageTitle } from '../ui.jsx';
+
+export function KeysPage() {
+  return <PageTitle>Service keys</PageTitle>;
+}

@@ -1,0 +1,5 @@
+import { PageTitle } from '../ui.jsx';
+
+export function ProviderKeyPage() {
+  return <PageTitle>My provider key</PageTitle>;
+}

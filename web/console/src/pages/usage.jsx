@@ -1,0 +1,5 @@
+import { PageTitle } from '../ui.jsx';
+
+export function UsagePage() {
+  return <PageTitle>Usage</PageTitle>;
+}
