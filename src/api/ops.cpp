@@ -4,6 +4,10 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 
 #include "assets/assets.hpp"
 
@@ -174,8 +178,10 @@ void register_ops_routes(http::Router& router, OpsDeps& deps) {
   router.add(
       Method::get, "/console/{asset}", [&deps](RequestContext& ctx) -> boost::asio::awaitable<Response> {
         std::string_view asset = ctx.param("asset");
-        if (asset == "console.js") co_return asset_response(deps, ctx, "console_js", "text/javascript");
-        if (asset == "console.css") co_return asset_response(deps, ctx, "console_css", "text/css");
+        if (asset == "console.js")
+          co_return asset_response(deps, ctx, "console_js", "text/javascript", {}, deps.console_js);
+        if (asset == "console.css")
+          co_return asset_response(deps, ctx, "console_css", "text/css", {}, deps.console_css);
         co_return http::error_response(Error(ErrorKind::kNotFound, "No such console file"), ctx.request_id);
       });
 }

@@ -25,6 +25,12 @@ struct OpsDeps {
   std::string docs_html;
   // Filled by register_ops_routes: the console page (web/console), its assets versioned likewise.
   std::string console_html;
+  // Set before register_ops_routes: a directory holding a console build (index.html, console.js,
+  // console.css: `vite build --outDir`) served instead of the linked-in one, read once at start
+  // (PARLEY_CONSOLE_DIR; for working on the console without relinking parley).
+  std::string console_dir;
+  std::string console_js;
+  std::string console_css;
 };
 
 // `deps` must outlive the router (the handlers refer to it).

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "api/assistant.hpp"
@@ -506,6 +507,8 @@ void add_gateway_metrics(http::Metrics& metrics, Components& c) {
 void register_routes(http::Router& router, Components& c) {
   c.ops_deps =
       std::make_unique<api::OpsDeps>(api::OpsDeps{kVersion, *c.metrics, [&c] { return check_ready(c); }});
+  if (const char* dir = std::getenv("PARLEY_CONSOLE_DIR"); dir != nullptr && *dir != '\0')
+    c.ops_deps->console_dir = dir;
   api::register_ops_routes(router, *c.ops_deps);
   api::register_identity_routes(router, *c.identity);
   api::register_vault_routes(router, *c.vault_deps);

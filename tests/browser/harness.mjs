@@ -5,9 +5,17 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-import { ROOT, startStack, json } from '../integration/harness.mjs';
+import { ROOT, startStack as startIntegrationStack, json } from '../integration/harness.mjs';
 
-export { startStack, json };
+export { json };
+
+// parley + parley-mock (startStack's options: credentials, mockArgs, env, extraConfig). With
+// PARLEY_CONSOLE_DIR set (a `vite build --outDir` of web/console), parley serves that build of the
+// console instead of its linked-in one: for working on the console without relinking.
+export function startStack(options = {}) {
+  const dir = process.env.PARLEY_CONSOLE_DIR;
+  return startIntegrationStack({ ...options, env: { ...(dir ? { PARLEY_CONSOLE_DIR: dir } : {}), ...(options.env ?? {}) } });
+}
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
