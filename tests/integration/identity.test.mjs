@@ -920,6 +920,96 @@ describe(`open registration (${BACKEND})`, () => {
   });
 });
 
+describe(`browser sessions (${BACKEND})`, () => {
+  // The console's mode: X-Parley-Session: cookie puts the refresh token in an HttpOnly cookie.
+  const cookieOf = (r) => {
+    const c = r.headers.get('set-cookie');
+    return c ? c.match(/parley_refresh=([^;]*)/)?.[1] ?? null : null;
+  };
+
+  test('GET /api/v1/auth/options says who may register', async () => {
+    const open = await startParley({ env: { PARLEY_AUTH_OPEN_REGISTRATION: 'true' } });
+    const closed = await startParley();
+    try {
+      assert.deepEqual((await api(open, 'GET', '/api/v1/auth/options')).body, { registration: 'open' });
+      assert.deepEqual((await api(closed, 'GET', '/api/v1/auth/options')).body, { registration: 'first_user' });
+      const pw = password('opts_admin');
+      expectStatus(await api(closed, 'POST', '/api/v1/auth/register', {
+        body: { username: 'opts_admin', email: 'opts_admin@example.com', password: pw },
+      }), 201);
+      assert.deepEqual((await api(closed, 'GET', '/api/v1/auth/options')).body, { registration: 'closed' });
+    } finally {
+      await open.cleanup();
+      await closed.cleanup();
+    }
+  });
+
+  test('the refresh token travels only in an HttpOnly SameSite=Strict cookie scoped to /auth/refresh', async () => {
+    const p = await startParley();
+    try {
+      const pw = password('cookie_admin');
+      expectStatus(await api(p, 'POST', '/api/v1/auth/register', {
+        body: { username: 'cookie_admin', email: 'cookie_admin@example.com', password: pw },
+      }), 201);
+      const session = { 'X-Parley-Session': 'cookie' };
+      const t = await login(p, 'cookie_admin', pw, { headers: { ...session, Origin: p.url } });
+      expectStatus(t, 200);
+      assert.equal(t.body.refresh_token, undefined, 'no refresh token in the body');
+      assert.equal(typeof t.body.access_token, 'string');
+      const setCookie = t.headers.get('set-cookie');
+      assert.match(setCookie, /; Path=\/api\/v1\/auth\/refresh; Max-Age=2592000; HttpOnly; SameSite=Strict$/);
+      const rt = secret(cookieOf(t), 'refresh token in a cookie');
+      assert.match(rt, /^rt_/);
+
+      // Secure when the page came over HTTPS (its Origin) or a proxy says so.
+      const viaTls = await login(p, 'cookie_admin', pw, { headers: { ...session, 'X-Forwarded-Proto': 'https' } });
+      assert.match(viaTls.headers.get('set-cookie'), /; Secure$/);
+      secret(cookieOf(viaTls), 'refresh token in a cookie (tls)');
+
+      // Refresh: the cookie is read only with the session header, rotated, and a replay is refused.
+      const noHeader = await api(p, 'POST', '/api/v1/auth/refresh', { headers: { Cookie: `parley_refresh=${rt}` } });
+      assert.ok(noHeader.status === 400 || noHeader.status === 422, noHeader.text);
+      const noCookie = await api(p, 'POST', '/api/v1/auth/refresh', { headers: session });
+      expectStatus(noCookie, 401);
+      const crossSite = await api(p, 'POST', '/api/v1/auth/refresh', {
+        headers: { ...session, Cookie: `parley_refresh=${rt}`, Origin: 'http://evil.example' },
+      });
+      expectStatus(crossSite, 403);
+      const fetchSite = await api(p, 'POST', '/api/v1/auth/refresh', {
+        headers: { ...session, Cookie: `parley_refresh=${rt}`, 'Sec-Fetch-Site': 'same-site' },
+      });
+      expectStatus(fetchSite, 403);
+      const r1 = await api(p, 'POST', '/api/v1/auth/refresh', {
+        headers: { ...session, Cookie: `other=1; parley_refresh=${rt}; more=2`, 'Sec-Fetch-Site': 'same-origin' },
+      });
+      expectStatus(r1, 200);
+      assert.equal(r1.body.refresh_token, undefined);
+      const rt2 = secret(cookieOf(r1), 'rotated refresh token in a cookie');
+      assert.notEqual(rt2, rt);
+      const replay = await api(p, 'POST', '/api/v1/auth/refresh', { headers: { ...session, Cookie: `parley_refresh=${rt}` } });
+      expectStatus(replay, 401);
+      assert.match(replay.headers.get('set-cookie'), /parley_refresh=; Path=\/api\/v1\/auth\/refresh; Max-Age=0/);
+
+      // Sign out: DELETE revokes the family and clears the cookie; idempotent without one.
+      const t2 = await login(p, 'cookie_admin', pw, { headers: session });
+      const rt3 = secret(cookieOf(t2), 'refresh token in a cookie (2)');
+      const out = await api(p, 'DELETE', '/api/v1/auth/refresh', { headers: { ...session, Cookie: `parley_refresh=${rt3}` } });
+      expectStatus(out, 204);
+      assert.match(out.headers.get('set-cookie'), /Max-Age=0/);
+      expectStatus(await api(p, 'POST', '/api/v1/auth/refresh', { headers: { ...session, Cookie: `parley_refresh=${rt3}` } }), 401);
+      expectStatus(await api(p, 'DELETE', '/api/v1/auth/refresh', { headers: session }), 204);
+      expectStatus(await api(p, 'DELETE', '/api/v1/auth/refresh', {}), 400);
+      // API clients keep the JSON form.
+      const plain = await login(p, 'cookie_admin', pw);
+      expectStatus(plain, 200);
+      assert.equal(typeof plain.body.refresh_token, 'string');
+      assert.equal(plain.headers.get('set-cookie'), null);
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
+
 describe(`closed registration under concurrency (${BACKEND})`, () => {
   test('concurrent first registrations create exactly one account, the admin', async () => {
     const p = await startParley();
