@@ -123,8 +123,21 @@ void register_ops_routes(http::Router& router, OpsDeps& deps) {
                                    {"/docs/swagger-ui-bundle.js", "swagger_ui_js"},
                                    {"/docs/init.js", "docs_init_js"}});
   deps.etags.emplace("docs_html", content_etag(deps.docs_html));
+  std::string console_source(assets::get("console_html"));
+  if (!deps.console_dir.empty()) {
+    auto read = [&](const char* file) {
+      std::ifstream in(std::filesystem::path(deps.console_dir) / file, std::ios::binary);
+      if (!in) throw std::runtime_error(fmt::format("PARLEY_CONSOLE_DIR: cannot read {}", file));
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    console_source = read("index.html");
+    deps.console_js = read("console.js");
+    deps.console_css = read("console.css");
+    deps.etags["console_js"] = content_etag(deps.console_js);
+    deps.etags["console_css"] = content_etag(deps.console_css);
+  }
   deps.console_html =
-      versioned_page(std::string(assets::get("console_html")), deps,
+      versioned_page(std::move(console_source), deps,
                      {{"/console/console.js", "console_js"}, {"/console/console.css", "console_css"}});
   deps.etags.emplace("console_html", content_etag(deps.console_html));
   router.add(Method::get, "/health", [&deps](RequestContext&) -> boost::asio::awaitable<Response> {
