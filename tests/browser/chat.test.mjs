@@ -9,7 +9,7 @@ import {
   startStack, launchBrowser, openPage, expectNoProblems, expectAccessible, screenshot, makeUser, signIn, call, PHONE,
 } from './harness.mjs';
 
-const CHUNK_MS = 60;
+const CHUNK_MS = 40;
 const DEFAULTS = '[defaults]\nmodel = "gpt-4o-mini"\n'; // conversation messages go to the mock unless a model is picked
 
 let stack;
@@ -157,7 +157,7 @@ test('an answer streams token by token; Enter sends, Shift+Enter is a new line',
 
 test('stop generating keeps the partial text (stored cancelled); regenerate makes a sibling answer', async () => {
   const page = await openChat(alice);
-  const text = words(60, 'stop');
+  const text = words(40, 'stop');
   await send(page, text);
   await waitForAnswerLength(page, 'mock reply: stop1 stop2 stop3'.length);
   await page.getByRole('button', { name: 'Stop generating' }).click();
@@ -292,7 +292,7 @@ test('conversations: search, open, rename, end (sending refused), delete with a 
 
 test('a reload in the middle of an answer follows it on: the whole text, exactly once', async () => {
   const page = await openChat(alice);
-  const text = words(40, 'again');
+  const text = words(80, 'again');
   await send(page, text);
   await waitForAnswerLength(page, 'mock reply: again1 again2'.length);
   const cid = conversationId(page);

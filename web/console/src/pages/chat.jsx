@@ -337,6 +337,23 @@ export function ChatPage({ user, params, navigate }) {
     let shown = 0;
     let ended = false;
     let resumes = 0;
+    // Tokens are put on screen once per frame (a fast answer would otherwise re-render its
+    // markdown for every piece).
+    let pending = '';
+    let frame = 0;
+    const flush = () => {
+      frame = 0;
+      const text = pending;
+      pending = '';
+      if (text && !signal.aborted) patchMessage(mid, (m) => ({ content: m.content + text }));
+    };
+    const settle = (fields) => {
+      cancelAnimationFrame(frame);
+      frame = 0;
+      pending = '';
+      ended = true;
+      patchMessage(mid, () => fields);
+    };
     try {
       for (;;) {
         if (!res.ok) throw await errorOf(res);
@@ -352,24 +369,23 @@ export function ChatPage({ user, params, navigate }) {
             }
             if (n !== null) shown = n;
             if (typeof data.token === 'string') {
-              patchMessage(mid, (m) => ({ content: m.content + data.token }));
+              pending += data.token;
+              if (!frame) frame = requestAnimationFrame(flush);
             } else if (data.done) {
-              ended = true;
-              patchMessage(mid, () => ({
+              settle({
                 content: data.full_text ?? '',
                 status: data.status,
                 ai_model: data.model,
                 usage: data.usage,
                 latency_ms: data.latency_ms,
-              }));
+              });
             } else if (data.error) {
-              ended = true;
-              patchMessage(mid, () => ({
+              settle({
                 content: data.partial_text ?? '',
                 status: 'failed',
                 error_code: data.error.code,
                 error_message: data.error.message,
-              }));
+              });
             }
           }
         } catch (e) {
@@ -383,6 +399,10 @@ export function ChatPage({ user, params, navigate }) {
     } catch (e) {
       if (!signal.aborted) setError(e);
     } finally {
+      if (frame) {
+        cancelAnimationFrame(frame);
+        flush(); // a stream that failed for good keeps what it showed
+      }
       if (!signal.aborted) setStreaming((s) => (s === mid ? null : s));
     }
     return ended && !signal.aborted;
