@@ -3,26 +3,10 @@
 // saved, read back after a reload and through the API, a server validation error at its field.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
-  startStack, launchBrowser, openPage as openHarnessPage, expectNoProblems, expectAccessible, screenshot, makeUser, signIn,
-  call, PHONE,
+  startStack, launchBrowser, openPage, expectNoProblems, expectAccessible, screenshot, makeUser,
+  signIn, call, PHONE,
 } from './harness.mjs';
-
-// parley does not read PARLEY_CONSOLE_DIR yet (src/api/ops.cpp never loads the directory): until it
-// does, the browser is given that build's script and stylesheet in place of the linked-in ones.
-async function openPage(browser, url, options) {
-  const page = await openHarnessPage(browser, url, options);
-  const dir = process.env.PARLEY_CONSOLE_DIR;
-  if (dir) {
-    for (const [file, type] of [['console.js', 'text/javascript'], ['console.css', 'text/css']]) {
-      await page.route(`**/console/${file}*`, (route) =>
-        route.fulfill({ status: 200, contentType: type, body: readFileSync(path.join(dir, file)) }));
-    }
-  }
-  return page;
-}
 
 // Made-up provider keys: parley-mock accepts GOOD_KEY only (--require-key); the provider is "mock".
 const GOOD_KEY = 'sk-account-good-7f3a9c2e41b8d605';

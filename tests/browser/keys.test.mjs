@@ -3,26 +3,10 @@
 // the phone layout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
-  startStack, launchBrowser, openPage as openHarnessPage, expectNoProblems, expectAccessible, screenshot, makeUser, signIn,
-  call, PHONE,
+  startStack, launchBrowser, openPage, expectNoProblems, expectAccessible, screenshot, makeUser,
+  signIn, call, PHONE,
 } from './harness.mjs';
-
-// parley does not read PARLEY_CONSOLE_DIR yet (src/api/ops.cpp never loads the directory): until it
-// does, the browser is given that build's script and stylesheet in place of the linked-in ones.
-async function openPage(browser, url, options) {
-  const page = await openHarnessPage(browser, url, options);
-  const dir = process.env.PARLEY_CONSOLE_DIR;
-  if (dir) {
-    for (const [file, type] of [['console.js', 'text/javascript'], ['console.css', 'text/css']]) {
-      await page.route(`**/console/${file}*`, (route) =>
-        route.fulfill({ status: 200, contentType: type, body: readFileSync(path.join(dir, file)) }));
-    }
-  }
-  return page;
-}
 
 const CHAT = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello from a key' }] };
 
@@ -30,6 +14,7 @@ let stack;
 let browser;
 let alice;
 let bob;
+let carol;
 let secret; // the key created in the browser (kept by the test only, to use it)
 let keyId;
 
@@ -39,6 +24,7 @@ before(async () => {
   const root = await makeUser(stack.url, 'root'); // the first user is the admin
   alice = await makeUser(stack.url, 'alice', { adminToken: root.token });
   bob = await makeUser(stack.url, 'bob', { adminToken: root.token });
+  carol = await makeUser(stack.url, 'carol', { adminToken: root.token });
 });
 after(async () => {
   await browser?.close();
@@ -74,7 +60,8 @@ async function openKeys(user, options) {
   return page;
 }
 
-const rowOf = (page, name) => page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
+const rowOf = (page, name) =>
+  page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
 
 test('a new key is shown once, with a copy button and a warning, and never again', async () => {
   const page = await openKeys(alice);
@@ -163,7 +150,8 @@ test('limits are edited in a dialog and saved with PATCH', async () => {
   await dialog.getByRole('button', { name: 'Save limits' }).click();
   await dialog.locator('#key-edit-name-error').waitFor();
   assert.equal(await dialog.getByLabel('Name').getAttribute('aria-invalid'), 'true');
-  assert.equal((await call(stack.url, 'GET', `/api/v1/api-keys/${keyId}`, { token: alice.token })).body.tokens_per_minute, null);
+  const kept = await call(stack.url, 'GET', `/api/v1/api-keys/${keyId}`, { token: alice.token });
+  assert.equal(kept.body.tokens_per_minute, null);
   await dialog.getByLabel('Name').fill('CI pipeline');
   await dialog.getByRole('button', { name: 'Save limits' }).click();
   await dialog.waitFor({ state: 'hidden' });
@@ -212,9 +200,28 @@ test("another user sees none of alice's keys", async () => {
   await page.context().close();
 });
 
+test('a long list shows the newest 100 keys and more on request', async () => {
+  for (let i = 1; i <= 103; i++) {
+    const r = await call(stack.url, 'POST', '/api/v1/api-keys', { token: carol.token, body: { name: `key ${i}` } });
+    assert.equal(r.status, 201);
+  }
+  const page = await openKeys(carol);
+  await page.getByText('Showing the newest 100 of 103 keys.').waitFor();
+  assert.equal(await page.getByRole('row').count(), 101);
+  await rowOf(page, 'key 103').waitFor(); // newest first
+  assert.equal(await rowOf(page, 'key 1').count(), 0);
+  await page.getByRole('button', { name: 'Show more' }).click();
+  await rowOf(page, 'key 1').waitFor();
+  assert.equal(await page.getByRole('row').count(), 104);
+  assert.equal(await page.getByRole('button', { name: 'Show more' }).count(), 0);
+  expectNoProblems(assert, page);
+  await page.context().close();
+});
+
 test('a list of keys on desktop and at phone width', async () => {
   // Two more keys for alice (one deactivated), made through the API.
-  for (const [name, body] of [['Nightly report', { tokens_per_minute: 20000 }], ['Staging', { spend_budget_usd: 5 }]]) {
+  const more = [['Nightly report', { tokens_per_minute: 20000 }], ['Staging', { spend_budget_usd: 5 }]];
+  for (const [name, body] of more) {
     const r = await call(stack.url, 'POST', '/api/v1/api-keys', { token: alice.token, body: { name, ...body } });
     assert.equal(r.status, 201);
   }
@@ -232,8 +239,11 @@ test('a list of keys on desktop and at phone width', async () => {
   // Each key is a card: no sideways scrolling needed to reach its actions.
   const revoke = row.getByRole('button', { name: 'Revoke Nightly report' });
   const box = await revoke.boundingBox();
-  assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.width, `revoke button inside the screen: ${JSON.stringify(box)}`);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.width, `revoke button on screen: ${JSON.stringify(box)}`);
+  const overflow = await page.evaluate(() => {
+    const root = document.documentElement;
+    return root.scrollWidth - root.clientWidth;
+  });
   assert.ok(overflow <= 0, `no horizontal overflow (${overflow}px)`);
   await expectAccessible(assert, page, 'keys page at phone width');
   await screenshot(page, 'keys-phone');

@@ -4,23 +4,32 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import {
-  Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, copyText, fmtCost, fmtDate, fmtInt, useAction, useLoad,
+  Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, copyText, fmtCost, fmtDate, fmtInt, useAction,
+  useLoad,
 } from '../ui.jsx';
 import './account.css';
 
-const PAGE = 100;
+const PAGE = 100; // keys shown at first, and added by "Show more"
+const MAX_LIMIT = 200; // the largest `limit` GET /api/v1/api-keys accepts
 const PERIODS = [
   ['month', 'per month (UTC calendar month)'],
   ['day', 'per day (UTC)'],
   ['total', 'in total (never resets)'],
 ];
+const PER_MINUTE_HINT = 'Empty: the deployment default. 0: no limit.';
 const PERIOD_WORD = { day: 'day', month: 'month', total: 'total' };
-const LIMIT_FIELDS = ['rate_limit_per_minute', 'tokens_per_minute', 'token_budget', 'spend_budget_usd', 'budget_period'];
+const LIMIT_FIELDS = [
+  'rate_limit_per_minute', 'tokens_per_minute', 'token_budget', 'spend_budget_usd', 'budget_period',
+];
 
 // ---- limits: form values (strings) ⇄ API values ------------------------------------------------
 
 const blankLimits = () => ({
-  rate_limit_per_minute: '', tokens_per_minute: '', token_budget: '', spend_budget_usd: '', budget_period: 'month',
+  rate_limit_per_minute: '',
+  tokens_per_minute: '',
+  token_budget: '',
+  spend_budget_usd: '',
+  budget_period: 'month',
 });
 
 function limitsOf(key) {
@@ -102,8 +111,8 @@ function LimitFields({ values, onChange, errorFor, idPrefix }) {
   return (
     <fieldset class="account-limit-fields">
       <legend>Limits</legend>
-      {field('rate_limit_per_minute', 'Requests per minute', 'Empty: the deployment default. 0: no limit.', { step: 1 })}
-      {field('tokens_per_minute', 'Tokens per minute', 'Empty: the deployment default. 0: no limit.', { step: 1 })}
+      {field('rate_limit_per_minute', 'Requests per minute', PER_MINUTE_HINT, { step: 1 })}
+      {field('tokens_per_minute', 'Tokens per minute', PER_MINUTE_HINT, { step: 1 })}
       {field('token_budget', 'Token budget', 'Tokens per budget period. Empty or 0: no budget.', { step: 1 })}
       {field('spend_budget_usd', 'Spend budget (USD)', 'US dollars per budget period. Empty or 0: no budget.', {
         step: 'any',
@@ -252,7 +261,11 @@ function ShowOnceDialog({ created, onClose }) {
 // Name and limits of an existing key (PATCH).
 function EditDialog({ keyRecord, onClose, onSaved }) {
   return (
-    <Dialog open={!!keyRecord} title={keyRecord ? `Edit limits of “${keyRecord.name}”` : 'Edit limits'} onClose={onClose}>
+    <Dialog
+      open={!!keyRecord}
+      title={keyRecord ? `Edit limits of “${keyRecord.name}”` : 'Edit limits'}
+      onClose={onClose}
+    >
       {keyRecord && <EditForm k={keyRecord} onClose={onClose} onSaved={onSaved} />}
     </Dialog>
   );
@@ -328,7 +341,11 @@ function KeyRow({ k, showExpires, onEdit, onRevoke, onToggle, busy }) {
       </td>
       <td role="cell" data-label="Created">{fmtDate(k.created_at)}</td>
       <td role="cell" data-label="Last used">{k.last_used_at ? fmtDate(k.last_used_at) : 'Never'}</td>
-      {showExpires && <td role="cell" data-label="Expires">{k.expires_at ? fmtDate(k.expires_at) : 'Never'}</td>}
+      {showExpires && (
+        <td role="cell" data-label="Expires">
+          {k.expires_at ? fmtDate(k.expires_at) : 'Never'}
+        </td>
+      )}
       <td role="cell" data-label="Limits">
         <LimitsSummary k={k} />
       </td>
@@ -356,9 +373,23 @@ function KeyRow({ k, showExpires, onEdit, onRevoke, onToggle, busy }) {
   );
 }
 
+// The newest `wanted` keys of the caller (in pages of at most MAX_LIMIT): {items, total}.
+async function loadKeys(wanted) {
+  const items = [];
+  let total = 0;
+  do {
+    const limit = Math.min(MAX_LIMIT, wanted - items.length);
+    const page = await api(`/api/v1/api-keys${query({ limit, offset: items.length })}`);
+    total = page.total;
+    items.push(...page.items);
+    if (page.items.length < limit) break;
+  } while (items.length < wanted && items.length < total);
+  return { items, total };
+}
+
 export function KeysPage() {
-  const [limit, setLimit] = useState(PAGE);
-  const list = useLoad(() => api(`/api/v1/api-keys${query({ limit, offset: 0 })}`), [limit]);
+  const [wanted, setWanted] = useState(PAGE);
+  const list = useLoad(() => loadKeys(wanted), [wanted]);
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState(null); // the API's answer with the secret: shown once
   const [editing, setEditing] = useState(null);
@@ -371,7 +402,10 @@ export function KeysPage() {
     await list.reload();
   });
   const [toggle, toggleBusy, toggleError] = useAction(async (k) => {
-    await api(`/api/v1/api-keys/${encodeURIComponent(k.id)}`, { method: 'PATCH', body: { is_active: !k.is_active } });
+    await api(`/api/v1/api-keys/${encodeURIComponent(k.id)}`, {
+      method: 'PATCH',
+      body: { is_active: !k.is_active },
+    });
     setNotice(k.is_active ? `“${k.name}” is deactivated.` : `“${k.name}” is active again.`);
     await list.reload();
   });
@@ -460,7 +494,7 @@ export function KeysPage() {
                 <span class="muted">
                   Showing the newest {fmtInt(items.length)} of {fmtInt(total)} keys.
                 </span>
-                <button type="button" onClick={() => setLimit(Math.min(limit + PAGE, 200))} disabled={limit >= 200}>
+                <button type="button" onClick={() => setWanted(wanted + PAGE)} disabled={list.loading}>
                   Show more
                 </button>
               </p>
@@ -494,7 +528,8 @@ export function KeysPage() {
         title="Revoke this key?"
         message={
           revoking
-            ? `“${revoking.name}” (${revoking.key_prefix}…) stops working at once, for good: a revoked key cannot be activated again.`
+            ? `“${revoking.name}” (${revoking.key_prefix}…) stops working at once, for good: ` +
+              'a revoked key cannot be activated again.'
             : ''
         }
         confirmLabel="Revoke key"

@@ -9,10 +9,12 @@ import './account.css';
 
 // The voices parley accepts (openapi: Preferences.tts_voice).
 const VOICES = [
-  'alloy', 'ash', 'ballad', 'cedar', 'coral', 'echo', 'fable', 'marin', 'nova', 'onyx', 'sage', 'shimmer', 'verse',
+  'alloy', 'ash', 'ballad', 'cedar', 'coral', 'echo', 'fable', 'marin', 'nova', 'onyx', 'sage', 'shimmer',
+  'verse',
 ];
 const FIELDS = [
-  'language', 'tts_voice', 'default_model', 'system_prompt', 'conversation_timeout', 'auto_reply_enabled', 'notifications',
+  'language', 'tts_voice', 'default_model', 'system_prompt', 'conversation_timeout', 'auto_reply_enabled',
+  'notifications',
 ];
 const SYSTEM_PROMPT_MAX = 4000;
 const OTHER = '(another model)'; // the select's value for "Another model…" (not a model name)
@@ -139,7 +141,10 @@ function PreferencesForm({ user, initial, models, onSaved }) {
             setCustom(v === OTHER);
             setForm({ ...form, default_model: v === OTHER ? (custom ? form.default_model : '') : v });
           }}
-          hint="Used by chats and the assistant when a request names no model. “Server default” is the deployment's choice."
+          hint={
+            'Used by chats and the assistant when a request names no model. ' +
+            "“Server default” is the deployment's choice."
+          }
           {...errorProps(custom ? 'none' : 'default_model')}
         >
           <option value="">Server default</option>
@@ -158,11 +163,17 @@ function PreferencesForm({ user, initial, models, onSaved }) {
             spellcheck={false}
             required
             maxLength={128}
-            hint="A model the deployment serves that is not in the list (for example one matched by a prefix such as “gpt-*”)."
+            hint={
+              'A model the deployment serves that is not in the list ' +
+              '(for example one matched by a prefix such as “gpt-*”).'
+            }
             value={form.default_model}
             onInput={set('default_model')}
             {...(fieldError('default_model')
-              ? { 'aria-invalid': true, 'aria-describedby': 'pref-default_model-name-hint pref-default_model-error' }
+              ? {
+                  'aria-invalid': true,
+                  'aria-describedby': 'pref-default_model-name-hint pref-default_model-error',
+                }
               : {})}
           />
         )}
@@ -176,7 +187,10 @@ function PreferencesForm({ user, initial, models, onSaved }) {
           maxLength={SYSTEM_PROMPT_MAX}
           value={form.system_prompt}
           onInput={set('system_prompt')}
-          hint={`Instructions given to the model before every conversation (${form.system_prompt.length} / ${SYSTEM_PROMPT_MAX} characters). Leave empty for parley's own prompt.`}
+          hint={
+            'Instructions given to the model before every conversation ' +
+            `(${form.system_prompt.length} / ${SYSTEM_PROMPT_MAX} characters). Leave empty for parley's own prompt.`
+          }
           {...errorProps('system_prompt')}
         />
         <ErrorMessage error={fieldError('system_prompt')} id="pref-system_prompt-error" />
@@ -252,7 +266,9 @@ export function PreferencesPage({ user }) {
         prefs.data && (
           <>
             <p class="muted" data-testid="prefs-updated">
-              {prefs.data.updated_at ? `Last saved ${fmtDate(prefs.data.updated_at)}.` : 'You are using the defaults.'}
+              {prefs.data.updated_at
+                ? `Last saved ${fmtDate(prefs.data.updated_at)}.`
+                : 'You are using the defaults.'}
             </p>
             <PreferencesForm
               user={user}

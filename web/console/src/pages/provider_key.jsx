@@ -4,7 +4,9 @@
 // saving, only the server's masked form (e.g. "sk-…abcd") is shown.
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { Confirm, ErrorMessage, Field, Loading, Notice, PageTitle, fmtDate, useAction, useLoad } from '../ui.jsx';
+import {
+  Confirm, ErrorMessage, Field, Loading, Notice, PageTitle, fmtDate, useAction, useLoad,
+} from '../ui.jsx';
 import './account.css';
 
 const DEFAULT_PROVIDER = 'openai'; // what the API assumes when no provider is named
@@ -216,7 +218,10 @@ export function ProviderKeyPage({ user, params }) {
       <Confirm
         open={confirming}
         title="Delete the provider key?"
-        message={`The key for “${provider}” is deleted from parley. Requests that need it will fail until you set a key again.`}
+        message={
+          `The key for “${provider}” is deleted from parley. ` +
+          'Requests that need it will fail until you set a key again.'
+        }
         confirmLabel="Delete key"
         danger
         onAnswer={(yes) => {
