@@ -315,6 +315,33 @@ test('a reload in the middle of an answer follows it on: the whole text, exactly
   await page.context().close();
 });
 
+test('a stream that breaks off is followed again from the last event shown', async () => {
+  const page = await openChat(alice);
+  // The answer's response is cut after its first 3 events (no terminal event): the page must
+  // follow the rest with ?after=3.
+  const resumed = [];
+  page.on('request', (r) => {
+    if (/\/stream\?after=/.test(r.url())) resumed.push(new URL(r.url()).search);
+  });
+  await page.route(/\/api\/v1\/conversations\/[^/]+\/messages$/, async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const res = await route.fetch();
+    const events = (await res.text()).split('\n\n').filter((e) => e.trim());
+    const headers = { ...res.headers() };
+    delete headers['transfer-encoding'];
+    delete headers['content-length'];
+    return route.fulfill({ status: res.status(), headers, body: `${events.slice(0, 3).join('\n\n')}\n\n` });
+  });
+  const text = words(10, 'cut');
+  await send(page, text);
+  const done = await watchAnswer(page);
+  assert.equal(done.status, 'complete');
+  assert.equal(done.text, reply(text));
+  assert.deepEqual(resumed, ['?after=3']);
+  expectNoProblems(assert, page);
+  await page.context().close();
+});
+
 test('markdown is rendered safely: no HTML from the text, code in <pre><code>, safe links', async () => {
   const page = await openChat(alice);
   await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
