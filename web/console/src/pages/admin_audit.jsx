@@ -197,7 +197,8 @@ export function AuditPage({ params }) {
 
   // Show the name of a user filtered by id (from the address) in the form once it is known.
   useEffect(() => {
-    if (filters.actorId && names[filters.actorId] && !draft.user) setDraft((d) => ({ ...d, user: names[filters.actorId] }));
+    const name = names[filters.actorId];
+    if (filters.actorId && name && !draft.user) setDraft((d) => ({ ...d, user: name }));
   }, [filters.actorId, names[filters.actorId]]);
 
   const forbidden = state.error && state.error.status === 403;
@@ -265,7 +266,8 @@ export function AuditPage({ params }) {
             <p class="muted" aria-live="polite">
               {state.total === 0
                 ? 'No events match.'
-                : `Showing ${fmtInt(state.items.length)} of ${fmtInt(state.total)} events${shownFiltered ? ' matching the filters' : ''}.`}
+                : `Showing ${fmtInt(state.items.length)} of ${fmtInt(state.total)} events` +
+                  `${shownFiltered ? ' matching the filters' : ''}.`}
             </p>
           )}
           {state.items.length > 0 && (
@@ -307,7 +309,9 @@ export function AuditPage({ params }) {
                           <span class="muted">—</span>
                         )}
                       </Cell>
-                      <Cell label="Client address">{ev.ip ? <code>{ev.ip}</code> : <span class="muted">—</span>}</Cell>
+                      <Cell label="Client address">
+                        {ev.ip ? <code>{ev.ip}</code> : <span class="muted">—</span>}
+                      </Cell>
                       <Cell label="Details" class="admin-detail">
                         {detailText(ev)}
                         {ev.request_id && (

@@ -4,7 +4,9 @@
 // it would refuse, and shows its answer when it refuses anyway.
 import { useRef, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
-import { Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, fmtCost, fmtDate, fmtInt, useAction, useLoad } from '../ui.jsx';
+import {
+  Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, fmtCost, fmtDate, fmtInt, useAction, useLoad,
+} from '../ui.jsx';
 import './admin.css';
 
 const PAGE_SIZE = 25;
@@ -77,7 +79,9 @@ export function Cell({ label, rowHeader = false, class: cls, children }) {
 }
 
 function StatusBadge({ active }) {
-  return <span class={`admin-badge ${active ? 'admin-badge-on' : 'admin-badge-off'}`}>{active ? 'Active' : 'Inactive'}</span>;
+  return (
+    <span class={`admin-badge ${active ? 'admin-badge-on' : 'admin-badge-off'}`}>{active ? 'Active' : 'Inactive'}</span>
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -106,12 +110,16 @@ function useUserActions({ ask, report, onChanged, onDeleted }) {
         active
           ? {
               title: `Activate ${u.username}?`,
-              message: `${u.username} will be able to sign in again and their service keys work again. Sessions ended by the deactivation stay ended.`,
+              message:
+                `${u.username} will be able to sign in again and their service keys work again. ` +
+                'Sessions ended by the deactivation stay ended.',
               confirmLabel: 'Activate',
             }
           : {
               title: `Deactivate ${u.username}?`,
-              message: `${u.username} is signed out everywhere and cannot sign in, and their service keys stop working, until an administrator activates the account again. Nothing is deleted.`,
+              message:
+                `${u.username} is signed out everywhere and cannot sign in, and their service keys stop ` +
+                'working, until an administrator activates the account again. Nothing is deleted.',
               confirmLabel: 'Deactivate',
               danger: true,
             },
@@ -126,7 +134,10 @@ function useUserActions({ ask, report, onChanged, onDeleted }) {
     run(async () => {
       const yes = await ask({
         title: `Delete ${u.username}?`,
-        message: `This deletes ${u.username}'s account and everything they own: conversations, preferences, service keys, their provider key and sessions. Audit events that name them are kept. This cannot be undone.`,
+        message:
+          `This deletes ${u.username}'s account and everything they own: conversations, preferences, ` +
+          'service keys, their provider key and sessions. Audit events that name them are kept. ' +
+          'This cannot be undone.',
         confirmLabel: 'Delete user',
         danger: true,
       });
@@ -165,7 +176,9 @@ function RoleSelect({ me, u, actions, id }) {
 
 function AccountButtons({ me, u, actions }) {
   if (me.role !== 'admin') return null;
-  if (me.id === u.id) return <span class="muted admin-self">Your own account: another administrator can change it.</span>;
+  if (me.id === u.id) {
+    return <span class="muted admin-self">Your own account: another administrator can change it.</span>;
+  }
   return (
     <div class="actions admin-row-actions">
       <button
@@ -176,7 +189,13 @@ function AccountButtons({ me, u, actions }) {
       >
         {u.is_active ? 'Deactivate' : 'Activate'}
       </button>
-      <button type="button" class="danger" aria-label={`Delete ${u.username}`} disabled={actions.busy} onClick={() => actions.remove(u)}>
+      <button
+        type="button"
+        class="danger"
+        aria-label={`Delete ${u.username}`}
+        disabled={actions.busy}
+        onClick={() => actions.remove(u)}
+      >
         Delete
       </button>
     </div>
@@ -272,7 +291,8 @@ function UserList({ me }) {
               ? data.search
                 ? `No user matches “${data.search}”.`
                 : 'No users.'
-              : `Users ${first}–${last} of ${fmtInt(data.total)}${data.search ? ` matching “${data.search}”` : ''}`}
+              : `Users ${first}–${last} of ${fmtInt(data.total)}` +
+                (data.search ? ` matching “${data.search}”` : '')}
           </p>
           {data.items.length > 0 && (
             <div class="table-wrap" tabIndex={0} role="region" aria-label="Users">
@@ -318,10 +338,18 @@ function UserList({ me }) {
           )}
           {data.total > PAGE_SIZE && (
             <nav class="actions admin-pager" aria-label="Pages of users">
-              <button type="button" disabled={offset === 0 || list.loading} onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}>
+              <button
+                type="button"
+                disabled={offset === 0 || list.loading}
+                onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}
+              >
                 Previous page
               </button>
-              <button type="button" disabled={last >= data.total || list.loading} onClick={() => setOffset(offset + PAGE_SIZE)}>
+              <button
+                type="button"
+                disabled={last >= data.total || list.loading}
+                onClick={() => setOffset(offset + PAGE_SIZE)}
+              >
                 Next page
               </button>
             </nav>
@@ -347,7 +375,9 @@ function UserList({ me }) {
 
 // The create dialog's form (mounted afresh each time the dialog opens, so it starts empty).
 function CreateUserForm({ onCancel, onCreated }) {
-  const [form, setForm] = useState({ username: '', email: '', password: '', phone_number: '', role: 'user', is_active: true });
+  const [form, setForm] = useState({
+    username: '', email: '', password: '', phone_number: '', role: 'user', is_active: true,
+  });
   const [submit, busy, error] = useAction(async () => {
     const body = { ...form, username: form.username.trim(), email: form.email.trim() };
     if (!body.phone_number.trim()) delete body.phone_number;
@@ -377,7 +407,16 @@ function CreateUserForm({ onCancel, onCreated }) {
         value={form.username}
         onInput={set('username')}
       />
-      <Field label="Email" name="email" type="email" autocomplete="off" required aria-invalid={invalid('email')} value={form.email} onInput={set('email')} />
+      <Field
+        label="Email"
+        name="email"
+        type="email"
+        autocomplete="off"
+        required
+        aria-invalid={invalid('email')}
+        value={form.email}
+        onInput={set('email')}
+      />
       <Field
         label="Password"
         name="password"
@@ -409,7 +448,11 @@ function CreateUserForm({ onCancel, onCreated }) {
       </Field>
       <div class="field admin-check">
         <label>
-          <input type="checkbox" checked={form.is_active} onChange={(e) => setForm({ ...form, is_active: e.currentTarget.checked })} />{' '}
+          <input
+            type="checkbox"
+            checked={form.is_active}
+            onChange={(e) => setForm({ ...form, is_active: e.currentTarget.checked })}
+          />{' '}
           Active (can sign in)
         </label>
       </div>
@@ -485,7 +528,15 @@ function UserDetail({ me, id, navigate }) {
             {me.role === 'admin' && (
               <>
                 <dt>Last sign-in</dt>
-                <dd data-testid="last-sign-in">{lastSignIn.loading ? '…' : lastSignIn.error ? 'unknown' : lastSignIn.data ? fmtDate(lastSignIn.data) : 'never'}</dd>
+                <dd data-testid="last-sign-in">
+                  {lastSignIn.loading
+                    ? '…'
+                    : lastSignIn.error
+                      ? 'unknown'
+                      : lastSignIn.data
+                        ? fmtDate(lastSignIn.data)
+                        : 'never'}
+                </dd>
               </>
             )}
             <dt>Id</dt>
@@ -524,7 +575,7 @@ const limitText = (v, fmt) => (v === null || v === undefined || v === 0 ? 'no li
 
 function toForm(limits) {
   const f = { budget_period: limits.budget_period || 'month' };
-  for (const { key } of LIMIT_FIELDS) f[key] = limits[key] === null || limits[key] === undefined ? '' : String(limits[key]);
+  for (const { key } of LIMIT_FIELDS) f[key] = limits[key] === null || limits[key] === undefined ? '' : `${limits[key]}`;
   return f;
 }
 
@@ -622,8 +673,9 @@ function InUse({ limits, onRefresh, refreshing }) {
   const rows = [
     ['Requests per minute', limits.rate_limit_per_minute, now && fmtInt(now.requests_last_minute), fmtInt],
     ['Tokens per minute', limits.tokens_per_minute, now && fmtInt(now.tokens_last_minute), fmtInt],
-    ['Token budget', limits.token_budget, now && 'budget_tokens_used' in now ? fmtInt(now.budget_tokens_used) : null, fmtInt],
-    ['Spend budget', limits.spend_budget_usd, now && 'budget_spend_usd' in now ? fmtCost(now.budget_spend_usd) : null, fmtCost],
+    // The budget figures exist only while a budget is set.
+    ['Token budget', limits.token_budget, now?.budget_tokens_used != null ? fmtInt(now.budget_tokens_used) : null, fmtInt],
+    ['Spend budget', limits.spend_budget_usd, now?.budget_spend_usd != null ? fmtCost(now.budget_spend_usd) : null, fmtCost],
   ];
   return (
     <div class="admin-inuse">
@@ -665,7 +717,9 @@ function InUse({ limits, onRefresh, refreshing }) {
           Refresh use
         </button>
         {now && now.window_resets_in_ms > 0 && (
-          <span class="muted">The oldest call of the last minute leaves the window in {Math.ceil(now.window_resets_in_ms / 1000)} s.</span>
+          <span class="muted">
+            The oldest call of the last minute leaves the window in {Math.ceil(now.window_resets_in_ms / 1000)} s.
+          </span>
         )}
       </div>
     </div>
