@@ -1,4 +1,4 @@
-// GET /api/v1/audit (admin): security events, newest first, paginated, filterable.
+// GET /api/v1/audit (admins and managers): security events, newest first, paginated, filterable.
 #include <boost/json.hpp>
 
 #include "api/deps.hpp"
@@ -23,6 +23,17 @@ void register_audit_routes(http::Router& router, IdentityDeps& d) {
     q.page = {page->limit, page->offset};
     if (auto a = ctx.query("action"); a && !a->empty()) q.action = a->substr(0, 128);
     if (auto a = ctx.query("actor_user_id"); a && !a->empty()) q.actor_user_id = a->substr(0, 64);
+    for (auto [name, bound] : {std::pair{"since", &q.since_ms}, std::pair{"until", &q.until_ms}}) {
+      auto text = ctx.query(name);
+      if (!text || text->empty()) continue;
+      *bound = parse_iso8601(*text);
+      if (!*bound) {
+        co_return error_of(Error(ErrorKind::kValidation,
+                                 fmt::format("{} must be an ISO 8601 time, e.g. 2026-01-02T03:04:05Z", name),
+                                 std::string(name)),
+                           ctx);
+      }
+    }
     auto events = co_await d.pool.run([&] { return d.audit.list(*who, q); });
     if (!events) co_return error_of(events.error(), ctx);
     co_return http::json_response(StatusCode::ok,

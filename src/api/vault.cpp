@@ -109,6 +109,56 @@ void register_vault_routes(http::Router& router, VaultDeps& d) {
         co_return Response{StatusCode::no_content, 11};
       },
       "Delete a user's provider API key");
+
+  router.add(
+      Method::get, "/api/v1/users/{user_id}/provider-keys",
+      [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+        auto who = co_await d.authenticator.authenticate(ctx);
+        if (!who) co_return error_of(who.error(), ctx);
+        std::string user_id(ctx.param("user_id"));
+        auto keys = co_await d.pool.run([&] { return d.vault.list_masked(*who, user_id); });
+        if (!keys) co_return error_of(keys.error(), ctx);
+        bj::array data;
+        for (const auto& key : *keys) {
+          data.push_back(bj::object{{"provider", key.provider},
+                                    {"api_key_masked", key.masked},
+                                    {"created_at", iso8601(key.created_at)},
+                                    {"updated_at", iso8601(key.updated_at)}});
+        }
+        Response res = http::json_response(StatusCode::ok, bj::object{{"data", std::move(data)}});
+        res.set(boost::beast::http::field::cache_control, "no-store");
+        co_return res;
+      },
+      "List a user's provider API keys, masked");
+
+  router.add(
+      Method::get, "/api/v1/providers",
+      [&d](RequestContext& ctx) -> asio::awaitable<Response> {
+        auto who = co_await d.authenticator.authenticate(ctx);
+        if (!who) co_return error_of(who.error(), ctx);
+        bj::array data;
+        if (d.providers != nullptr) {
+          for (const auto& entry : d.providers->entries()) {
+            const char* credentials = "byok";
+            const char* user_key = "required";
+            if (entry.credentials == provider::Credentials::kSystem) {
+              credentials = "system";
+              user_key = "unused";
+            } else if (entry.credentials == provider::Credentials::kByokOrSystem) {
+              credentials = "byok_or_system";
+              user_key = "optional";
+            }
+            bj::array models;
+            for (const auto& m : entry.models) models.emplace_back(m);
+            data.push_back(bj::object{{"name", entry.provider->name()},
+                                      {"credentials", credentials},
+                                      {"models", std::move(models)},
+                                      {"user_key", user_key}});
+          }
+        }
+        co_return http::json_response(StatusCode::ok, bj::object{{"data", std::move(data)}});
+      },
+      "List the configured providers and whether they take the user's own key");
 }
 
 }  // namespace parley::api

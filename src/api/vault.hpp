@@ -8,6 +8,11 @@
 // first 3 and last 4 characters). Authenticated by access token or service key; the owner and
 // admins may write, managers may read, anyone else gets 404 (services/vault_service.hpp).
 //
+// GET /api/v1/users/{user_id}/provider-keys → 200 {data: [masked form, …]}: every key the user keeps.
+// GET /api/v1/providers → 200 {data: [{name, credentials, models, user_key}]}: the configured
+// providers (never their address or system key), so that a client can offer the providers that
+// take the user's own key. Any authenticated caller.
+//
 // verify: true tries the key with the provider (the injected verifier) before storing it: a key
 // the provider refuses is not stored (400 INVALID_API_KEY); without a verifier the request is
 // refused with 503 SERVICE_UNAVAILABLE and nothing is stored.
@@ -23,6 +28,7 @@
 #include "crypto/secret.hpp"
 #include "http/blocking_pool.hpp"
 #include "http/router.hpp"
+#include "provider/provider.hpp"
 #include "services/vault_service.hpp"
 
 namespace parley::api {
@@ -39,6 +45,8 @@ struct VaultDeps {
   http::BlockingPool& pool;
   const Clock& clock;
   KeyVerifier verifier;  // empty: `verify: true` is refused
+  // The configured providers, for GET /api/v1/providers (set once they are built).
+  const provider::ProviderRegistry* providers = nullptr;
 };
 
 void register_vault_routes(http::Router& router, VaultDeps& deps);

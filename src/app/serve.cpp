@@ -276,6 +276,7 @@ struct Components {
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
     usage_reader = std::make_unique<services::UsageService>(*db, clock);
     usage_deps = std::make_unique<api::UsageDeps>(api::UsageDeps{*usage_reader, *authenticator, *blocking});
+    vault_deps->providers = &providers;
     vault_deps->verifier = [this](std::string provider_name, crypto::Secret key) {
       return verify_provider_key(providers, std::move(provider_name), std::move(key));
     };

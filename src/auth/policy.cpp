@@ -35,12 +35,12 @@ Status authorize(const Principal& who, Operation operation) {
     case Operation::kListUsers:
     case Operation::kListAllKeys:
     case Operation::kReadAnyUsage:
+    case Operation::kReadAudit:
       if (who.role == Role::kAdmin || who.role == Role::kManager) return {};
       break;
     case Operation::kCreateUser:
     case Operation::kChangeRole:
     case Operation::kChangeActive:
-    case Operation::kReadAudit:
     case Operation::kSetLimits:
       if (who.role == Role::kAdmin) return {};
       break;

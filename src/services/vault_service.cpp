@@ -192,6 +192,20 @@ Result<MaskedProviderKey> VaultService::get_masked(const auth::Principal& who, s
   return masked_of(**found);
 }
 
+Result<std::vector<MaskedProviderKey>> VaultService::list_masked(const auth::Principal& who,
+                                                                 std::string_view user_id) {
+  if (auto s = auth::authorize_owned(who, auth::Access::kRead, user_id); !s)
+    return std::unexpected(s.error());
+  store::ProviderKeyStore store(db_);
+  auto found = store.list_for_user(user_id);
+  if (!found) return std::unexpected(found.error());
+  std::vector<MaskedProviderKey> out;
+  out.reserve(found->size());
+  for (const auto& k : *found) out.push_back(masked_of(k));
+  std::ranges::sort(out, {}, &MaskedProviderKey::provider);
+  return out;
+}
+
 Status VaultService::remove(const auth::Principal& who, std::string_view user_id, std::string_view provider,
                             const RequestMeta& meta) {
   if (auto s = auth::authorize_owned(who, auth::Access::kWrite, user_id); !s) return s;

@@ -137,6 +137,9 @@ class VaultService {
   Result<MaskedProviderKey> get_masked(const auth::Principal& who, std::string_view user_id,
                                        std::string_view provider);
 
+  // Every key the user keeps (masked), by provider name.
+  Result<std::vector<MaskedProviderKey>> list_masked(const auth::Principal& who, std::string_view user_id);
+
   // Deletes the key; kNotFound when there is none. Records "provider_key.deleted".
   Status remove(const auth::Principal& who, std::string_view user_id, std::string_view provider,
                 const RequestMeta& meta);

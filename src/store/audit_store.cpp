@@ -53,6 +53,13 @@ Result<Page<AuditEvent>> AuditStore::list(const AuditQuery& query) {
   };
   add_filter("actor_user_id", query.actor_user_id);
   add_filter("action", query.action);
+  auto add_bound = [&](std::string_view op, const std::optional<std::int64_t>& value) {
+    if (!value) return;
+    where += where.empty() ? " WHERE " : " AND ";
+    where += fmt::format("created_at {} {}", op, params.add(*value));
+  };
+  add_bound(">=", query.since_ms);
+  add_bound("<", query.until_ms);
 
   Result<QueryResult> total = db_.query("SELECT COUNT(*) FROM audit_events" + where, params.span());
   if (!total) return forward_error(total);

@@ -32,6 +32,8 @@ struct AuditQuery {
   PageRequest page;
   std::optional<std::string> actor_user_id;  // only this actor's events
   std::optional<std::string> action;         // only this action
+  std::optional<std::int64_t> since_ms;      // only events at or after (unix ms)
+  std::optional<std::int64_t> until_ms;      // only events before (unix ms)
 };
 
 class AuditStore {

@@ -876,12 +876,24 @@ describe(`identity (${BACKEND})`, () => {
       const byActor = await auditEvents(p, adminToken, `&actor_user_id=${admin.id}`);
       assert.ok(byActor.length >= 1);
       assert.ok(byActor.every((e) => e.actor_user_id === admin.id));
+      // A time range: since is inclusive, until exclusive.
+      const newest = all.body.items[0];
+      const at = Date.parse(newest.created_at);
+      const since = await auditEvents(p, adminToken, `&since=${new Date(at).toISOString()}`);
+      assert.ok(since.some((e) => e.id === newest.id));
+      assert.ok(since.every((e) => Date.parse(e.created_at) >= at));
+      const until = await auditEvents(p, adminToken, `&until=${new Date(at).toISOString()}`);
+      assert.ok(until.every((e) => Date.parse(e.created_at) < at));
+      assert.equal(until.length + since.length, Math.min(200, all.body.total));
+      expectValidation(await api(p, 'GET', '/api/v1/audit?since=yesterday', { token: adminToken }), 'since');
     });
 
-    test('only admins read the audit log', async () => {
+    test('admins and managers read the audit log; users do not', async () => {
       const u = await createUser(p, adminToken, 'audit_peeker', { role: 'manager' });
       const t = (await loginOk(p, u.username, u.password)).access_token;
-      const r = await api(p, 'GET', '/api/v1/audit', { token: t });
+      expectStatus(await api(p, 'GET', '/api/v1/audit', { token: t }), 200);
+      const plain = await createUser(p, adminToken, 'audit_user', { role: 'user' });
+      const r = await api(p, 'GET', '/api/v1/audit', { token: (await loginOk(p, plain.username, plain.password)).access_token });
       expectStatus(r, 403);
       expectErrorEnvelope(assert, r.body, 'FORBIDDEN');
       expectStatus(await api(p, 'GET', '/api/v1/audit'), 401);

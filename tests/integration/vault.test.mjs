@@ -420,6 +420,20 @@ describe(`verify: true against the provider (${BACKEND})`, () => {
     assert.equal((await requests()).length, 0);
   });
 
+  test('GET /api/v1/providers names the providers and whether they take the user\'s key; /provider-keys lists the user\'s keys', async () => {
+    const r = await api(p, 'GET', '/api/v1/providers', { token: user.token });
+    expectStatus(r, 200);
+    const mockEntry = r.body.data.find((x) => x.name === 'mock');
+    assert.deepEqual(mockEntry, { name: 'mock', credentials: 'byok', models: ['mock-*'], user_key: 'required' });
+    assert.doesNotMatch(r.text, new RegExp(mock.base.replace(/[.:/]/g, '\\$&')), 'no provider address');
+    expectStatus(await api(p, 'GET', '/api/v1/providers'), 401);
+    const keys = await api(p, 'GET', `/api/v1/users/${user.id}/provider-keys`, { token: user.token });
+    expectStatus(keys, 200);
+    assert.equal(keys.headers.get('cache-control'), 'no-store');
+    assert.deepEqual(keys.body.data.map((k) => k.provider), ['mock']);
+    expectMasked(keys.body.data[0].api_key_masked, goodKey);
+  });
+
   test('an unknown provider is 422 naming it; nothing is stored', async () => {
     const r = await api(p, 'PUT', route(user.id), {
       token: user.token, body: { api_key: newProviderKey(), provider: 'nosuchprovider', verify: true },

@@ -102,7 +102,7 @@ TEST(Authorize, EveryRoleAndOperation) {
       {Operation::kCreateUser, "create user", false, false, true},
       {Operation::kChangeRole, "change role", false, false, true},
       {Operation::kChangeActive, "change active", false, false, true},
-      {Operation::kReadAudit, "read audit", false, false, true},
+      {Operation::kReadAudit, "read audit", false, true, true},
       {Operation::kListAllKeys, "list all keys", false, true, true},
       {Operation::kReadAnyUsage, "read any usage", false, true, true},
   };
