@@ -149,3 +149,24 @@ test('at phone width the navigation folds behind a menu button', async () => {
   expectNoProblems(assert, page);
   await page.context().close();
 });
+
+test('the access token is renewed through the cookie before it expires, without the user noticing', async () => {
+  const short = await startStack({ env: { PARLEY_AUTH_ACCESS_TOKEN_TTL_S: '60' } });
+  try {
+    await makeUser(short.url, 'renewer');
+    const page = await openPage(browser, short.url);
+    await signIn(page, 'renewer');
+    // expires_in 60 → the console renews about 30 s after signing in.
+    const renewed = await page.waitForResponse(
+      (r) => r.url().endsWith('/api/v1/auth/refresh') && r.request().method() === 'POST', { timeout: 50000 });
+    assert.equal(renewed.status(), 200);
+    assert.equal((await renewed.json()).refresh_token, undefined);
+    await page.getByRole('link', { name: 'Service keys' }).click();
+    await page.getByRole('heading', { name: 'Service keys' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Sign in' }).count(), 0, 'still signed in');
+    expectNoProblems(assert, page);
+    await page.context().close();
+  } finally {
+    await short.stop();
+  }
+});
