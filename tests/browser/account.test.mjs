@@ -1,25 +1,60 @@
-// "My provider key" and "Preferences": a provider key set with the provider's verification (parley-mock
-// accepts one key only), refused keys not stored, the secret never in the page, deletion; preferences
-// saved, read back after a reload and through the API, a server validation error at its field.
+// "My provider key" and "Preferences". Two providers take the user's own key here: "mock" (byok:
+// required) and "spare" (byok_or_system: optional), both served by one parley-mock that accepts
+// only the keys below and the system key (--require-key). The page lists both with their models and
+// wording, sets a key with the provider's verification (a refused key is not stored), shows it
+// masked only, replaces and deletes it; a deployment where no provider takes user keys says so.
+// Preferences: saved, read back after a reload and through the API, a server validation error at
+// its field.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startStack, launchBrowser, openPage, expectNoProblems, expectAccessible, screenshot, makeUser,
   signIn, call, PHONE,
 } from './harness.mjs';
+import { mockProviderConfig, providerKey, startMock, startParley } from '../integration/harness.mjs';
 
-// Made-up provider keys: parley-mock accepts GOOD_KEY only (--require-key); the provider is "mock".
+// Made-up provider keys: parley-mock accepts GOOD_KEY and SPARE_KEY only (and the system key).
 const GOOD_KEY = 'sk-account-good-7f3a9c2e41b8d605';
+const SPARE_KEY = 'sk-account-spare-5e4d3c2b1a09f8e7';
+const SPARE_KEY_2 = 'sk-account-spare-2-a1b2c3d4e5f60718';
 const WRONG_KEY = 'sk-account-wrong-0d9e8f7a6b5c4321';
-const CHAT = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }] };
+const chatWith = (model) => ({ model, messages: [{ role: 'user', content: 'hello there' }] });
 
 let stack;
 let browser;
 let alice;
 let bob;
 
+// parley with the providers "mock" (byok, models gpt-*, mock-*, text-embedding-*) and "spare"
+// (byok_or_system, models spare-*), both at one parley-mock; the console of PARLEY_CONSOLE_DIR.
+async function startTwoProviders() {
+  const systemKey = providerKey('system');
+  const mock = await startMock(['--require-key', [GOOD_KEY, SPARE_KEY, SPARE_KEY_2, systemKey].join(',')]);
+  const spare = `
+[[providers]]
+name = "spare"
+base_url = "${mock.url}/v1"
+credentials = "byok_or_system"
+api_key_env = "ACCOUNT_SYSTEM_KEY"
+models = ["spare-*"]
+`;
+  const config = mockProviderConfig(mock.url, { credentials: 'byok', keyEnv: 'ACCOUNT_SYSTEM_KEY', extraConfig: spare });
+  const dir = process.env.PARLEY_CONSOLE_DIR;
+  let p;
+  try {
+    p = await startParley({
+      args: ['--config', config],
+      env: { ACCOUNT_SYSTEM_KEY: systemKey, ...(dir ? { PARLEY_CONSOLE_DIR: dir } : {}) },
+    });
+  } catch (e) {
+    await mock.stop();
+    throw e;
+  }
+  return { url: p.url, mock, systemKey, stop: async () => { await p.stop(); await mock.stop(); } };
+}
+
 before(async () => {
-  stack = await startStack({ credentials: 'byok', mockKeys: [GOOD_KEY] });
+  stack = await startTwoProviders();
   browser = await launchBrowser();
   const root = await makeUser(stack.url, 'root'); // the first user is the admin
   alice = await makeUser(stack.url, 'alice', { adminToken: root.token });
@@ -30,100 +65,203 @@ after(async () => {
   await stack?.stop();
 });
 
-const keyRoute = (u, provider = 'mock') => `/api/v1/users/${u.id}/api-key?provider=${provider}`;
+const keysRoute = (u) => `/api/v1/users/${u.id}/provider-keys`;
+const storedKeys = async (u, token = u.token) => {
+  const r = await call(stack.url, 'GET', keysRoute(u), { token });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.data;
+};
+// The row of a provider in the table (its row header is the provider's name).
+const row = (page, name) =>
+  page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
 
-test('a provider key is verified with the provider, shown masked only, and deleted', async () => {
+test('the providers that take the user\'s key are listed; a key is verified, shown masked only, and deleted', async () => {
   const page = await openPage(browser, stack.url);
   await signIn(page, alice.username);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My provider key' }).click();
   await page.getByRole('heading', { name: 'My provider key', level: 1 }).waitFor();
 
-  // No key yet: the page says what a provider key is for; the API agrees (API_KEY_NOT_CONFIGURED).
-  await page.getByText('No key is set for “openai” yet').waitFor();
-  await page.getByLabel('Provider', { exact: true }).fill('mock');
-  await page.getByRole('button', { name: 'Show this provider' }).click();
-  const empty = page.getByTestId('no-provider-key');
-  await empty.getByText('No key is set for “mock” yet').waitFor();
-  assert.match(await empty.textContent(), /API_KEY_NOT_CONFIGURED/);
-  assert.match(await empty.textContent(), /your own API key from a model provider/);
-  const before = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: CHAT });
-  assert.equal(before.status, 400);
-  assert.equal(before.body.error.code, 'API_KEY_NOT_CONFIGURED');
+  // Both providers, with their models and whether the user's key is required or optional; the
+  // built-in "demo" provider (server key only) is not listed.
+  const table = page.getByRole('table');
+  await row(page, 'mock').waitFor();
+  assert.equal(await table.getByRole('rowheader').count(), 2);
+  assert.deepEqual(await table.getByRole('rowheader').allTextContents(), ['mock', 'spare']);
+  const mockRow = row(page, 'mock');
+  const spareRow = row(page, 'spare');
+  assert.match(await mockRow.textContent(), /gpt-\*.*mock-\*.*text-embedding-\*/);
+  assert.match(await mockRow.textContent(), /Required: its models answer only with your key/);
+  assert.match(await spareRow.textContent(), /spare-\*/);
+  assert.match(await spareRow.textContent(), /Optional: the server's key is used when you set none/);
+  assert.match(await mockRow.getByTestId('no-key').textContent(), /No key.*API_KEY_NOT_CONFIGURED/);
+  assert.match(await spareRow.getByTestId('no-key').textContent(), /No key.*server's key is used/);
+  assert.equal(await mockRow.getByRole('button', { name: 'Delete key for mock' }).count(), 0, 'nothing to delete yet');
+
+  // No key for the required provider: the page says what that means; the API agrees.
+  const missing = page.getByTestId('missing-keys');
+  assert.match(await missing.textContent(), /You have no key yet for “mock”.*API_KEY_NOT_CONFIGURED/s);
+  let r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('gpt-4o-mini') });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.code, 'API_KEY_NOT_CONFIGURED');
+  r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('spare-1') });
+  assert.equal(r.status, 200, 'the optional provider answers with the server key');
   await expectAccessible(assert, page, 'provider key page, no key');
 
   // A key the provider refuses: a clear message, the field emptied, nothing stored.
-  const keyField = page.getByLabel('API key for “mock”');
+  await mockRow.getByRole('button', { name: 'Set key for mock' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Set your key for “mock”' });
+  await dialog.waitFor();
+  const keyField = dialog.getByLabel('API key for “mock”');
   assert.equal(await keyField.getAttribute('type'), 'password');
-  assert.equal(await page.getByLabel('Verify with the provider before saving').isChecked(), true);
+  assert.equal(await dialog.getByLabel('Verify with the provider before saving').isChecked(), true);
+  await expectAccessible(assert, page, 'provider key page, set dialog');
   await keyField.fill(WRONG_KEY);
-  await page.getByRole('button', { name: 'Save key' }).click();
-  const refused = page.getByRole('alert').filter({ hasText: 'The provider refused this key' });
+  await dialog.getByRole('button', { name: 'Save key' }).click();
+  const refused = dialog.getByRole('alert').filter({ hasText: 'The provider refused this key' });
   await refused.waitFor();
   assert.match(await refused.textContent(), /INVALID_API_KEY/);
   assert.equal(await keyField.inputValue(), '', 'the refused key leaves the field');
-  assert.equal((await call(stack.url, 'GET', keyRoute(alice), { token: alice.token })).status, 404, 'not stored');
+  assert.deepEqual(await storedKeys(alice), [], 'not stored');
   assert.ok(!(await page.content()).includes(WRONG_KEY));
 
-  // The right key: verified, stored, shown masked; the secret appears nowhere in the page.
+  // The right key: verified, stored, listed masked; the secret appears nowhere in the page.
   await keyField.fill(GOOD_KEY);
-  await page.getByRole('button', { name: 'Save key' }).click();
-  await page.getByRole('status').filter({ hasText: 'The provider accepted the key' }).waitFor();
-  const masked = await page.getByTestId('masked-key').textContent();
+  await dialog.getByRole('button', { name: 'Save key' }).click();
+  await page.getByRole('status').filter({ hasText: 'The provider accepted the key for “mock”' }).waitFor();
+  assert.equal(await dialog.count(), 0, 'the dialog is closed');
+  assert.equal(await page.locator('input[type="password"]').count(), 0, 'the key field is gone with the dialog');
+  const masked = await mockRow.getByTestId('masked-key').textContent();
   assert.match(masked, /^sk-.{1,3}d605$/, `masked form: ${masked}`);
-  const stored = await call(stack.url, 'GET', keyRoute(alice), { token: alice.token });
-  assert.equal(stored.status, 200);
-  assert.equal(stored.body.api_key_masked, masked);
-  assert.equal(stored.body.provider, 'mock');
-  assert.equal(await keyField.inputValue(), '');
+  const stored = await storedKeys(alice);
+  assert.equal(stored.length, 1);
+  assert.equal(stored[0].provider, 'mock');
+  assert.equal(stored[0].api_key_masked, masked);
   assert.ok(!(await page.content()).includes(GOOD_KEY), 'the key is not in the DOM');
   assert.ok(!(await page.content()).includes('7f3a9c2e41b8'), 'no part of the key beyond the mask');
-  const chat = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: CHAT });
-  assert.equal(chat.status, 200, 'the stored key is the one the provider accepts');
-  await page.getByRole('heading', { name: 'Replace the key' }).waitFor();
+  assert.equal(await page.getByTestId('missing-keys').count(), 0);
+  assert.equal(await spareRow.getByTestId('masked-key').count(), 0, 'the other provider still has none');
+  r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('gpt-4o-mini') });
+  assert.equal(r.status, 200, 'the stored key is the one the provider accepts');
+  await mockRow.getByRole('button', { name: 'Replace key for mock' }).waitFor();
   await expectAccessible(assert, page, 'provider key page, key set');
   await screenshot(page, 'provider-key');
 
-  // After a reload the page shows the stored key (masked) for the provider in the address.
+  // After a reload at the provider's address: the key listed (masked), that row's button focused.
   await page.goto('/console#/provider-key/mock');
-  await page.getByTestId('masked-key').waitFor();
-  assert.equal(await page.getByTestId('masked-key').textContent(), masked);
+  await mockRow.getByTestId('masked-key').waitFor();
+  assert.equal(await mockRow.getByTestId('masked-key').textContent(), masked);
   assert.ok(!(await page.content()).includes(GOOD_KEY));
+  await page.waitForFunction(() => document.activeElement?.textContent === 'Replace key for mock');
 
   // Another user does not see it.
-  assert.equal((await call(stack.url, 'GET', keyRoute(alice), { token: bob.token })).status, 404);
+  assert.equal((await call(stack.url, 'GET', keysRoute(alice), { token: bob.token })).status, 404);
 
   // Delete, after a confirmation.
-  await page.getByRole('button', { name: 'Delete key' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Delete the provider key?' });
-  await dialog.waitFor();
+  await mockRow.getByRole('button', { name: 'Delete key for mock' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Delete the provider key?' });
+  await confirm.waitFor();
+  assert.match(await confirm.textContent(), /API_KEY_NOT_CONFIGURED/);
   await expectAccessible(assert, page, 'provider key delete dialog');
-  await dialog.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await call(stack.url, 'GET', keyRoute(alice), { token: alice.token })).status, 200, 'cancel keeps it');
-  await page.getByRole('button', { name: 'Delete key' }).click();
-  await dialog.getByRole('button', { name: 'Delete key' }).click();
-  await page.getByTestId('no-provider-key').waitFor();
-  await page.getByRole('status').filter({ hasText: 'The key is deleted.' }).waitFor();
-  assert.equal((await call(stack.url, 'GET', keyRoute(alice), { token: alice.token })).status, 404);
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal((await storedKeys(alice)).length, 1, 'cancel keeps it');
+  await mockRow.getByRole('button', { name: 'Delete key for mock' }).click();
+  await confirm.getByRole('button', { name: 'Delete key' }).click();
+  await page.getByRole('status').filter({ hasText: 'The key for “mock” is deleted.' }).waitFor();
+  await mockRow.getByTestId('no-key').waitFor();
+  await page.getByTestId('missing-keys').waitFor();
+  assert.deepEqual(await storedKeys(alice), []);
   expectNoProblems(assert, page);
   await page.context().close();
 });
 
-test('a key saved without verification is stored as typed', async () => {
+test('at phone width, an optional provider\'s key is saved without verification, replaced, used, and deleted', async () => {
   const page = await openPage(browser, stack.url, { viewport: PHONE });
   await signIn(page, bob.username);
-  await page.goto('/console#/provider-key/mock');
-  await page.getByTestId('no-provider-key').waitFor();
-  await page.getByLabel('Verify with the provider before saving').uncheck();
-  // The provider would refuse it, but nobody asks the provider.
-  await page.getByLabel('API key for “mock”').fill(WRONG_KEY);
-  await page.getByRole('button', { name: 'Save key' }).click();
-  await page.getByRole('status').filter({ hasText: 'not verified' }).waitFor();
-  await page.getByTestId('masked-key').waitFor();
-  assert.ok(!(await page.content()).includes(WRONG_KEY));
-  assert.equal((await call(stack.url, 'GET', keyRoute(bob), { token: bob.token })).status, 200);
+  await page.goto('/console#/provider-key');
+  const spareRow = row(page, 'spare');
+  await spareRow.getByTestId('no-key').waitFor();
+
+  // Without verification: nobody asks the provider, the key is stored as typed.
+  await stack.mock.reset();
+  await spareRow.getByRole('button', { name: 'Set key for spare' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Set your key for “spare”' });
+  await dialog.getByLabel('Verify with the provider before saving').uncheck();
+  await dialog.getByLabel('API key for “spare”').fill(SPARE_KEY);
+  await dialog.getByRole('button', { name: 'Save key' }).click();
+  await page.getByRole('status').filter({ hasText: 'The key for “spare” is saved (not verified).' }).waitFor();
+  assert.match(await spareRow.getByTestId('masked-key').textContent(), /^sk-.{1,3}f8e7$/);
+  assert.deepEqual(await stack.mock.requests(), [], 'not verified: the provider was not asked');
+  const first = (await storedKeys(bob))[0];
+  assert.equal(first.provider, 'spare');
+  assert.ok(!(await page.content()).includes(SPARE_KEY));
   await expectAccessible(assert, page, 'provider key page at phone width');
+  await screenshot(page, 'provider-key-phone');
+
+  // Replaced (verified this time): first added stays, the new key is the one sent to the provider.
+  await spareRow.getByRole('button', { name: 'Replace key for spare' }).click();
+  dialog = page.getByRole('dialog', { name: 'Replace your key for “spare”' });
+  await dialog.waitFor();
+  await expectAccessible(assert, page, 'replace dialog at phone width');
+  await dialog.getByLabel('API key for “spare”').fill(SPARE_KEY_2);
+  await dialog.getByRole('button', { name: 'Replace key' }).click();
+  await page.getByRole('status').filter({ hasText: 'The provider accepted the key for “spare”' }).waitFor();
+  await spareRow.getByText(/^First added /).waitFor();
+  assert.match(await spareRow.getByTestId('masked-key').textContent(), /^sk-.{1,3}0718$/);
+  const second = (await storedKeys(bob))[0];
+  assert.equal(second.created_at, first.created_at);
+  assert.notEqual(second.updated_at, first.updated_at);
+  await stack.mock.reset();
+  const r = await call(stack.url, 'POST', '/v1/chat/completions', { token: bob.token, body: chatWith('spare-1') });
+  assert.equal(r.status, 200);
+  assert.deepEqual((await stack.mock.requests()).map((q) => q.authorization), [`Bearer ${SPARE_KEY_2}`]);
+  assert.ok(!(await page.content()).includes(SPARE_KEY_2));
+
+  // Deleted: the server's key answers again.
+  await spareRow.getByRole('button', { name: 'Delete key for spare' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Delete the provider key?' });
+  assert.match(await confirm.textContent(), /server's key/);
+  await confirm.getByRole('button', { name: 'Delete key' }).click();
+  await spareRow.getByTestId('no-key').waitFor();
+  assert.deepEqual(await storedKeys(bob), []);
+  await stack.mock.reset();
+  assert.equal((await call(stack.url, 'POST', '/v1/chat/completions', { token: bob.token, body: chatWith('spare-1') })).status, 200);
+  assert.deepEqual((await stack.mock.requests()).map((q) => q.authorization), [`Bearer ${stack.systemKey}`]);
   expectNoProblems(assert, page);
   await page.context().close();
+});
+
+test('where no provider takes user keys the page says so, and lists keys kept from before for deletion', async () => {
+  const system = await startStack({ credentials: 'system' });
+  try {
+    const root = await makeUser(system.url, 'root');
+    // A key kept for a provider this deployment does not have (e.g. set before a change of setup).
+    const put = await call(system.url, 'PUT', `/api/v1/users/${root.id}/api-key`, {
+      token: root.token, body: { api_key: 'sk-old-openai-key-1234', provider: 'openai' },
+    });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const page = await openPage(browser, system.url);
+    await signIn(page, root.username);
+    await page.goto('/console#/provider-key');
+    const none = page.getByTestId('no-user-key-providers');
+    await none.waitFor();
+    assert.match(await none.textContent(), /No provider here takes your own key/);
+    assert.match(await none.textContent(), /server's keys/);
+    assert.equal(await page.getByRole('table').count(), 0);
+    await page.getByRole('heading', { name: 'Other stored keys' }).waitFor();
+    const old = page.getByRole('listitem').filter({ hasText: 'openai' });
+    assert.match(await old.getByTestId('masked-key').textContent(), /1234$/);
+    await expectAccessible(assert, page, 'provider key page, no provider takes user keys');
+    await old.getByRole('button', { name: 'Delete key for openai' }).click();
+    await page.getByRole('dialog', { name: 'Delete the provider key?' }).getByRole('button', { name: 'Delete key' }).click();
+    await page.getByRole('status').filter({ hasText: 'The key for “openai” is deleted.' }).waitFor();
+    await page.getByRole('heading', { name: 'Other stored keys' }).waitFor({ state: 'detached' });
+    const left = await call(system.url, 'GET', `/api/v1/users/${root.id}/provider-keys`, { token: root.token });
+    assert.deepEqual(left.body.data, []);
+    expectNoProblems(assert, page);
+    await page.context().close();
+  } finally {
+    await system.stop();
+  }
 });
 
 test('preferences are saved, read back after a reload and through the API; a bad value is shown at its field', async () => {
