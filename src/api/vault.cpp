@@ -17,14 +17,22 @@ namespace {
 
 constexpr std::string_view kRoute = "/api/v1/users/{user_id}/api-key";
 
-Response masked_response(const services::MaskedProviderKey& key) {
-  bj::object out{{"provider", key.provider},
-                 {"api_key_masked", key.masked},
-                 {"created_at", iso8601(key.created_at)},
-                 {"updated_at", iso8601(key.updated_at)}};
-  Response res = http::json_response(StatusCode::ok, out);
+bj::object render_masked(const services::MaskedProviderKey& key) {
+  return bj::object{{"provider", key.provider},
+                    {"api_key_masked", key.masked},
+                    {"created_at", iso8601(key.created_at)},
+                    {"updated_at", iso8601(key.updated_at)}};
+}
+
+// A masked key (or list of them): never cached on the way.
+Response no_store_response(bj::object body) {
+  Response res = http::json_response(StatusCode::ok, body);
   res.set(boost::beast::http::field::cache_control, "no-store");
   return res;
+}
+
+Response masked_response(const services::MaskedProviderKey& key) {
+  return no_store_response(render_masked(key));
 }
 
 std::string provider_of(const RequestContext& ctx) {
@@ -119,15 +127,8 @@ void register_vault_routes(http::Router& router, VaultDeps& d) {
         auto keys = co_await d.pool.run([&] { return d.vault.list_masked(*who, user_id); });
         if (!keys) co_return error_of(keys.error(), ctx);
         bj::array data;
-        for (const auto& key : *keys) {
-          data.push_back(bj::object{{"provider", key.provider},
-                                    {"api_key_masked", key.masked},
-                                    {"created_at", iso8601(key.created_at)},
-                                    {"updated_at", iso8601(key.updated_at)}});
-        }
-        Response res = http::json_response(StatusCode::ok, bj::object{{"data", std::move(data)}});
-        res.set(boost::beast::http::field::cache_control, "no-store");
-        co_return res;
+        for (const auto& key : *keys) data.push_back(render_masked(key));
+        co_return no_store_response(bj::object{{"data", std::move(data)}});
       },
       "List a user's provider API keys, masked");
 
