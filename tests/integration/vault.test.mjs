@@ -431,7 +431,8 @@ describe(`verify: true against the provider (${BACKEND})`, () => {
     expectStatus(keys, 200);
     assert.equal(keys.headers.get('cache-control'), 'no-store');
     assert.deepEqual(keys.body.data.map((k) => k.provider), ['mock']);
-    expectMasked(keys.body.data[0].api_key_masked, goodKey);
+    assert.match(keys.body.data[0].api_key_masked, /^sk-…/, 'masked');
+    assert.ok(keys.body.data[0].api_key_masked.length < 12, 'only a few characters of the key');
   });
 
   test('an unknown provider is 422 naming it; nothing is stored', async () => {
