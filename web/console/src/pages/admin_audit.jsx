@@ -1,6 +1,7 @@
 // The audit log (#/admin/audit, #/admin/audit/actor/<user id>, #/admin/audit/action/<action>):
-// parley's security events newest first, filtered by action and by acting user, a page at a time
-// ("Load more"). parley shows it to administrators only (docs/IDENTITY.md, "Audit log").
+// parley's security events newest first, filtered by action, acting user and a range of days, a
+// page at a time ("Load more"). parley shows it to administrators and managers (docs/IDENTITY.md,
+// "Audit log").
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import { ErrorMessage, Field, Loading, PageTitle, fmtInt } from '../ui.jsx';
@@ -35,8 +36,10 @@ const ACTIONS = [
 ];
 
 // Filters from the address: ['actor', <id>] or ['action', <name>] (in either order, both allowed).
+// `from` and `to` (set in the form only) are days, 'YYYY-MM-DD' as <input type="date"> gives them,
+// both included.
 function filtersOf(params) {
-  const f = { action: '', actorId: '' };
+  const f = { action: '', actorId: '', from: '', to: '' };
   for (let i = 0; i + 1 < params.length; i += 2) {
     if (params[i] === 'actor') f.actorId = params[i + 1];
     if (params[i] === 'action') f.action = params[i + 1];
@@ -48,6 +51,71 @@ const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', time
 function fmtTime(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? String(iso ?? '—') : timeFormat.format(d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Days in the browser's time zone → parley's `since` (inclusive) and `until` (exclusive).
+
+const TIME_ZONE = new Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
+const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+// The local midnight that starts the day `day` ('YYYY-MM-DD') plus `plus` days, as a Date (invalid
+// for a malformed day). setFullYear, unlike new Date(y, …), keeps years 0–99 as they are; on a day
+// without a midnight (a clock change at 00:00) the day starts at the first time that exists.
+function dayStart(day, plus = 0) {
+  const m = /^(\d{4,6})-(\d{2})-(\d{2})$/.exec(day);
+  const d = new Date(NaN);
+  if (!m) return d;
+  d.setTime(0);
+  d.setFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + plus);
+  d.setHours(0, 0, 0, 0);
+  return d;
+}
+
+// The ISO UTC time of that moment, or null when the day cannot be one (e.g. a year past 275760).
+function isoOrNull(date) {
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+// The query's bounds for filters {from, to}: since = the start of `from`, until = the start of the
+// day after `to` (so that `to` is included).
+function boundsOf({ from, to }) {
+  return {
+    since: from ? isoOrNull(dayStart(from)) : undefined,
+    until: to ? isoOrNull(dayStart(to, 1)) : undefined,
+  };
+}
+
+const fmtDay = (day) => {
+  const d = dayStart(day);
+  return Number.isNaN(d.getTime()) ? day : dayFormat.format(d);
+};
+
+// The range in words, for the status line: "5 Dec 2026 to 6 Dec 2026", "from 5 Dec 2026", …
+function rangeText({ from, to }) {
+  if (from && to) return from === to ? `on ${fmtDay(from)}` : `from ${fmtDay(from)} to ${fmtDay(to)}`;
+  if (from) return `from ${fmtDay(from)} on`;
+  if (to) return `up to ${fmtDay(to)}`;
+  return '';
+}
+
+// Checks the date fields of the filter form (`form`: its element) and the draft's days; returns
+// {from, to} messages (empty when both are fine).
+function rangeErrors(form, draft) {
+  const errors = {};
+  const names = { from: '“From”', to: '“To”' };
+  for (const key of ['from', 'to']) {
+    const input = form.elements[key];
+    // A partly typed date reads as '' with badInput set: say so rather than drop the bound.
+    if (input?.validity?.badInput) errors[key] = `${names[key]} is not a whole date: finish it or clear it.`;
+    else if (draft[key] && !isoOrNull(dayStart(draft[key], key === 'to' ? 1 : 0))) {
+      errors[key] = `${names[key]} is not a date parley can search (use a year from 1 to 275759).`;
+    }
+  }
+  if (!errors.from && !errors.to && draft.from && draft.to && dayStart(draft.from) > dayStart(draft.to)) {
+    errors.to = '“To” is before “From”: choose a “To” day on or after the “From” day.';
+  }
+  return errors;
 }
 
 // The event's detail in words: parley writes {from, to} on user.role_changed, {role} on
@@ -124,15 +192,17 @@ export function AuditPage({ params }) {
   const [state, setState] = useState({ items: [], total: null, shown: null, loading: true, error: null });
   const serial = useRef(0);
   const { names, resolve, idOf } = useUserNames();
-  const [draft, setDraft] = useState({ action: filters.action, user: '' });
+  const [draft, setDraft] = useState({ action: filters.action, user: '', from: '', to: '' });
   const [filterError, setFilterError] = useState(null);
+  // Messages for the date fields ({from, to}), shown under the form and tied to each field.
+  const [dateErrors, setDateErrors] = useState({});
 
   // A change of address (#/admin/audit/actor/<id>) while the page is open applies its filters.
   const paramKey = params.join('/');
   useEffect(() => {
     const f = filtersOf(params);
     setFilters(f);
-    setDraft((d) => ({ ...d, action: f.action, user: f.actorId ? '' : d.user }));
+    setDraft((d) => ({ ...d, action: f.action, user: f.actorId ? '' : d.user, from: f.from, to: f.to }));
   }, [paramKey]);
 
   // Loads a page from `offset` (0: afresh); later pages are appended without duplicates (events
@@ -141,8 +211,11 @@ export function AuditPage({ params }) {
     const mine = ++serial.current;
     setState((s) => ({ ...s, loading: true, error: null }));
     try {
+      const { since, until } = boundsOf(filters);
       const page = await api(
-        `/api/v1/audit${query({ limit: PAGE_SIZE, offset, action: filters.action, actor_user_id: filters.actorId })}`,
+        `/api/v1/audit${query({
+          limit: PAGE_SIZE, offset, action: filters.action, actor_user_id: filters.actorId, since, until,
+        })}`,
       );
       if (mine !== serial.current) return;
       setState((s) => {
@@ -165,12 +238,18 @@ export function AuditPage({ params }) {
   };
   useEffect(() => {
     load(0);
-  }, [filters.action, filters.actorId]);
+  }, [filters.action, filters.actorId, filters.from, filters.to]);
 
   // The username typed in the filter form stands for that user's id.
   const apply = async (e) => {
     e.preventDefault();
     setFilterError(null);
+    const errors = rangeErrors(e.currentTarget, draft);
+    setDateErrors(errors);
+    if (errors.from || errors.to) {
+      e.currentTarget.elements[errors.from ? 'from' : 'to'].focus();
+      return;
+    }
     let actorId = '';
     const typed = draft.user.trim();
     if (typed) {
@@ -187,12 +266,13 @@ export function AuditPage({ params }) {
     } else if (filters.actorId && draft.user === '' && !names[filters.actorId]) {
       actorId = filters.actorId; // filtered by an id from the address, whose name is unknown
     }
-    setFilters({ action: draft.action, actorId });
+    setFilters({ action: draft.action, actorId, from: draft.from, to: draft.to });
   };
   const clear = () => {
     setFilterError(null);
-    setDraft({ action: '', user: '' });
-    setFilters({ action: '', actorId: '' });
+    setDateErrors({});
+    setDraft({ action: '', user: '', from: '', to: '' });
+    setFilters({ action: '', actorId: '', from: '', to: '' });
   };
 
   // Show the name of a user filtered by id (from the address) in the form once it is known.
@@ -202,8 +282,29 @@ export function AuditPage({ params }) {
   }, [filters.actorId, names[filters.actorId]]);
 
   const forbidden = state.error && state.error.status === 403;
-  const filtered = filters.action || filters.actorId;
-  const shownFiltered = state.shown && (state.shown.action || state.shown.actorId);
+  const isFiltered = (f) => Boolean(f && (f.action || f.actorId || f.from || f.to));
+  const filtered = isFiltered(filters);
+  const shown = state.shown;
+  const shownRange = shown ? rangeText(shown) : '';
+  // parley names a malformed bound (422, param since / until): mark the field it came from.
+  const serverBad = state.error && state.error.status === 422 ? state.error.param : null;
+  const dateField = (key, param, label, hint) => {
+    const errorId = `admin-audit-${key}-error`;
+    const bad = Boolean(dateErrors[key]) || serverBad === param;
+    return (
+      <Field
+        label={label}
+        type="date"
+        name={key}
+        id={`admin-audit-${key}`}
+        hint={hint}
+        aria-invalid={bad ? 'true' : undefined}
+        aria-describedby={`admin-audit-${key}-hint${dateErrors[key] ? ` ${errorId}` : ''}`}
+        value={draft[key]}
+        onInput={(e) => setDraft({ ...draft, [key]: e.currentTarget.value })}
+      />
+    );
+  };
   return (
     <section class="admin-audit">
       <PageTitle
@@ -219,13 +320,14 @@ export function AuditPage({ params }) {
       </PageTitle>
       {forbidden ? (
         <>
-          <p class="admin-readonly">The audit log is for administrators only: parley does not show it to your role.</p>
+          <p class="admin-readonly">parley does not show the audit log to your account.</p>
           <ErrorMessage error={state.error} />
         </>
       ) : (
         <>
           <p class="muted">Security events (sign-ins, account and key changes), newest first.</p>
-          <form class="admin-filters" aria-label="Filter events" onSubmit={apply}>
+          {/* noValidate: the date fields are checked by rangeErrors, with messages on the page. */}
+          <form class="admin-filters" aria-label="Filter events" noValidate onSubmit={apply}>
             <Field
               label="Action"
               as="select"
@@ -249,6 +351,8 @@ export function AuditPage({ params }) {
               value={draft.user}
               onInput={(e) => setDraft({ ...draft, user: e.currentTarget.value })}
             />
+            {dateField('from', 'since', 'From', `From the start of the day (${TIME_ZONE} time)`)}
+            {dateField('to', 'until', 'To', 'To the end of the day, included')}
             <div class="actions">
               <button type="submit" class="primary">
                 Apply filters
@@ -260,14 +364,18 @@ export function AuditPage({ params }) {
               )}
             </div>
           </form>
+          <ErrorMessage error={dateErrors.from && new Error(dateErrors.from)} id="admin-audit-from-error" />
+          <ErrorMessage error={dateErrors.to && new Error(dateErrors.to)} id="admin-audit-to-error" />
           <ErrorMessage error={filterError} />
           <ErrorMessage error={state.error} />
           {state.total !== null && (
             <p class="muted" aria-live="polite">
               {state.total === 0
-                ? 'No events match.'
+                ? isFiltered(shown)
+                  ? `No events match the filters${shownRange ? ` (${shownRange})` : ''}.`
+                  : 'No events yet.'
                 : `Showing ${fmtInt(state.items.length)} of ${fmtInt(state.total)} events` +
-                  `${shownFiltered ? ' matching the filters' : ''}.`}
+                  `${isFiltered(shown) ? ' matching the filters' : ''}${shownRange ? ` (${shownRange})` : ''}.`}
             </p>
           )}
           {state.items.length > 0 && (

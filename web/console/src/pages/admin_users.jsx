@@ -14,6 +14,8 @@ const ROLES = ['user', 'manager', 'admin'];
 const ROLE_LABEL = { user: 'User', manager: 'Manager', admin: 'Administrator' };
 
 const usersPath = (id) => `/api/v1/users/${encodeURIComponent(id)}`;
+// parley shows the audit log to administrators and managers (docs/IDENTITY.md).
+const readsAudit = (me) => me.role === 'admin' || me.role === 'manager';
 
 export function UsersPage({ user, params, navigate }) {
   return params[0] ? (
@@ -476,10 +478,10 @@ function UserDetail({ me, id, navigate }) {
   const [result, setResult] = useState({ notice: null, error: null });
   const [ask, confirmDialog] = useConfirm();
   const account = useLoad(() => api(usersPath(id)), [id]);
-  // The account record has no last sign-in time; the audit log (admins only) does.
+  // The account record has no last sign-in time; the audit log (admins and managers) does.
   const lastSignIn = useLoad(
     () =>
-      me.role === 'admin'
+      readsAudit(me)
         ? api(`/api/v1/audit${query({ actor_user_id: id, action: 'auth.login.succeeded', limit: 1 })}`).then(
             (r) => r.items[0]?.created_at ?? null,
           )
@@ -525,7 +527,7 @@ function UserDetail({ me, id, navigate }) {
             <dd>{fmtDate(u.created_at)}</dd>
             <dt>Last changed</dt>
             <dd>{fmtDate(u.updated_at)}</dd>
-            {me.role === 'admin' && (
+            {readsAudit(me) && (
               <>
                 <dt>Last sign-in</dt>
                 <dd data-testid="last-sign-in">
@@ -545,7 +547,7 @@ function UserDetail({ me, id, navigate }) {
             </dd>
           </dl>
           <AccountButtons me={me} u={u} actions={actions} />
-          {me.role === 'admin' && (
+          {readsAudit(me) && (
             <p>
               <a href={`#/admin/audit/actor/${encodeURIComponent(u.id)}`}>Audit events by {u.username}</a>
             </p>
