@@ -38,7 +38,9 @@ credentials = "byok_or_system"
 api_key_env = "ACCOUNT_SYSTEM_KEY"
 models = ["spare-*"]
 `;
-  const config = mockProviderConfig(mock.url, { credentials: 'byok', keyEnv: 'ACCOUNT_SYSTEM_KEY', extraConfig: spare });
+  const config = mockProviderConfig(mock.url, {
+    credentials: 'byok', keyEnv: 'ACCOUNT_SYSTEM_KEY', extraConfig: spare,
+  });
   const dir = process.env.PARLEY_CONSOLE_DIR;
   let p;
   try {
@@ -74,6 +76,9 @@ const storedKeys = async (u, token = u.token) => {
 // The row of a provider in the table (its row header is the provider's name).
 const row = (page, name) =>
   page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
+// A chat completion with `user`'s token: {status, body}.
+const chatAs = (user, model) =>
+  call(stack.url, 'POST', '/v1/chat/completions', { token: user.token, body: chatWith(model) });
 
 test('the providers that take the user\'s key are listed; a key is verified, shown masked only, and deleted', async () => {
   const page = await openPage(browser, stack.url);
@@ -95,15 +100,16 @@ test('the providers that take the user\'s key are listed; a key is verified, sho
   assert.match(await spareRow.textContent(), /Optional: the server's key is used when you set none/);
   assert.match(await mockRow.getByTestId('no-key').textContent(), /No key.*API_KEY_NOT_CONFIGURED/);
   assert.match(await spareRow.getByTestId('no-key').textContent(), /No key.*server's key is used/);
-  assert.equal(await mockRow.getByRole('button', { name: 'Delete key for mock' }).count(), 0, 'nothing to delete yet');
+  const deleteMock = mockRow.getByRole('button', { name: 'Delete key for mock' });
+  assert.equal(await deleteMock.count(), 0, 'nothing to delete yet');
 
   // No key for the required provider: the page says what that means; the API agrees.
   const missing = page.getByTestId('missing-keys');
   assert.match(await missing.textContent(), /You have no key yet for “mock”.*API_KEY_NOT_CONFIGURED/s);
-  let r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('gpt-4o-mini') });
+  let r = await chatAs(alice, 'gpt-4o-mini');
   assert.equal(r.status, 400);
   assert.equal(r.body.error.code, 'API_KEY_NOT_CONFIGURED');
-  r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('spare-1') });
+  r = await chatAs(alice, 'spare-1');
   assert.equal(r.status, 200, 'the optional provider answers with the server key');
   await expectAccessible(assert, page, 'provider key page, no key');
 
@@ -129,7 +135,7 @@ test('the providers that take the user\'s key are listed; a key is verified, sho
   await dialog.getByRole('button', { name: 'Save key' }).click();
   await page.getByRole('status').filter({ hasText: 'The provider accepted the key for “mock”' }).waitFor();
   assert.equal(await dialog.count(), 0, 'the dialog is closed');
-  assert.equal(await page.locator('input[type="password"]').count(), 0, 'the key field is gone with the dialog');
+  assert.equal(await page.locator('input[type="password"]').count(), 0, 'the key field left with the dialog');
   const masked = await mockRow.getByTestId('masked-key').textContent();
   assert.match(masked, /^sk-.{1,3}d605$/, `masked form: ${masked}`);
   const stored = await storedKeys(alice);
@@ -140,7 +146,7 @@ test('the providers that take the user\'s key are listed; a key is verified, sho
   assert.ok(!(await page.content()).includes('7f3a9c2e41b8'), 'no part of the key beyond the mask');
   assert.equal(await page.getByTestId('missing-keys').count(), 0);
   assert.equal(await spareRow.getByTestId('masked-key').count(), 0, 'the other provider still has none');
-  r = await call(stack.url, 'POST', '/v1/chat/completions', { token: alice.token, body: chatWith('gpt-4o-mini') });
+  r = await chatAs(alice, 'gpt-4o-mini');
   assert.equal(r.status, 200, 'the stored key is the one the provider accepts');
   await mockRow.getByRole('button', { name: 'Replace key for mock' }).waitFor();
   await expectAccessible(assert, page, 'provider key page, key set');
@@ -157,14 +163,14 @@ test('the providers that take the user\'s key are listed; a key is verified, sho
   assert.equal((await call(stack.url, 'GET', keysRoute(alice), { token: bob.token })).status, 404);
 
   // Delete, after a confirmation.
-  await mockRow.getByRole('button', { name: 'Delete key for mock' }).click();
+  await deleteMock.click();
   const confirm = page.getByRole('dialog', { name: 'Delete the provider key?' });
   await confirm.waitFor();
   assert.match(await confirm.textContent(), /API_KEY_NOT_CONFIGURED/);
   await expectAccessible(assert, page, 'provider key delete dialog');
   await confirm.getByRole('button', { name: 'Cancel' }).click();
   assert.equal((await storedKeys(alice)).length, 1, 'cancel keeps it');
-  await mockRow.getByRole('button', { name: 'Delete key for mock' }).click();
+  await deleteMock.click();
   await confirm.getByRole('button', { name: 'Delete key' }).click();
   await page.getByRole('status').filter({ hasText: 'The key for “mock” is deleted.' }).waitFor();
   await mockRow.getByTestId('no-key').waitFor();
@@ -188,7 +194,8 @@ test('at phone width, an optional provider\'s key is saved without verification,
   await dialog.getByLabel('Verify with the provider before saving').uncheck();
   await dialog.getByLabel('API key for “spare”').fill(SPARE_KEY);
   await dialog.getByRole('button', { name: 'Save key' }).click();
-  await page.getByRole('status').filter({ hasText: 'The key for “spare” is saved (not verified).' }).waitFor();
+  await page.getByRole('status').filter({ hasText: 'The key for “spare” is saved (not verified).' })
+    .waitFor();
   assert.match(await spareRow.getByTestId('masked-key').textContent(), /^sk-.{1,3}f8e7$/);
   assert.deepEqual(await stack.mock.requests(), [], 'not verified: the provider was not asked');
   const first = (await storedKeys(bob))[0];
@@ -211,7 +218,7 @@ test('at phone width, an optional provider\'s key is saved without verification,
   assert.equal(second.created_at, first.created_at);
   assert.notEqual(second.updated_at, first.updated_at);
   await stack.mock.reset();
-  const r = await call(stack.url, 'POST', '/v1/chat/completions', { token: bob.token, body: chatWith('spare-1') });
+  const r = await chatAs(bob, 'spare-1');
   assert.equal(r.status, 200);
   assert.deepEqual((await stack.mock.requests()).map((q) => q.authorization), [`Bearer ${SPARE_KEY_2}`]);
   assert.ok(!(await page.content()).includes(SPARE_KEY_2));
@@ -224,7 +231,7 @@ test('at phone width, an optional provider\'s key is saved without verification,
   await spareRow.getByTestId('no-key').waitFor();
   assert.deepEqual(await storedKeys(bob), []);
   await stack.mock.reset();
-  assert.equal((await call(stack.url, 'POST', '/v1/chat/completions', { token: bob.token, body: chatWith('spare-1') })).status, 200);
+  assert.equal((await chatAs(bob, 'spare-1')).status, 200);
   assert.deepEqual((await stack.mock.requests()).map((q) => q.authorization), [`Bearer ${stack.systemKey}`]);
   expectNoProblems(assert, page);
   await page.context().close();
@@ -252,7 +259,8 @@ test('where no provider takes user keys the page says so, and lists keys kept fr
     assert.match(await old.getByTestId('masked-key').textContent(), /1234$/);
     await expectAccessible(assert, page, 'provider key page, no provider takes user keys');
     await old.getByRole('button', { name: 'Delete key for openai' }).click();
-    await page.getByRole('dialog', { name: 'Delete the provider key?' }).getByRole('button', { name: 'Delete key' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete the provider key?' });
+    await confirm.getByRole('button', { name: 'Delete key' }).click();
     await page.getByRole('status').filter({ hasText: 'The key for “openai” is deleted.' }).waitFor();
     await page.getByRole('heading', { name: 'Other stored keys' }).waitFor({ state: 'detached' });
     const left = await call(system.url, 'GET', `/api/v1/users/${root.id}/provider-keys`, { token: root.token });

@@ -9,7 +9,9 @@
 // form (e.g. "sk-…abcd") is ever shown.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, fmtDate, useAction, useLoad } from '../ui.jsx';
+import {
+  Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, fmtDate, useAction, useLoad,
+} from '../ui.jsx';
 import './account.css';
 
 const keysPath = (user) => `/api/v1/users/${encodeURIComponent(user.id)}/provider-keys`;
@@ -159,7 +161,13 @@ function ProviderRow({ provider, stored, target, busy, onSet, onDelete }) {
       </td>
       <td role="cell" data-label="Actions">
         <div class="actions account-row-actions">
-          <button type="button" ref={setButton} class={stored ? undefined : 'primary'} onClick={onSet} disabled={busy}>
+          <button
+            type="button"
+            ref={setButton}
+            class={stored ? undefined : 'primary'}
+            onClick={onSet}
+            disabled={busy}
+          >
             {stored ? 'Replace key' : 'Set key'}
             <span class="account-sr"> for {provider.name}</span>
           </button>
@@ -206,8 +214,9 @@ export function ProviderKeyPage({ user, params }) {
       <PageTitle>My provider key</PageTitle>
       <p class="muted account-intro">
         A provider key is your own API key from a model provider (for example an OpenAI key starting with
-        “sk-”). For the providers below, parley sends your requests with it, so the calls are billed to your
-        provider account. It is stored encrypted and never shown again: only a masked form such as “sk-…abcd”.
+        “sk-”). For the providers below, parley sends your requests with it, so the calls are billed to
+        your provider account. It is stored encrypted and never shown again: only a masked form such as
+        “sk-…abcd”.
       </p>
 
       <ErrorMessage error={providers.error} />
@@ -239,8 +248,9 @@ export function ProviderKeyPage({ user, params }) {
                 (API_KEY_NOT_CONFIGURED).
               </p>
               <p class="muted">
-                {missing.length === 1 ? 'That provider uses' : 'Those providers use'} your own key only: until you
-                set one, chats with {missing.length === 1 ? 'its' : 'their'} models fail with “API_KEY_NOT_CONFIGURED”.
+                {missing.length === 1 ? 'That provider uses' : 'Those providers use'} your own key only:
+                until you set one, chats with {missing.length === 1 ? 'its' : 'their'} models fail with
+                “API_KEY_NOT_CONFIGURED”.
               </p>
             </div>
           )}
@@ -278,7 +288,9 @@ export function ProviderKeyPage({ user, params }) {
               </tbody>
             </table>
           </div>
-          {wildcard && <p class="hint">A model name ending in “*” stands for every model whose name starts so.</p>}
+          {wildcard && (
+            <p class="hint">A model name ending in “*” stands for every model whose name starts so.</p>
+          )}
         </>
       )}
 
@@ -295,7 +307,12 @@ export function ProviderKeyPage({ user, params }) {
                   <strong>{k.provider}</strong> <code data-testid="masked-key">{k.api_key_masked}</code>{' '}
                   <span class="muted">set {fmtDate(k.updated_at)}</span>
                 </span>
-                <button type="button" class="danger" disabled={removing} onClick={() => setDeleting(k.provider)}>
+                <button
+                  type="button"
+                  class="danger"
+                  disabled={removing}
+                  onClick={() => setDeleting(k.provider)}
+                >
                   Delete key<span class="account-sr"> for {k.provider}</span>
                 </button>
               </li>
@@ -307,7 +324,9 @@ export function ProviderKeyPage({ user, params }) {
       <Dialog
         open={!!editing}
         title={
-          editing ? `${stored.has(editing.name) ? 'Replace' : 'Set'} your key for “${editing.name}”` : 'Provider key'
+          editing
+            ? `${stored.has(editing.name) ? 'Replace' : 'Set'} your key for “${editing.name}”`
+            : 'Provider key'
         }
         onClose={() => setEditing(null)}
       >
