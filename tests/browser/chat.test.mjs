@@ -1,6 +1,7 @@
-// The Chat page in Chromium: answers streamed token by token, stop, regenerate, the model picker,
-// conversations (search, rename, end, delete), an answer followed again after a reload, safe
-// markdown, other users' conversations, error states, accessibility and screenshots.
+// The Chat page in Chromium: answers streamed token by token, stop, regenerate, the model picker
+// (listed models and a typed one), conversations (search, rename, end, delete), an answer followed
+// again after a reload (its replay drawn at once), safe markdown, other users' conversations,
+// error states, accessibility (phone width and dialogs too) and screenshots.
 // parley-mock answers "mock reply: <the words of the last user message>", one SSE event per word,
 // with --chunk-delay-ms between events so that streaming can be watched.
 import { test, before, after } from 'node:test';
@@ -62,10 +63,12 @@ async function send(page, text) {
 }
 
 // Watches the newest answer (one whose id is not `before`) until it is no longer generating: the
-// distinct text lengths seen while it grew, whether the log was marked busy meanwhile, its final
-// status and text. Polls the DOM on every animation frame (no timing involved).
+// distinct text lengths seen while it grew (and the texts, in order), whether the log was marked
+// busy meanwhile, its final status and text. Polls the DOM on every animation frame (no timing
+// involved).
 async function watchAnswer(page, before = null) {
   const lengths = new Set();
+  const texts = [];
   let busySeen = false;
   let prev = null;
   for (;;) {
@@ -84,11 +87,52 @@ async function watchAnswer(page, before = null) {
     );
     const seen = await handle.jsonValue();
     await handle.dispose();
-    if (seen.status !== 'generating') return { lengths, busySeen, status: seen.status, text: seen.text };
+    if (seen.status !== 'generating') {
+      return { lengths, texts, busySeen, status: seen.status, text: seen.text };
+    }
     if (seen.busy === 'true') busySeen = true;
     if (seen.text.length > 0) lengths.add(seen.text.length);
+    if (seen.text.length > 0) texts.push(seen.text);
     prev = seen.key;
   }
+}
+
+// Runs in the page (addInitScript): the bodies of answer streams (…/messages/{id}/stream) reach the
+// page one SSE event per animation frame, as over a slow network.
+function slowStreams() {
+  const fetchFirst = window.fetch;
+  window.fetch = async (...args) => {
+    const res = await fetchFirst(...args);
+    const url = String(args[0]?.url ?? args[0]);
+    if (!/\/messages\/[^/]+\/stream/.test(url) || !res.body) return res;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let buffered = '';
+    const body = new ReadableStream({
+      async pull(controller) {
+        for (;;) {
+          const end = buffered.indexOf('\n\n');
+          if (end >= 0) {
+            const event = buffered.slice(0, end + 2);
+            buffered = buffered.slice(end + 2);
+            await new Promise((resolve) => requestAnimationFrame(resolve));
+            controller.enqueue(encoder.encode(event));
+            return;
+          }
+          const { done, value } = await reader.read();
+          if (done) {
+            if (buffered) controller.enqueue(encoder.encode(buffered));
+            controller.close();
+            return;
+          }
+          buffered += decoder.decode(value, { stream: true });
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
 }
 
 async function waitForAnswerLength(page, atLeast) {
@@ -200,9 +244,9 @@ test('the model picker lists the models of /v1/models and the chosen model answe
   const ids = listed.body.data.map((m) => m.id).sort();
   assert.ok(ids.includes('demo'), JSON.stringify(ids));
   const page = await openChat(alice);
-  const picker = page.getByLabel('Model');
-  const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value));
-  assert.deepEqual(options, ['', ...ids]);
+  const picker = page.getByLabel('Model', { exact: true });
+  const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.textContent));
+  assert.deepEqual(options, ['Default model', ...ids, 'Another model…']);
   await picker.selectOption('demo');
   await send(page, 'hello model picker');
   const done = await watchAnswer(page);
@@ -220,6 +264,84 @@ test('the model picker lists the models of /v1/models and the chosen model answe
   assert.equal((await watchAnswer(page, demoId)).text, reply('and now the default'));
   const after = await storedMessages(alice, cid);
   assert.equal(after[3].ai_model, 'gpt-4o-mini');
+  expectNoProblems(assert, page);
+  await page.context().close();
+});
+
+test('"Another model…": a name typed (served by a pattern) answers and is kept; an unknown one is refused', async () => {
+  const erin = await makeUser(stack.url, 'erin', { adminToken: admin.token });
+  const page = await openChat(erin);
+  const picker = page.getByLabel('Model', { exact: true });
+  const name = page.getByLabel('Model name');
+  const box = page.getByLabel('Message', { exact: true });
+  assert.equal(await name.count(), 0, 'no box for a name until "Another model…" is picked');
+  await picker.selectOption({ label: 'Another model…' });
+  await name.waitFor();
+  assert.equal(await name.evaluate((el) => el === document.activeElement), true, 'the box has the focus');
+  // The hint names the patterns the server routes (GET /api/v1/providers), which /v1/models leaves out.
+  const hint = page.locator('#chat-model-hint');
+  assert.match(await hint.textContent(), /^Also served: .*gpt-\*.*mock-\*/);
+  assert.equal(await name.getAttribute('aria-describedby'), 'chat-model-hint');
+
+  // An unknown model: refused before anything is stored; the message and the name stay.
+  await name.fill('nosuch-model');
+  await send(page, 'hello custom model');
+  const alert = page.getByRole('alert').filter({ hasText: 'Unknown model "nosuch-model"' });
+  await alert.waitFor();
+  assert.ok(['VALIDATION_ERROR', 'MODEL_NOT_FOUND'].includes(await alert.getAttribute('data-code')));
+  assert.equal(await box.inputValue(), 'hello custom model');
+  assert.equal(await name.inputValue(), 'nosuch-model');
+  assert.equal(await name.getAttribute('aria-invalid'), 'true');
+  assert.equal(await name.evaluate((el) => el === document.activeElement), true, 'back in the box to fix it');
+  let list = await call(stack.url, 'GET', conversations(erin), { token: erin.token });
+  assert.equal(list.body.total, 0, 'no conversation was made');
+
+  // A name a pattern serves ("mock-*"): the answer comes from it, and the conversation keeps it.
+  await name.fill('mock-custom');
+  const none = await send(page, 'hello custom model');
+  const done = await watchAnswer(page, none);
+  assert.equal(done.status, 'complete');
+  assert.equal(done.text, reply('hello custom model'));
+  await answers(page).last().getByText('mock-custom', { exact: true }).waitFor();
+  assert.equal(await name.getAttribute('aria-invalid'), null);
+  const cid = conversationId(page);
+  let stored = await storedMessages(erin, cid);
+  assert.deepEqual(stored.map((m) => [m.role, m.ai_model ?? null]), [
+    ['user', null],
+    ['assistant', 'mock-custom'],
+  ]);
+  let conv = await call(stack.url, 'GET', `${conversations(erin)}/${cid}`, { token: erin.token });
+  assert.equal(conv.body.model, 'mock-custom');
+
+  // In the conversation: a typo is refused (nothing stored, the conversation keeps its model).
+  await name.fill('nosuch-model');
+  const before = await send(page, 'second question');
+  await alert.waitFor();
+  assert.equal(await box.inputValue(), 'second question');
+  assert.equal(await name.inputValue(), 'nosuch-model');
+  assert.equal(await lastAnswerId(page), before);
+  assert.equal((await storedMessages(erin, cid)).length, 2, 'nothing was stored');
+  conv = await call(stack.url, 'GET', `${conversations(erin)}/${cid}`, { token: erin.token });
+  assert.equal(conv.body.model, 'mock-custom');
+  await name.fill('gpt-4o-custom');
+  const kept = page.waitForResponse(
+    (r) => r.request().method() === 'PATCH' && r.url().endsWith(`/conversations/${cid}`),
+  );
+  await box.press('Enter');
+  assert.equal((await watchAnswer(page, before)).text, reply('second question'));
+  stored = await storedMessages(erin, cid);
+  assert.equal(stored[3].ai_model, 'gpt-4o-custom');
+  assert.equal((await kept).status(), 200);
+  conv = await call(stack.url, 'GET', `${conversations(erin)}/${cid}`, { token: erin.token });
+  assert.equal(conv.body.model, 'gpt-4o-custom', 'the conversation keeps the model typed');
+
+  // Opened again, the conversation shows its model in the box of "Another model…".
+  await page.reload();
+  await name.waitFor();
+  assert.equal(await name.inputValue(), 'gpt-4o-custom');
+  assert.equal(await picker.evaluate((el) => el.selectedOptions[0].textContent), 'Another model…');
+  list = await call(stack.url, 'GET', conversations(erin), { token: erin.token });
+  assert.equal(list.body.total, 1);
   expectNoProblems(assert, page);
   await page.context().close();
 });
@@ -292,19 +414,30 @@ test('conversations: search, open, rename, end (sending refused), delete with a 
 
 test('a reload in the middle of an answer follows it on: the whole text, exactly once', async () => {
   const page = await openChat(alice);
-  const text = words(80, 'again');
+  const text = words(60, 'again');
   await send(page, text);
-  await waitForAnswerLength(page, 'mock reply: again1 again2'.length);
+  // Far enough for part of the answer to be stored (it is saved about once a second).
+  await waitForAnswerLength(page, reply(words(30, 'again')).length);
+  const shownBefore = (await answers(page).last().locator('.chat-body').textContent()).length;
   const cid = conversationId(page);
   const streams = [];
   page.on('request', (r) => {
     if (/\/messages\/[^/]+\/stream/.test(r.url())) streams.push(r.url());
   });
+  // After the reload, the answer's events come as over a slow network: one event a frame, so that
+  // a replay shown as it arrives would be typed out again.
+  await page.addInitScript(slowStreams);
   await page.reload();
   await log(page).waitFor();
   const done = await watchAnswer(page);
   assert.equal(done.status, 'complete');
   assert.equal(done.text, reply(text));
+  // Never anything twice: every text shown on the way is the answer's beginning.
+  for (const t of done.texts) assert.ok(reply(text).startsWith(t), `shown: ${t}`);
+  // The events before the reload are not typed out again: they come in one draw. Shorter than
+  // what was shown before the reload there can only be the stored text (shown while they load).
+  const shorter = [...done.lengths].filter((n) => n < shownBefore);
+  assert.ok(shorter.length <= 1, `the replay was drawn in steps: ${shorter} (shown before: ${shownBefore})`);
   const whole = await log(page).textContent();
   assert.equal(whole.split(reply(text)).length - 1, 1, 'the answer is shown exactly once');
   assert.equal(await answers(page).count(), 1);
@@ -497,6 +630,25 @@ test('accessible and screenshot at desktop and phone width', async () => {
   assert.equal(await list.isVisible(), false, 'the list is folded at phone width');
   await expectAccessible(assert, phone, 'chat (phone)');
   await screenshot(phone, 'chat-phone');
+  // The box of "Another model…" with its hint, and a dialog, at phone width.
+  await phone.getByLabel('Model', { exact: true }).selectOption({ label: 'Another model…' });
+  await phone.getByLabel('Model name').fill('mock-custom');
+  await expectAccessible(assert, phone, 'chat (phone, another model)');
+  await screenshot(phone, 'chat-phone-model');
+  const noOverflow = await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  assert.ok(noOverflow, 'nothing is wider than the phone screen');
+  await phone.getByRole('button', { name: 'Rename' }).click();
+  const dialog = phone.getByRole('dialog', { name: 'Rename the conversation' });
+  await dialog.getByLabel('Title').waitFor();
+  await expectAccessible(assert, phone, 'chat (phone, rename dialog)');
+  await screenshot(phone, 'chat-phone-rename');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await phone.getByRole('button', { name: 'Delete' }).click();
+  const confirm = phone.getByRole('dialog', { name: 'Delete this conversation?' });
+  await confirm.waitFor();
+  await expectAccessible(assert, phone, 'chat (phone, delete confirmation)');
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  await confirm.waitFor({ state: 'hidden' });
   await phone.getByRole('button', { name: 'Conversations' }).click();
   await list.getByRole('link', { name: /Sorting in JavaScript/ }).waitFor();
   await expectAccessible(assert, phone, 'chat (phone, list open)');

@@ -1,6 +1,7 @@
 // The Chat page: the user's conversations (a list with search), one conversation's messages with
-// answers streamed token by token (SSE over fetch), stop / regenerate, a model picker, and an
-// answer that survives a reload (the page follows it again from the events already shown).
+// answers streamed token by token (SSE over fetch), stop / regenerate, a model picker (the listed
+// models, or "Another model…": a name typed, with the patterns providers route as a hint), and an
+// answer that survives a reload (its events so far are replayed and drawn at once, then followed).
 //
 // Routes: #/chat (no conversation: the first message sent creates one) and #/chat/<conversation_id>.
 // API: docs/CONVERSATIONS.md.
@@ -13,6 +14,7 @@ import './chat.css';
 const NEWEST = Number.MAX_SAFE_INTEGER; // `before` this seq: the newest messages
 const PAGE = 20; // messages shown at first (reconnect's own page size) and loaded per "earlier" click
 const MAX_RESUMES = 3; // a stream that breaks off is followed again (from the last event) this often
+const OTHER = '\u0001other'; // the model picker's "Another model…" (no model name starts with U+0001)
 
 const conversationsPath = (user) => `/api/v1/users/${encodeURIComponent(user.id)}/conversations`;
 const messagesPath = (cid) => `/api/v1/conversations/${encodeURIComponent(cid)}/messages`;
@@ -28,6 +30,16 @@ function titleFrom(text) {
   const line = text.trim().split(/\s+/).join(' ');
   return line.length > 60 ? `${line.slice(0, 57)}…` : line || 'New conversation';
 }
+
+// An answer just started (until its events fill it in).
+const newAnswer = (id, parentId, model) => ({
+  id,
+  role: 'assistant',
+  content: '',
+  status: 'generating',
+  ai_model: model || null,
+  parent_id: parentId,
+});
 
 const STATUS_LABEL = { generating: 'Generating…', cancelled: 'Stopped', failed: 'Failed' };
 
@@ -210,8 +222,10 @@ export function ChatPage({ user, params, navigate }) {
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState('');
   const [input, setInput] = useState('');
-  const [models, setModels] = useState([]);
-  const [model, setModel] = useState('');
+  const [models, setModels] = useState(null); // the exact model names of GET /v1/models (null: not yet)
+  const [served, setServed] = useState([]); // the model patterns providers route ("gpt-*", …)
+  const [model, setModel] = useState(''); // the model picked or typed ('' : the default model)
+  const [typing, setTyping] = useState(false); // "Another model…" picked: the model is typed
   const [siblings, setSiblings] = useState(null); // {parentId, items, index} for the last answer
   const [listOpen, setListOpen] = useState(!id);
   const [listVersion, setListVersion] = useState(0);
@@ -227,15 +241,24 @@ export function ChatPage({ user, params, navigate }) {
   const skipLoad = useRef(null); // a conversation this page just created (its state is already here)
   const logRef = useRef(null);
   const inputRef = useRef(null);
+  const modelNameRef = useRef(null);
   const stick = useRef(true); // keep the log scrolled to the bottom while the user has not scrolled up
 
   const refreshList = () => setListVersion((v) => v + 1);
 
-  // The models the user can pick (GET /v1/models accepts the console's access token).
+  // The models the user can pick (GET /v1/models accepts the console's access token). It lists only
+  // exact names: the patterns providers route (GET /api/v1/providers) are given as a hint for a
+  // model typed under "Another model…".
   useEffect(() => {
     api('/v1/models')
       .then((r) => setModels((r.data || []).map((m) => m.id).sort()))
       .catch(() => setModels([]));
+    api('/api/v1/providers')
+      .then((r) => {
+        const all = (r.data || []).flatMap((p) => p.models || []);
+        setServed([...new Set(all.filter((m) => m.includes('*')))]);
+      })
+      .catch(() => setServed([]));
   }, []);
 
   useEffect(() => () => view.current.abort(), []);
@@ -256,6 +279,7 @@ export function ChatPage({ user, params, navigate }) {
     setMessages([]);
     setHasMore(false);
     setConv(null);
+    setTyping(false);
     if (!id) {
       setPhase('ready');
       setModel('');
@@ -264,6 +288,11 @@ export function ChatPage({ user, params, navigate }) {
     setPhase('loading');
     openConversation(id, view.current.signal);
   }, [id]);
+
+  // A model name refused by parley: back to its box, to be corrected.
+  useEffect(() => {
+    if (error?.param === 'model') modelNameRef.current?.focus();
+  }, [error]);
 
   // Keep the newest text in view while it streams, unless the user scrolled up to read.
   useEffect(() => {
@@ -294,9 +323,11 @@ export function ChatPage({ user, params, navigate }) {
       }
       if (signal.aborted) return;
       const answering = generating?.message_id || loaded.find((m) => m.status === 'generating')?.id || null;
-      // The stored text of an answer being generated lags behind its events: show none of it and
-      // follow the answer from its first event, so that nothing is shown twice or missed.
-      setMessages(loaded.map((m) => (m.id === answering ? { ...m, content: '' } : m)));
+      // The stored text of an answer being generated lags behind its events (it is saved about once
+      // a second, and the saved part does not say how many events it holds): it is shown while the
+      // answer is followed from its first event, and the replayed events then take its place at
+      // once (follow's catchUp), so that nothing is shown twice or missed.
+      setMessages(loaded);
       setHasMore(more);
       setConv(conversation);
       setModel(conversation.model || '');
@@ -305,7 +336,8 @@ export function ChatPage({ user, params, navigate }) {
       if (answering) {
         setStreaming(answering);
         const res = await request(`${messagesPath(cid)}/${encodeURIComponent(answering)}/stream`, { signal });
-        if (await follow(cid, answering, res, signal)) refreshList();
+        const catchUp = generating?.message_id === answering ? generating.events : 0;
+        if (await follow(cid, answering, res, signal, catchUp)) refreshList();
       }
       loadSiblings(cid, [...loaded].reverse().find((m) => m.role === 'assistant'), signal);
     } catch (e) {
@@ -333,10 +365,16 @@ export function ChatPage({ user, params, navigate }) {
   // Follows an answer's SSE events: appends each token to the message as it comes, applies the
   // terminal event, and when the stream breaks off before that, follows it again from the last
   // event shown (?after=N): no text twice, none lost. True when the answer ended here.
-  async function follow(cid, mid, res, signal) {
+  //
+  // `catchUp` (after a reload): the stream starts at the answer's first event, and the message
+  // shows its stored text meanwhile. The first `catchUp` events (those produced before the page
+  // asked) are a replay: they are gathered and drawn together in one frame, in place of the stored
+  // text, rather than typed out again; the events after them stream as usual.
+  async function follow(cid, mid, res, signal, catchUp = null) {
     let shown = 0;
     let ended = false;
     let resumes = 0;
+    let replace = catchUp !== null; // the first text drawn replaces the stored text
     // Tokens are put on screen once per frame (a fast answer would otherwise re-render its
     // markdown for every piece).
     let pending = '';
@@ -345,12 +383,17 @@ export function ChatPage({ user, params, navigate }) {
       frame = 0;
       const text = pending;
       pending = '';
-      if (text && !signal.aborted) patchMessage(mid, (m) => ({ content: m.content + text }));
+      if (!text || signal.aborted) return;
+      // (the stored text and the replay are both the answer's beginning: the longer one stays)
+      if (replace) patchMessage(mid, (m) => ({ content: text.length >= m.content.length ? text : m.content }));
+      else patchMessage(mid, (m) => ({ content: m.content + text }));
+      replace = false;
     };
     const settle = (fields) => {
       cancelAnimationFrame(frame);
       frame = 0;
       pending = '';
+      replace = false;
       ended = true;
       patchMessage(mid, () => fields);
     };
@@ -370,7 +413,8 @@ export function ChatPage({ user, params, navigate }) {
             if (n !== null) shown = n;
             if (typeof data.token === 'string') {
               pending += data.token;
-              if (!frame) frame = requestAnimationFrame(flush);
+              // (while replaying, nothing is drawn before the replay is all here)
+              if (!frame && (catchUp === null || shown >= catchUp)) frame = requestAnimationFrame(flush);
             } else if (data.done) {
               settle({
                 content: data.full_text ?? '',
@@ -399,10 +443,8 @@ export function ChatPage({ user, params, navigate }) {
     } catch (e) {
       if (!signal.aborted) setError(e);
     } finally {
-      if (frame) {
-        cancelAnimationFrame(frame);
-        flush(); // a stream that failed for good keeps what it showed
-      }
+      cancelAnimationFrame(frame);
+      if (pending) flush(); // a stream that failed for good keeps what it received
       if (!signal.aborted) setStreaming((s) => (s === mid ? null : s));
     }
     return ended && !signal.aborted;
@@ -450,7 +492,9 @@ export function ChatPage({ user, params, navigate }) {
     const text = input;
     if (!text.trim() || streaming || busy || (conv && conv.status !== 'active')) return;
     setError(null);
+    const chosen = model.trim();
     let cid = conv?.id;
+    let known = conv?.model || ''; // the conversation's model as parley has it
     if (!cid) {
       // The first message of a new conversation creates it.
       const signal = view.current.signal;
@@ -458,10 +502,11 @@ export function ChatPage({ user, params, navigate }) {
         setBusy(true);
         const created = await api(conversationsPath(user), {
           method: 'POST',
-          body: { title: titleFrom(text), ...(model ? { model } : {}) },
+          body: { title: titleFrom(text), ...(chosen ? { model: chosen } : {}) },
           signal,
         });
         cid = created.id;
+        known = created.model || '';
         skipLoad.current = cid;
         setConv(created);
         navigate(`chat/${cid}`);
@@ -474,16 +519,32 @@ export function ChatPage({ user, params, navigate }) {
       }
     }
     setInput('');
-    const mid = await startAnswer(cid, messagesPath(cid), { content: text, ...(model ? { model } : {}) }, (aid, uid) => {
+    const body = { content: text, ...(chosen ? { model: chosen } : {}) };
+    const mid = await startAnswer(cid, messagesPath(cid), body, (aid, uid) => {
       setSiblings(null);
       setMessages((ms) => [
         ...ms,
         { id: uid, role: 'user', content: text, status: 'complete' },
-        { id: aid, role: 'assistant', content: '', status: 'generating', ai_model: model || null, parent_id: uid },
+        newAnswer(aid, uid, chosen),
       ]);
     });
     // Nothing was stored: give the text back to the user.
     if (!mid) setInput((now) => now || text);
+    else if (chosen && chosen !== known) rememberModel(cid, chosen);
+  }
+
+  // A typed model that parley accepted (an answer was started with it) becomes the conversation's
+  // model, as a picked one does at once (an unknown name is refused when sending, before anything
+  // is stored, and stays in the box to be corrected).
+  async function rememberModel(cid, name) {
+    const signal = view.current.signal;
+    try {
+      const path = `${conversationsPath(user)}/${encodeURIComponent(cid)}`;
+      const c = await api(path, { method: 'PATCH', body: { model: name }, signal });
+      if (!signal.aborted) setConv(c);
+    } catch (e) {
+      if (!signal.aborted) setError(e);
+    }
   }
 
   async function regenerate() {
@@ -491,23 +552,19 @@ export function ChatPage({ user, params, navigate }) {
     if (!last || !conv) return;
     const cid = conv.id;
     const signal = view.current.signal;
+    const chosen = model.trim();
     const mid = await startAnswer(
       cid,
       `${messagesPath(cid)}/${encodeURIComponent(last.id)}/regenerate`,
-      model ? { model } : {},
+      chosen ? { model: chosen } : {},
       (aid) => {
         setSiblings(null);
-        setMessages((ms) =>
-          ms.map((m) =>
-            m.id === last.id
-              ? { id: aid, role: 'assistant', content: '', status: 'generating', ai_model: model || null, parent_id: last.parent_id }
-              : m,
-          ),
-        );
+        setMessages((ms) => ms.map((m) => (m.id === last.id ? newAnswer(aid, last.parent_id, chosen) : m)));
       },
     );
     // The old answer and the new one are siblings: offer to look at both.
     if (mid && !signal.aborted) loadSiblings(cid, { id: mid, parent_id: last.parent_id }, signal);
+    if (mid && chosen && chosen !== (conv.model || '')) rememberModel(cid, chosen);
   }
 
   async function stop() {
@@ -574,6 +631,14 @@ export function ChatPage({ user, params, navigate }) {
     });
   };
   const pickModel = (value) => {
+    if (value === OTHER) {
+      // The name is typed in the box this reveals; it is kept for the conversation once used.
+      setTyping(true);
+      setModel((m) => (models?.includes(m) ? '' : m));
+      setTimeout(() => modelNameRef.current?.focus());
+      return;
+    }
+    setTyping(false);
     setModel(value);
     if (conv && (conv.model || '') !== value) {
       act(async () => setConv(await api(convPath(), { method: 'PATCH', body: { model: value || null } })));
@@ -605,7 +670,11 @@ export function ChatPage({ user, params, navigate }) {
   const ended = conv && conv.status !== 'active';
   const lastAnswer = [...messages].reverse().find((m) => m.role === 'assistant');
   const canRegenerate = !!lastAnswer && !streaming && !ended && lastAnswer.status !== 'generating';
-  const modelChoices = model && !models.includes(model) ? [...models, model].sort() : models;
+  // A model that is not one of the listed names (the conversation's, or typed) shows in the box of
+  // "Another model…"; until the list has come, it is an option of its own.
+  const typed = typing || (models !== null && !!model && !models.includes(model));
+  const modelChoices = models === null ? (model ? [model] : []) : models;
+  const modelError = error && error.param === 'model' ? error : null;
   const title = phase === 'notfound' ? 'Conversation not found' : conv ? conv.title : 'Chat';
 
   return (
@@ -719,7 +788,7 @@ export function ChatPage({ user, params, navigate }) {
               })}
             </div>
 
-            <ErrorMessage error={error} />
+            <ErrorMessage error={error} id="chat-error" />
             {error && (error.code === 'API_KEY_NOT_CONFIGURED' || error.code === 'INVALID_API_KEY') && (
               <p>
                 <a href="#/provider-key">Set your provider key</a>
@@ -749,16 +818,52 @@ export function ChatPage({ user, params, navigate }) {
                 </small>
               </div>
               <div class="chat-composer-bar">
-                <div class="field chat-model">
-                  <label for="chat-model">Model</label>
-                  <select id="chat-model" value={model} disabled={!!ended || busy} onChange={(e) => pickModel(e.currentTarget.value)}>
-                    <option value="">Default model</option>
-                    {modelChoices.map((m) => (
-                      <option key={m} value={m}>
-                        {m}
-                      </option>
-                    ))}
-                  </select>
+                <div class="chat-models">
+                  <div class="field chat-model">
+                    <label for="chat-model">Model</label>
+                    <select
+                      id="chat-model"
+                      value={typed ? OTHER : model}
+                      disabled={!!ended || busy}
+                      onChange={(e) => pickModel(e.currentTarget.value)}
+                    >
+                      <option value="">Default model</option>
+                      {modelChoices.map((m) => (
+                        <option key={m} value={m}>
+                          {m}
+                        </option>
+                      ))}
+                      <option value={OTHER}>Another model…</option>
+                    </select>
+                  </div>
+                  {typed && (
+                    <div class="field chat-model chat-model-name">
+                      <label for="chat-model-name">Model name</label>
+                      <input
+                        id="chat-model-name"
+                        ref={modelNameRef}
+                        value={model}
+                        disabled={!!ended}
+                        autocomplete="off"
+                        spellcheck={false}
+                        aria-invalid={modelError ? 'true' : undefined}
+                        aria-describedby={`chat-model-hint${modelError ? ' chat-error' : ''}`}
+                        onInput={(e) => {
+                          setTyping(true); // the box stays while its name is typed, listed or not
+                          setModel(e.currentTarget.value);
+                        }}
+                      />
+                      <small id="chat-model-hint" class="hint">
+                        {served.length ? 'Also served: ' : 'Any model name parley routes.'}
+                        {served.map((pattern, i) => (
+                          <span key={pattern}>
+                            {i > 0 && ', '}
+                            <code>{pattern}</code>
+                          </span>
+                        ))}
+                      </small>
+                    </div>
+                  )}
                 </div>
                 {streaming ? (
                   <button type="button" class="danger" onClick={stop} disabled={streaming === 'pending'}>
