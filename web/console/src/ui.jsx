@@ -141,6 +141,16 @@ export function Confirm({ open, title, message, confirmLabel = 'Confirm', danger
   );
 }
 
+// A table (or other wide content) that scrolls sideways on narrow screens: a labelled region that
+// the keyboard can reach, so that its hidden part can be scrolled without a mouse.
+export function ScrollRegion({ label, class: extra = '', children }) {
+  return (
+    <div class={`table-wrap ${extra}`.trim()} tabIndex={0} role="region" aria-label={label}>
+      {children}
+    </div>
+  );
+}
+
 export function Loading({ label = 'Loading…' }) {
   return (
     <p class="loading" role="status" aria-live="polite">

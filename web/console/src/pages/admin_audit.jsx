@@ -4,7 +4,7 @@
 // "Audit log").
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
-import { ErrorMessage, Field, Loading, PageTitle, fmtInt } from '../ui.jsx';
+import { ErrorMessage, Field, Loading, PageTitle, fmtInt, ScrollRegion } from '../ui.jsx';
 import { Cell } from './admin_users.jsx';
 import './admin.css';
 
@@ -380,7 +380,7 @@ export function AuditPage({ params }) {
           )}
           {state.items.length > 0 && (
             // Focusable and named, so that a keyboard can scroll it sideways on a narrow screen.
-            <div class="table-wrap" tabIndex={0} role="region" aria-label="Audit events">
+            <ScrollRegion label="Audit events">
               <table class="admin-table admin-stack admin-audit-table">
                 <caption class="admin-sr">Audit events, newest first</caption>
                 <thead>
@@ -433,7 +433,7 @@ export function AuditPage({ params }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </ScrollRegion>
           )}
           {state.loading && <Loading label="Loading events…" />}
           {state.total !== null && state.items.length < state.total && (

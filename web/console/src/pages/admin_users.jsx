@@ -5,7 +5,19 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import {
-  Confirm, Dialog, ErrorMessage, Field, Loading, Notice, PageTitle, fmtCost, fmtDate, fmtInt, useAction, useLoad,
+  Confirm,
+  Dialog,
+  ErrorMessage,
+  Field,
+  Loading,
+  Notice,
+  PageTitle,
+  fmtCost,
+  fmtDate,
+  fmtInt,
+  useAction,
+  useLoad,
+  ScrollRegion,
 } from '../ui.jsx';
 import './admin.css';
 
@@ -297,7 +309,7 @@ function UserList({ me }) {
                 (data.search ? ` matching “${data.search}”` : '')}
           </p>
           {data.items.length > 0 && (
-            <div class="table-wrap" tabIndex={0} role="region" aria-label="Users">
+            <ScrollRegion label="Users">
               <table class="admin-table admin-stack">
                 <caption class="admin-sr">Users</caption>
                 <thead>
@@ -336,7 +348,7 @@ function UserList({ me }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </ScrollRegion>
           )}
           {data.total > PAGE_SIZE && (
             <nav class="actions admin-pager" aria-label="Pages of users">
@@ -681,7 +693,7 @@ function InUse({ limits, onRefresh, refreshing }) {
   ];
   return (
     <div class="admin-inuse">
-      <div class="table-wrap" tabIndex={0} role="region" aria-label="Limits in use">
+      <ScrollRegion label="Limits in use">
         <table>
           <caption>
             In use now
@@ -713,7 +725,7 @@ function InUse({ limits, onRefresh, refreshing }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </ScrollRegion>
       <div class="actions">
         <button type="button" onClick={onRefresh} disabled={refreshing}>
           Refresh use

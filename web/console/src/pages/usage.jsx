@@ -17,6 +17,7 @@ import {
   fmtInt,
   useAction,
   useLoad,
+  ScrollRegion,
 } from '../ui.jsx';
 import { drawChart, updateChart } from '../charts.js';
 import './usage.css';
@@ -514,17 +515,9 @@ function ChartFigure({ title, label, spec, table, short }) {
 
 // A table's box that scrolls sideways when the table is wider than the screen; focusable (and
 // named) so that keyboard users can scroll it too.
-function ScrollBox({ label, class: extra = '', children }) {
-  return (
-    <div class={`table-wrap ${extra}`} tabIndex={0} role="region" aria-label={label}>
-      {children}
-    </div>
-  );
-}
-
 function DayTable({ title, days, columns }) {
   return (
-    <ScrollBox label={`${title}: data table`}>
+    <ScrollRegion label={`${title}: data table`}>
       <table class="usage-day-table">
         <thead>
           <tr>
@@ -549,13 +542,13 @@ function DayTable({ title, days, columns }) {
           ))}
         </tbody>
       </table>
-    </ScrollBox>
+    </ScrollRegion>
   );
 }
 
 function ModelTable({ models }) {
   return (
-    <ScrollBox label="Per model" class="usage-models">
+    <ScrollRegion label="Per model" class="usage-models">
       <table>
         <caption>Per model</caption>
         <thead>
@@ -585,7 +578,7 @@ function ModelTable({ models }) {
           ))}
         </tbody>
       </table>
-    </ScrollBox>
+    </ScrollRegion>
   );
 }
 
@@ -630,7 +623,7 @@ function RecentCalls({ records, scope, names, hideError }) {
         <p class="muted">No calls in this period.</p>
       )}
       {records.items.length > 0 && (
-        <ScrollBox label="Recent calls">
+        <ScrollRegion label="Recent calls">
           <table class="usage-calls">
             <thead>
               <tr>
@@ -663,7 +656,7 @@ function RecentCalls({ records, scope, names, hideError }) {
               ))}
             </tbody>
           </table>
-        </ScrollBox>
+        </ScrollRegion>
       )}
       {records.items.length > 0 && (
         <div class="actions usage-more">
