@@ -349,8 +349,8 @@ Status copy_string(const bj::value& value, std::string_view key, bj::object& cha
 // Response
 
 bj::value echo(const bj::object& request, std::string_view key, bj::value fallback = nullptr) {
-  const bj::value* v = given(request, key);
-  return v != nullptr ? *v : std::move(fallback);
+  if (const bj::value* v = given(request, key)) return *v;
+  return fallback;
 }
 
 bj::object skeleton(const bj::object& request, std::string_view id, std::int64_t created_at,
@@ -681,9 +681,9 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
     return fail(ErrorKind::kOpenAiApiError, "the provider's answer has no choices");
   }
   const bj::object& choice = (*choices)[0].get_object();
-  static const bj::object kEmpty;
+  static const bj::object no_message;
   const bj::object* found = detail::object_member(choice, "message");
-  const bj::object& message = found != nullptr ? *found : kEmpty;
+  const bj::object& message = found != nullptr ? *found : no_message;
   const std::string_view finish_reason = string_or(choice, "finish_reason");
   const std::string_view model = string_or(chat, "model", string_or(request, "model"));
   const std::int64_t created = meta.created_at != 0 ? meta.created_at : integer_or(chat, "created", 0);
