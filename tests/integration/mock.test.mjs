@@ -1,5 +1,5 @@
 // parley-mock against real HTTP clients: global fetch, raw sockets and (when installed) the official
-// `openai` SDK. Run: PARLEY_MOCK_BIN=build/debug/bin/parley-mock node --test tests/integration/mock.test.mjs
+// `openai` and `@anthropic-ai/sdk` SDKs. Run: PARLEY_MOCK_BIN=build/debug/bin/parley-mock node --test tests/integration/mock.test.mjs
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -897,6 +897,436 @@ describe('parley-mock pacing and listing flags', () => {
     const replies = await Promise.all(Array.from({ length: 40 }, (_, i) =>
       chat(mock.base, { model: 'm', messages: [{ role: 'user', content: `number ${i}` }] }).then((r) => r.json())));
     replies.forEach((r, i) => assert.equal(r.choices[0].message.content, `mock reply: number ${i}`));
+  });
+});
+
+// Anthropic's Messages API: its headers, its shapes, its event names.
+const ANTHROPIC_HEADERS = { 'anthropic-version': '2023-06-01', 'x-api-key': 'sk-ant-test' };
+const anthropic = (base, body, headers = {}, path = '/v1/messages') => post(base, path, body, { ...ANTHROPIC_HEADERS, ...headers });
+const countTokens = (base, body, headers) => anthropic(base, body, headers, '/v1/messages/count_tokens');
+
+// Reads an Anthropic SSE body into [{ event, data }] with data parsed; a broken connection ends
+// the read with `error` set, as in readEvents.
+async function readNamedEvents(res) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let error = null;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch (e) {
+    error = e;
+  }
+  const blocks = text.split('\n\n');
+  const events = blocks.slice(0, -1).map((block) => {
+    const m = /^event: ([a-z_]+)\ndata: (.*)$/s.exec(block);
+    assert.ok(m, `not an Anthropic event: ${block}`);
+    const data = JSON.parse(m[2]);
+    assert.equal(data.type, m[1], 'the event name repeats the data type');
+    return { event: m[1], data };
+  });
+  return { events, error, rest: blocks.at(-1) };
+}
+
+// A conversation with every kind of content the mock reads: 5 + 3 + 2 + 4 words.
+const anthropicSystem = 'You are  a\thelpful assistant.';
+const turns = [
+  { role: 'user', content: 'first question' },
+  { role: 'assistant', content: [{ type: 'text', text: 'first answer here' }] },
+  {
+    role: 'user',
+    content: [
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+      { type: 'text', text: '  tell me\na story ' },
+    ],
+  },
+];
+const turnWords = 5 + 2 + 3 + 4;
+const weatherTool = {
+  name: 'get_weather',
+  description: 'The weather in a city.',
+  input_schema: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' }, unit: { enum: ['c', 'f'] } }, required: ['city'] },
+};
+const clockTool = { name: 'clock', input_schema: { type: 'object', properties: {} } };
+
+// Concatenates the deltas of each block of a streamed message, as an SDK does.
+function assembleBlocks(events) {
+  const blocks = [];
+  for (const { data } of events) {
+    if (data.type === 'content_block_start') blocks[data.index] = { ...data.content_block, partial: '' };
+    if (data.type === 'content_block_delta') {
+      const block = blocks[data.index];
+      if (data.delta.type === 'text_delta') block.text += data.delta.text;
+      else block.partial += data.delta.partial_json;
+    }
+  }
+  return blocks.map(({ partial, ...b }) => (b.type === 'tool_use' ? { ...b, input: JSON.parse(partial) } : b));
+}
+
+describe('parley-mock Anthropic Messages API', () => {
+  let mock;
+  before(async () => { mock = await startMock(); });
+  after(async () => { assert.equal((await mock.stop()).code, 0); });
+
+  test('a message has Anthropic\'s shape and headers; text and usage follow the chat rules', async () => {
+    const res = await anthropic(mock.base, { model: 'claude-test', max_tokens: 100, system: anthropicSystem, messages: turns, temperature: 0.5, metadata: { user_id: 'u1' } });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    assert.match(res.headers.get('request-id'), /^req_mock\d{12}$/);
+    assert.equal(res.headers.get('anthropic-ratelimit-requests-remaining'), '9999');
+    assert.equal(res.headers.get('x-ratelimit-remaining-requests'), null, 'OpenAI\'s headers stay on the OpenAI side');
+    const body = await res.json();
+    assert.match(body.id, /^msg_mock\d{12}$/);
+    assert.deepEqual({ ...body, id: 'x' }, {
+      id: 'x',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-test',
+      content: [{ type: 'text', text: 'mock reply: tell me a story' }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      stop_details: null,
+      container: null,
+      usage: { input_tokens: turnWords, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 6 },
+    });
+    // System as text blocks counts the same; ids differ from message to message.
+    const blocks = await (await anthropic(mock.base, { model: 'claude-test', max_tokens: 100, system: [{ type: 'text', text: 'You are  a' }, { type: 'text', text: 'helpful assistant.' }], messages: turns })).json();
+    assert.equal(blocks.usage.input_tokens, turnWords);
+    assert.notEqual(blocks.id, body.id);
+  });
+
+  test('tool_result contents count and are read; system messages count but are not replied to', async () => {
+    const body = await (await anthropic(mock.base, {
+      model: 'c', max_tokens: 50,
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hello there' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'clock', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'it is noon' }] }, { type: 'text', text: 'thanks' }] },
+      ],
+    })).json();
+    assert.equal(body.content[0].text, 'mock reply: it is noon thanks');
+    assert.equal(body.usage.input_tokens, 2 + 2 + 4);
+  });
+
+  test('count_tokens counts what usage.input_tokens counts and takes no max_tokens', async () => {
+    const res = await countTokens(mock.base, { model: 'claude-test', system: anthropicSystem, messages: turns, tools: [weatherTool] });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('request-id'), /^req_/);
+    assert.deepEqual(await res.json(), { input_tokens: turnWords });
+    const refused = await countTokens(mock.base, { model: 'claude-test', max_tokens: 5, messages: turns });
+    assert.equal(refused.status, 400);
+    assert.equal((await refused.json()).error.message, 'max_tokens: Extra inputs are not permitted');
+  });
+
+  test('max_tokens cuts the reply to that many words; stop_sequences end it before the first match', async () => {
+    const cut = await (await anthropic(mock.base, { model: 'c', max_tokens: 3, messages: turns })).json();
+    assert.deepEqual([cut.content, cut.stop_reason, cut.stop_sequence, cut.usage.output_tokens], [[{ type: 'text', text: 'mock reply: tell' }], 'max_tokens', null, 3]);
+    const stopped = await (await anthropic(mock.base, { model: 'c', max_tokens: 100, messages: turns, stop_sequences: ['zebra', 'a story', 'me'] })).json();
+    assert.deepEqual([stopped.content, stopped.stop_reason, stopped.stop_sequence, stopped.usage.output_tokens], [[{ type: 'text', text: 'mock reply: tell ' }], 'stop_sequence', 'me', 3]);
+    // A stop sequence beyond the max_tokens cut does not apply.
+    const limited = await (await anthropic(mock.base, { model: 'c', max_tokens: 2, messages: turns, stop_sequences: ['story'] })).json();
+    assert.deepEqual([limited.content[0].text, limited.stop_reason, limited.stop_sequence], ['mock reply:', 'max_tokens', null]);
+    // max_tokens 0 (a cache warm-up) generates nothing.
+    const none = await (await anthropic(mock.base, { model: 'c', max_tokens: 0, messages: turns })).json();
+    assert.deepEqual([none.content, none.stop_reason, none.usage.output_tokens], [[], 'max_tokens', 0]);
+  });
+
+  test('"use tool NAME" calls that tool with input built from its schema; tool_choice any, tool and none', async () => {
+    const ask = (content, extra = {}) => anthropic(mock.base, { model: 'c', max_tokens: 100, tools: [clockTool, weatherTool], messages: [{ role: 'user', content }], ...extra }).then((r) => r.json());
+    const auto = await ask('please use tool get_weather for Paris');
+    const reply = 'mock reply: please use tool get_weather for Paris';
+    assert.equal(auto.stop_reason, 'tool_use');
+    assert.equal(auto.content.length, 2, 'a text block, then the call');
+    assert.deepEqual(auto.content[0], { type: 'text', text: reply });
+    assert.match(auto.content[1].id, /^toolu_mock\d{12}$/);
+    assert.deepEqual({ ...auto.content[1], id: 'x' }, { type: 'tool_use', id: 'x', name: 'get_weather', input: { city: reply, days: 6, unit: 'f' } });
+    assert.equal(auto.usage.output_tokens, words(reply) + words(JSON.stringify(auto.content[1].input)));
+    // A question picks the first enum member; max_tokens does not cut a tool call.
+    const question = await ask('use tool get_weather today?', { max_tokens: 1 });
+    assert.deepEqual(question.content[1].input, { city: 'mock reply: use tool get_weather today?', days: 4, unit: 'c' });
+    // any: the named tool or else the first, and no text; tool: the forced one; none: never.
+    const any = await ask('what time is it', { tool_choice: { type: 'any' } });
+    assert.deepEqual(any.content.map((b) => [b.type, b.name]), [['tool_use', 'clock']]);
+    assert.deepEqual(any.content[0].input, {});
+    const forced = await ask('use tool clock', { tool_choice: { type: 'tool', name: 'get_weather', disable_parallel_tool_use: true } });
+    assert.deepEqual(forced.content.map((b) => [b.type, b.name]), [['tool_use', 'get_weather']]);
+    const never = await ask('use tool clock', { tool_choice: { type: 'none' } });
+    assert.deepEqual([never.content, never.stop_reason], [[{ type: 'text', text: 'mock reply: use tool clock' }], 'end_turn']);
+    const unknown = await ask('use tool teleport');
+    assert.equal(unknown.stop_reason, 'end_turn');
+    // The round trip: the result goes back, the reply reads it.
+    const back = await anthropic(mock.base, {
+      model: 'c', max_tokens: 100, tools: [weatherTool],
+      messages: [
+        { role: 'user', content: 'please use tool get_weather for Paris' },
+        { role: 'assistant', content: auto.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: auto.content[1].id, content: '22 degrees' }] },
+      ],
+    }).then((r) => r.json());
+    assert.deepEqual([back.content, back.stop_reason], [[{ type: 'text', text: 'mock reply: 22 degrees' }], 'end_turn']);
+  });
+
+  test('a streamed message sends Anthropic\'s events in order; they rebuild the unstreamed message', async () => {
+    const body = { model: 'claude-test', max_tokens: 100, system: anthropicSystem, messages: turns };
+    const plain = await (await anthropic(mock.base, body)).json();
+    const res = await anthropic(mock.base, { ...body, stream: true });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+    assert.match(res.headers.get('request-id'), /^req_/);
+    const { events, error } = await readNamedEvents(res);
+    assert.equal(error, null);
+    assert.deepEqual(events.map((e) => e.event), [
+      'message_start', 'content_block_start', 'ping',
+      ...Array(6).fill('content_block_delta'),
+      'content_block_stop', 'message_delta', 'message_stop',
+    ]);
+    const start = events[0].data.message;
+    assert.deepEqual([start.content, start.stop_reason, start.stop_sequence, start.usage.input_tokens, start.usage.output_tokens], [[], null, null, turnWords, 1]);
+    assert.match(start.id, /^msg_mock/);
+    assert.deepEqual(events[1].data, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    assert.deepEqual(events.slice(3, 9).map((e) => e.data.delta), ['mock', ' reply:', ' tell', ' me', ' a', ' story'].map((text) => ({ type: 'text_delta', text })));
+    assert.deepEqual(events[9].data, { type: 'content_block_stop', index: 0 });
+    assert.deepEqual(events[10].data, {
+      type: 'message_delta',
+      delta: { stop_reason: 'end_turn', stop_sequence: null, stop_details: null },
+      usage: plain.usage,
+    });
+    assert.deepEqual(assembleBlocks(events), plain.content);
+  });
+
+  test('a streamed tool call sends its input as input_json_delta; stop sequences stream too', async () => {
+    const body = { model: 'c', max_tokens: 100, tools: [weatherTool], messages: [{ role: 'user', content: 'use tool get_weather' }] };
+    const plain = await (await anthropic(mock.base, body)).json();
+    const { events } = await readNamedEvents(await anthropic(mock.base, { ...body, stream: true }));
+    const blocks = assembleBlocks(events);
+    assert.deepEqual(blocks.map(({ id, ...b }) => b), plain.content.map(({ id, ...b }) => b));
+    assert.match(blocks[1].id, /^toolu_mock/);
+    const toolStart = events.find((e) => e.event === 'content_block_start' && e.data.index === 1).data;
+    assert.deepEqual({ ...toolStart.content_block, id: 'x' }, { type: 'tool_use', id: 'x', name: 'get_weather', input: {} });
+    assert.ok(events.filter((e) => e.data.delta?.type === 'input_json_delta').length > 1, 'the input comes in pieces');
+    assert.equal(events.at(-2).data.delta.stop_reason, 'tool_use');
+    const stop = await readNamedEvents(await anthropic(mock.base, { model: 'c', max_tokens: 100, messages: turns, stop_sequences: ['story'], stream: true }));
+    assert.deepEqual(stop.events.at(-2).data.delta, { stop_reason: 'stop_sequence', stop_sequence: 'story', stop_details: null });
+    assert.equal(assembleBlocks(stop.events)[0].text, 'mock reply: tell me a ');
+  });
+
+  test('invalid requests get 400 invalid_request_error naming the field, in Anthropic\'s error shape', async () => {
+    const ok = { model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+    const cases = [
+      ['{"model":', 'The request body is not valid JSON.'],
+      ['[]', 'The request body must be a JSON object.'],
+      [{ ...ok, model: undefined }, 'model: Field required'],
+      [{ ...ok, max_tokens: undefined }, 'max_tokens: Field required'],
+      [{ ...ok, max_tokens: 'ten' }, 'max_tokens: Input should be a valid integer'],
+      [{ ...ok, messages: undefined }, 'messages: Field required'],
+      [{ ...ok, messages: [] }, 'messages: at least one message is required'],
+      [{ ...ok, messages: [{ role: 'tool', content: 'x' }] }, 'messages.0.role: Input should be \'user\', \'assistant\' or \'system\''],
+      [{ ...ok, messages: [{ role: 'user', content: '' }] }, 'messages.0: all messages must have non-empty content except for the optional final assistant message'],
+      [{ ...ok, messages: [{ role: 'user', content: [{ type: 'text', text: '' }] }] }, 'messages: text content blocks must be non-empty'],
+      [{ ...ok, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, /^messages\.0\.content\.0: Input tag 'image_url' found using 'type' does not match any of the expected tags: 'text', 'image'/],
+      [{ ...ok, messages: [{ role: 'user', content: [{ type: 'text' }] }] }, 'messages.0.content.0.text: Field required'],
+      [{ ...ok, messages: [{ role: 'user', content: 'hi', name: 'bob' }] }, 'messages.0.name: Extra inputs are not permitted'],
+      [{ ...ok, messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'clock', input: {} }] }] },
+        'messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: t1. Each `tool_use` block must have a corresponding `tool_result` block in the next message.'],
+      [{ ...ok, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't9', content: 'x' }] }] },
+        'messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: t9. Each `tool_result` block must have a corresponding `tool_use` block in the previous message.'],
+      [{ ...ok, system: [{ type: 'image', source: {} }] }, 'system.0.type: Input should be \'text\''],
+      [{ ...ok, temperature: 1.5 }, 'temperature: Input should be less than or equal to 1'],
+      [{ ...ok, stream: 'yes' }, 'stream: Input should be a valid boolean'],
+      [{ ...ok, stop_sequences: [' '] }, 'stop_sequences: each stop sequence must contain non-whitespace'],
+      [{ ...ok, n: 2 }, 'n: Extra inputs are not permitted'],
+      [{ ...ok, tools: [{ name: 'bad name', input_schema: { type: 'object' } }] }, 'tools.0.name: String should match pattern \'^[a-zA-Z0-9_-]{1,128}$\''],
+      [{ ...ok, tools: [{ name: 'f' }] }, 'tools.0.input_schema: Field required'],
+      [{ ...ok, tools: [clockTool, clockTool] }, 'tools: Tool names must be unique.'],
+      [{ ...ok, tools: [clockTool], tool_choice: { type: 'required' } }, 'tool_choice.type: Input should be \'auto\', \'any\', \'tool\' or \'none\''],
+      [{ ...ok, tools: [clockTool], tool_choice: { type: 'tool', name: 'nope' } }, 'tool_choice.name: no tool named \'nope\' in tools'],
+    ];
+    for (const [body, message] of cases) {
+      const res = await anthropic(mock.base, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      const requestId = res.headers.get('request-id');
+      const error = await res.json();
+      assert.equal(error.type, 'error');
+      assert.equal(error.error.type, 'invalid_request_error');
+      assert.equal(error.request_id, requestId, 'the body repeats the request-id header');
+      if (message instanceof RegExp) assert.match(error.error.message, message);
+      else assert.equal(error.error.message, message, JSON.stringify(body));
+    }
+    // A final assistant message may be empty (a prefill), and newer API versions are accepted.
+    assert.equal((await anthropic(mock.base, { ...ok, messages: [...ok.messages, { role: 'assistant', content: '' }] }, { 'anthropic-version': '2026-10-21' })).status, 200);
+  });
+
+  test('the version header is required; unknown paths are 404 not_found_error, other methods 405', async () => {
+    const ok = { model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+    const missing = await post(mock.base, '/v1/messages', ok, { 'x-api-key': 'k' });
+    assert.equal(missing.status, 400);
+    assert.deepEqual((await missing.json()).error, { type: 'invalid_request_error', message: 'anthropic-version: header is required' });
+    const bad = await anthropic(mock.base, ok, { 'anthropic-version': 'latest' });
+    assert.equal(bad.status, 400);
+    const notFound = await anthropic(mock.base, ok, {}, '/v1/messages/batches');
+    assert.equal(notFound.status, 404);
+    const body = await notFound.json();
+    assert.deepEqual([body.type, body.error.type], ['error', 'not_found_error']);
+    const get = await fetch(`${mock.base}/v1/messages`, { headers: ANTHROPIC_HEADERS });
+    assert.equal(get.status, 405);
+    assert.equal((await get.json()).error.type, 'invalid_request_error');
+    // Over the body limit: 413 request_too_large.
+    const request = `POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n`;
+    const text = await rawExchange(mock.port, request, (t) => t.includes('\r\n\r\n{') && t.endsWith('}'));
+    assert.match(text, /^HTTP\/1\.1 413 /);
+    assert.match(text, /"type":"request_too_large"/);
+  });
+
+  test('faults answer in Anthropic\'s shape: 429 rate_limit_error, 529 overloaded_error, 500 api_error', async () => {
+    await resetMock(mock.base);
+    const ok = { model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+    await queueFaults(mock.base, [{ status: 429, retry_after: 7 }, { status: 529 }, { status: 500 }, { status: 529, body: { custom: true } }]);
+    const limited = await anthropic(mock.base, ok);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get('retry-after'), '7');
+    assert.equal(limited.headers.get('anthropic-ratelimit-requests-remaining'), '0');
+    const body = await limited.json();
+    assert.deepEqual([body.type, body.error.type, body.request_id], ['error', 'rate_limit_error', limited.headers.get('request-id')]);
+    const overloaded = await anthropic(mock.base, ok);
+    assert.equal(overloaded.status, 529);
+    assert.equal(overloaded.statusText, 'Overloaded');
+    assert.deepEqual((await overloaded.json()).error, { type: 'overloaded_error', message: 'Overloaded' });
+    const broken = await anthropic(mock.base, ok);
+    assert.equal(broken.status, 500);
+    assert.equal((await broken.json()).error.type, 'api_error');
+    assert.deepEqual(await (await anthropic(mock.base, ok)).json(), { custom: true });
+    assert.equal((await anthropic(mock.base, ok)).status, 200);
+  });
+
+  test('drop_after_chunks cuts a streamed message after N events; malformed and delay_ms apply too', async () => {
+    await resetMock(mock.base);
+    const ok = { model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'tell me a story' }] };
+    await queueFaults(mock.base, [{ drop_after_chunks: 4 }, { malformed: true }, { delay_ms: 200 }]);
+    const cut = await anthropic(mock.base, { ...ok, stream: true });
+    assert.equal(cut.status, 200);
+    const { events, error, rest } = await readNamedEvents(cut);
+    assert.ok(error, 'the body ends without its last chunk');
+    assert.deepEqual([events.map((e) => e.event), rest], [['message_start', 'content_block_start', 'ping', 'content_block_delta'], '']);
+    const malformed = await anthropic(mock.base, ok);
+    assert.equal(malformed.status, 200);
+    const text = await malformed.text();
+    assert.ok(text.startsWith('{"id":"msg_mock"'));
+    assert.throws(() => JSON.parse(text), SyntaxError);
+    const started = performance.now();
+    const slow = await anthropic(mock.base, ok);
+    assert.equal(slow.status, 200);
+    await slow.arrayBuffer();
+    assert.ok(performance.now() - started >= 200);
+  });
+
+  test('requests are recorded with x-api-key and anthropic-version as sent', async () => {
+    await resetMock(mock.base);
+    const body = JSON.stringify({ model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
+    await (await anthropic(mock.base, body, { 'x-api-key': 'sk-ant-one' })).arrayBuffer();
+    await (await countTokens(mock.base, '{"model":"c","messages":[{"role":"user","content":"hi"}]}', { 'anthropic-version': '2026-10-21' })).arrayBuffer();
+    await (await chat(mock.base, { model: 'm', messages }, { authorization: 'Bearer sk-openai' })).arrayBuffer();
+    const log = await recorded(mock.base);
+    assert.deepEqual(log.map(({ path, authorization, x_api_key, anthropic_version }) => ({ path, authorization, x_api_key, anthropic_version })), [
+      { path: '/v1/messages', authorization: null, x_api_key: 'sk-ant-one', anthropic_version: '2023-06-01' },
+      { path: '/v1/messages/count_tokens', authorization: null, x_api_key: 'sk-ant-test', anthropic_version: '2026-10-21' },
+      { path: '/v1/chat/completions', authorization: 'Bearer sk-openai', x_api_key: null, anthropic_version: null },
+    ]);
+    assert.equal(log[0].body, body);
+  });
+
+  test('with --require-key, x-api-key (or Authorization: Bearer, as the SDK sends it) must be a listed key', async () => {
+    const keyed = await startMock(['--require-key', 'sk-ant-alpha,sk-ant-beta']);
+    try {
+      const ok = { model: 'c', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] };
+      const cases = [
+        [{ 'x-api-key': undefined }, 'x-api-key header is required'],
+        [{ 'x-api-key': 'sk-ant-wrong' }, 'invalid x-api-key'],
+        [{ 'x-api-key': undefined, authorization: 'Bearer sk-ant-wrong' }, 'invalid x-api-key'],
+        [{ 'x-api-key': undefined, authorization: 'sk-ant-alpha' }, 'invalid x-api-key'],
+        [{ 'x-api-key': 'sk-ant-wrong', authorization: 'Bearer sk-ant-alpha' }, 'invalid x-api-key'],
+      ];
+      for (const [headers, message] of cases) {
+        const clean = Object.fromEntries(Object.entries({ ...ANTHROPIC_HEADERS, ...headers }).filter(([, v]) => v !== undefined));
+        const res = await post(keyed.base, '/v1/messages', ok, clean);
+        assert.equal(res.status, 401, JSON.stringify(headers));
+        const body = await res.json();
+        assert.deepEqual(body.error, { type: 'authentication_error', message });
+        assert.ok(!JSON.stringify(body).includes('wrong'), 'the offered key is not echoed');
+      }
+      for (const key of ['sk-ant-alpha', 'sk-ant-beta']) {
+        assert.equal((await anthropic(keyed.base, ok, { 'x-api-key': key })).status, 200);
+        assert.equal((await countTokens(keyed.base, { model: 'c', messages: ok.messages }, { 'x-api-key': key })).status, 200);
+      }
+      const bearer = await post(keyed.base, '/v1/messages', ok, { 'anthropic-version': '2026-10-21', authorization: 'Bearer sk-ant-beta' });
+      assert.equal(bearer.status, 200);
+    } finally {
+      assert.equal((await keyed.stop()).code, 0);
+    }
+  });
+
+  test('--chunks and --chunk-delay-ms pace a streamed message as they pace chat completions', async () => {
+    const paced = await startMock(['--chunks', '2', '--chunk-delay-ms', '40']);
+    try {
+      const started = performance.now();
+      const { events, error } = await readNamedEvents(await anthropic(paced.base, { model: 'c', max_tokens: 100, messages: turns, stream: true }));
+      const took = performance.now() - started;
+      assert.equal(error, null);
+      assert.deepEqual(events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.text), ['mock reply: tell', ' me a story']);
+      // message_start, block start, ping, 2 deltas, block stop, message_delta, message_stop: 7 gaps.
+      assert.equal(events.length, 8);
+      assert.ok(took >= 7 * 40, `stream took ${took} ms`);
+    } finally {
+      assert.equal((await paced.stop()).code, 0);
+    }
+  });
+
+  test('the official @anthropic-ai/sdk reads messages, streams, tool calls, token counts and errors', async (t) => {
+    let Anthropic;
+    try {
+      ({ default: Anthropic } = await import('@anthropic-ai/sdk'));
+    } catch {
+      t.skip('the @anthropic-ai/sdk package is not installed');
+      return;
+    }
+    await resetMock(mock.base);
+    const client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: mock.base, maxRetries: 0 });
+    const message = await client.messages.create({ model: 'claude-test', max_tokens: 100, system: anthropicSystem, messages: turns });
+    assert.equal(message.content[0].text, 'mock reply: tell me a story');
+    const stream = client.messages.stream({ model: 'claude-test', max_tokens: 100, system: anthropicSystem, messages: turns });
+    let text = '';
+    stream.on('text', (piece) => { text += piece; });
+    const final = await stream.finalMessage();
+    assert.equal(text, message.content[0].text);
+    assert.deepEqual(final.usage, message.usage);
+    const tools = [weatherTool];
+    const call = await client.messages.stream({ model: 'c', max_tokens: 100, tools, messages: [{ role: 'user', content: 'use tool get_weather' }] }).finalMessage();
+    const use = call.content.find((b) => b.type === 'tool_use');
+    assert.equal(use.input.city, 'mock reply: use tool get_weather');
+    const answer = await client.messages.create({
+      model: 'c', max_tokens: 100, tools,
+      messages: [
+        { role: 'user', content: 'use tool get_weather' },
+        { role: 'assistant', content: call.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny' }] },
+      ],
+    });
+    assert.equal(answer.content[0].text, 'mock reply: sunny');
+    assert.deepEqual(await client.messages.countTokens({ model: 'c', system: anthropicSystem, messages: turns }), { input_tokens: turnWords });
+    await queueFaults(mock.base, [{ status: 529 }]);
+    await assert.rejects(client.messages.create({ model: 'c', max_tokens: 5, messages: turns }), (e) => {
+      assert.equal(e.status, 529);
+      assert.match(e.requestID, /^req_mock/);
+      return true;
+    });
+    // The SDK sends its key in one of the two headers, and its API version.
+    const sent = await recorded(mock.base);
+    assert.ok(sent.every((r) => r.x_api_key === 'sk-ant-test' || r.authorization === 'Bearer sk-ant-test'));
+    assert.ok(sent.every((r) => /^\d{4}-\d\d-\d\d$/.test(r.anthropic_version)));
   });
 });
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numbers>
+#include <span>
 
 #include "mock.hpp"
 
@@ -1157,6 +1158,751 @@ std::optional<std::string> render_model(const std::vector<std::string>& models, 
   return json::serialize(model_object(id));
 }
 
+// Anthropic's Messages API. Its validation messages name the field as a dotted path
+// ("messages.0.content: Field required"); every one is a 400 invalid_request_error, so the readers
+// below return just the message and plan_messages / count_message_tokens dress it.
+
+Reply anthropic_error(unsigned status, std::string_view type, std::string_view message,
+                      std::string_view request_id) {
+  json::object root{{"type", "error"}, {"error", json::object{{"type", type}, {"message", message}}}};
+  if (!request_id.empty()) root["request_id"] = request_id;
+  return Reply{status, json::serialize(root), {}};
+}
+
+Reply default_anthropic_error(unsigned status, std::string_view request_id) {
+  auto error = [&](std::string_view type, std::string_view message) {
+    return anthropic_error(status, type, message, request_id);
+  };
+  switch (status) {
+    case 400:
+      return error("invalid_request_error", "Bad request (injected by parley-mock).");
+    case 401:
+      return error("authentication_error", "invalid x-api-key");
+    case 402:
+      return error("billing_error", "Your credit balance is too low to access the Anthropic API.");
+    case 403:
+      return error("permission_error",
+                   "Your API key does not have permission to use the specified resource.");
+    case 404:
+      return error("not_found_error", "Not Found");
+    case 409:
+      return error("conflict_error", "Conflict.");
+    case 413:
+      return error("request_too_large", "Request exceeds the maximum allowed number of bytes.");
+    case 429:
+      return error("rate_limit_error",
+                   "Number of requests has exceeded your rate limit. Please try again later.");
+    case 500:
+      return error("api_error", "Internal server error");
+    case 504:
+      return error("timeout_error", "Request timed out");
+    case 529:
+      return error("overloaded_error", "Overloaded");
+    default:
+      break;
+  }
+  if (status >= 500) return error("api_error", "Server error (injected by parley-mock).");
+  if (status >= 400) return error("invalid_request_error", "Request error (injected by parley-mock).");
+  return Reply{status, "{}", {}};
+}
+
+namespace {
+
+using Problem = std::string;  // the message of a 400 invalid_request_error
+
+constexpr std::string_view kFieldRequired = "Field required";
+
+Problem at(std::string_view path, std::string_view what) {
+  std::string out(path);
+  out.append(": ").append(what);
+  return out;
+}
+
+Problem wrong_type(std::string_view path, std::string_view type) {
+  return at(path, "Input should be a valid " + std::string(type));
+}
+
+std::string child(std::string_view path, std::string_view key) {
+  std::string out(path);
+  if (!out.empty()) out.push_back('.');
+  out.append(key);
+  return out;
+}
+
+std::string child(std::string_view path, std::size_t index) {
+  return child(path, std::to_string(index));
+}
+
+template <std::size_t N>
+bool one_of(std::string_view value, const std::array<std::string_view, N>& list) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// The API refuses fields it does not know ("Extra inputs are not permitted").
+std::optional<Problem> extra_inputs(const json::object& o, std::string_view path,
+                                    std::span<const std::string_view> known) {
+  for (const auto& [key, value] : o) {
+    if (std::find(known.begin(), known.end(), std::string_view(key)) == known.end()) {
+      return at(child(path, key), "Extra inputs are not permitted");
+    }
+  }
+  return std::nullopt;
+}
+
+// A required string member; `out` (when given) receives it.
+std::optional<Problem> string_member(const json::object& o, std::string_view key, std::string_view path,
+                                     std::string_view* out = nullptr) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return at(child(path, key), kFieldRequired);
+  if (!v->is_string()) return wrong_type(child(path, key), "string");
+  if (out != nullptr) *out = v->get_string();
+  return std::nullopt;
+}
+
+void append_text(std::string& text, std::string_view piece) {
+  if (!text.empty()) text.push_back(' ');
+  text.append(piece);
+}
+
+std::optional<Problem> check_text(std::string_view text) {
+  if (text.empty()) return Problem("messages: text content blocks must be non-empty");
+  if (count_words(text) == 0)
+    return Problem("messages: text content blocks must contain non-whitespace text");
+  return std::nullopt;
+}
+
+// What one message holds, as far as the reply and the validation care.
+struct MessageContent {
+  std::string text;  // its text blocks and tool_result contents, joined by one space
+  bool empty = true;
+  std::vector<std::string> tool_uses;                        // ids of its tool_use blocks
+  std::vector<std::pair<std::string, std::string>> results;  // tool_use_id and path of its tool_results
+};
+
+// Anthropic's block types (its SDK's ContentBlockParam). Those the mock does not read are accepted
+// unseen; an unknown one is refused, so that OpenAI's parts ("image_url", …) are caught.
+constexpr std::array<std::string_view, 16> kBlockTypes = {"text",
+                                                          "image",
+                                                          "document",
+                                                          "search_result",
+                                                          "thinking",
+                                                          "redacted_thinking",
+                                                          "tool_use",
+                                                          "tool_result",
+                                                          "server_tool_use",
+                                                          "web_search_tool_result",
+                                                          "web_fetch_tool_result",
+                                                          "code_execution_tool_result",
+                                                          "bash_code_execution_tool_result",
+                                                          "text_editor_code_execution_tool_result",
+                                                          "tool_search_tool_result",
+                                                          "container_upload"};
+// What a tool_result's content may hold.
+constexpr std::array<std::string_view, 6> kResultBlockTypes = {"text",     "image",          "search_result",
+                                                               "document", "tool_reference", "browser_state"};
+
+std::optional<Problem> read_block(const json::value& v, const std::string& path, bool in_result,
+                                  MessageContent& out);
+
+std::optional<Problem> read_tool_result(const json::object& b, const std::string& path, MessageContent& out) {
+  std::string_view id;
+  if (auto p = string_member(b, "tool_use_id", path, &id)) return p;
+  out.results.emplace_back(std::string(id), path);
+  if (const json::value* flag = member(b, "is_error"); flag != nullptr && !flag->is_bool()) {
+    return wrong_type(child(path, "is_error"), "boolean");
+  }
+  const json::value* content = member(b, "content");
+  if (content == nullptr) return std::nullopt;
+  if (content->is_string()) {
+    append_text(out.text, content->get_string());
+    return std::nullopt;
+  }
+  if (!content->is_array()) return wrong_type(child(path, "content"), "string or list of content blocks");
+  const json::array& blocks = content->get_array();
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    if (auto p = read_block(blocks[i], child(child(path, "content"), i), true, out)) return p;
+  }
+  return std::nullopt;
+}
+
+// Checks what the API requires of a block of each type; image and document sources are not looked
+// into. Text blocks and tool_result contents are appended to out.text.
+std::optional<Problem> read_block(const json::value& v, const std::string& path, bool in_result,
+                                  MessageContent& out) {
+  const json::object* b = v.if_object();
+  if (b == nullptr) return wrong_type(path, "dictionary");
+  std::string_view type;
+  if (auto p = string_member(*b, "type", path, &type)) return p;
+  if (in_result ? !one_of(type, kResultBlockTypes) : !one_of(type, kBlockTypes)) {
+    std::string expected;
+    for (std::string_view t : in_result ? std::span<const std::string_view>(kResultBlockTypes)
+                                        : std::span<const std::string_view>(kBlockTypes)) {
+      expected.append(expected.empty() ? "'" : ", '").append(t).append("'");
+    }
+    return at(path, "Input tag '" + std::string(type) +
+                        "' found using 'type' does not match any of the expected tags: " + expected);
+  }
+  if (type == "text") {
+    std::string_view text;
+    if (auto p = string_member(*b, "text", path, &text)) return p;
+    if (auto p = check_text(text)) return p;
+    append_text(out.text, text);
+  } else if (type == "image" || type == "document") {
+    const json::value* source = b->if_contains("source");
+    if (source == nullptr) return at(child(path, "source"), kFieldRequired);
+    if (!source->is_object()) return wrong_type(child(path, "source"), "dictionary");
+  } else if (type == "tool_use") {
+    std::string_view id;
+    if (auto p = string_member(*b, "id", path, &id)) return p;
+    if (auto p = string_member(*b, "name", path)) return p;
+    const json::value* input = b->if_contains("input");
+    if (input == nullptr) return at(child(path, "input"), kFieldRequired);
+    if (!input->is_object()) return wrong_type(child(path, "input"), "dictionary");
+    out.tool_uses.emplace_back(id);
+  } else if (type == "tool_result") {
+    return read_tool_result(*b, path, out);
+  } else if (type == "thinking") {
+    if (auto p = string_member(*b, "thinking", path)) return p;
+    if (auto p = string_member(*b, "signature", path)) return p;
+  } else if (type == "redacted_thinking") {
+    if (auto p = string_member(*b, "data", path)) return p;
+  }
+  return std::nullopt;
+}
+
+std::expected<MessageContent, Problem> read_content(const json::value& content, const std::string& path) {
+  MessageContent out;
+  if (content.is_string()) {
+    out.text = content.get_string();
+    out.empty = out.text.empty();
+    return out;
+  }
+  if (!content.is_array()) return std::unexpected(wrong_type(path, "string or list of content blocks"));
+  const json::array& blocks = content.get_array();
+  out.empty = blocks.empty();
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    if (auto p = read_block(blocks[i], child(path, i), false, out)) return std::unexpected(std::move(*p));
+  }
+  return out;
+}
+
+std::string join_ids(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const std::string& id : ids) out.append(out.empty() ? "" : ", ").append(id);
+  return out;
+}
+
+// Each tool_use of an assistant message needs its tool_result in the very next message, and each
+// tool_result answers a tool_use of the message before it.
+std::optional<Problem> check_tool_pairing(const std::vector<std::string>& pending, std::size_t previous,
+                                          const MessageContent* next) {
+  std::vector<std::string> unanswered;
+  for (const std::string& id : pending) {
+    bool answered = next != nullptr && std::any_of(next->results.begin(), next->results.end(),
+                                                   [&](const auto& r) { return r.first == id; });
+    if (!answered) unanswered.push_back(id);
+  }
+  if (!unanswered.empty()) {
+    return at(
+        child("messages", previous),
+        "`tool_use` ids were found without `tool_result` blocks immediately after: " + join_ids(unanswered) +
+            ". Each `tool_use` block must have a corresponding `tool_result` block in the next message.");
+  }
+  if (next == nullptr) return std::nullopt;
+  for (const auto& [id, path] : next->results) {
+    if (std::find(pending.begin(), pending.end(), id) == pending.end()) {
+      return at(path,
+                "unexpected `tool_use_id` found in `tool_result` blocks: " + id +
+                    ". Each `tool_result` block must have a corresponding `tool_use` block in the previous "
+                    "message.");
+    }
+  }
+  return std::nullopt;
+}
+
+struct Conversation {
+  std::string last_user;    // text of the last user message
+  std::uint64_t words = 0;  // over every message
+};
+
+std::expected<Conversation, Problem> read_messages(const json::object& o) {
+  const json::value* messages = member(o, "messages");
+  if (messages == nullptr) return std::unexpected(at("messages", kFieldRequired));
+  if (!messages->is_array()) return std::unexpected(wrong_type("messages", "list"));
+  const json::array& list = messages->get_array();
+  if (list.empty()) return std::unexpected(Problem("messages: at least one message is required"));
+  static constexpr std::array<std::string_view, 2> kKnown = {"role", "content"};
+  Conversation out;
+  std::vector<std::string> pending;  // tool_use ids of the message before
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string path = child("messages", i);
+    const json::object* m = list[i].if_object();
+    if (m == nullptr) return std::unexpected(wrong_type(path, "dictionary"));
+    if (auto p = extra_inputs(*m, path, kKnown)) return std::unexpected(std::move(*p));
+    std::string_view role;
+    if (auto p = string_member(*m, "role", path, &role)) return std::unexpected(std::move(*p));
+    // Newer API versions take system messages among the others.
+    if (role != "user" && role != "assistant" && role != "system") {
+      return std::unexpected(at(child(path, "role"), "Input should be 'user', 'assistant' or 'system'"));
+    }
+    const json::value* content = m->if_contains("content");
+    if (content == nullptr) return std::unexpected(at(child(path, "content"), kFieldRequired));
+    auto read = read_content(*content, child(path, "content"));
+    if (!read) return std::unexpected(std::move(read.error()));
+    if (read->empty && !(role == "assistant" && i + 1 == list.size())) {
+      return std::unexpected(at(
+          path, "all messages must have non-empty content except for the optional final assistant message"));
+    }
+    if (auto p = check_tool_pairing(pending, i == 0 ? 0 : i - 1, &*read))
+      return std::unexpected(std::move(*p));
+    pending = role == "assistant" ? std::move(read->tool_uses) : std::vector<std::string>{};
+    out.words += count_words(read->text);
+    if (role == "user") out.last_user = std::move(read->text);
+  }
+  if (auto p = check_tool_pairing(pending, list.size() - 1, nullptr)) return std::unexpected(std::move(*p));
+  return out;
+}
+
+// `system`: a string or a list of text blocks.
+std::expected<std::string, Problem> read_system(const json::object& o) {
+  const json::value* system = member(o, "system");
+  if (system == nullptr) return std::string{};
+  if (system->is_string()) return std::string(system->get_string());
+  if (!system->is_array()) return std::unexpected(wrong_type("system", "string or list of text blocks"));
+  std::string text;
+  const json::array& blocks = system->get_array();
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const std::string path = child("system", i);
+    const json::object* b = blocks[i].if_object();
+    if (b == nullptr) return std::unexpected(wrong_type(path, "dictionary"));
+    std::string_view type;
+    std::string_view t;
+    if (auto p = string_member(*b, "type", path, &type)) return std::unexpected(std::move(*p));
+    if (type != "text") return std::unexpected(at(child(path, "type"), "Input should be 'text'"));
+    if (auto p = string_member(*b, "text", path, &t)) return std::unexpected(std::move(*p));
+    if (t.empty()) return std::unexpected(Problem("system: text content blocks must be non-empty"));
+    append_text(text, t);
+  }
+  return text;
+}
+
+struct Tool {
+  std::string_view name;
+  const json::value* input_schema = nullptr;  // custom tools only (server tools have none)
+};
+
+bool valid_tool_name(std::string_view name) {
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+  });
+}
+
+// `tools`: custom tools ({"name", "input_schema", "description"}, type absent or "custom") are
+// checked; server tools (any other type) only need a name.
+std::expected<std::vector<Tool>, Problem> read_tools(const json::object& o) {
+  std::vector<Tool> tools;
+  const json::value* list = member(o, "tools");
+  if (list == nullptr) return tools;
+  if (!list->is_array()) return std::unexpected(wrong_type("tools", "list"));
+  for (std::size_t i = 0; i < list->get_array().size(); ++i) {
+    const std::string path = child("tools", i);
+    const json::object* t = list->get_array()[i].if_object();
+    if (t == nullptr) return std::unexpected(wrong_type(path, "dictionary"));
+    Tool tool;
+    if (auto p = string_member(*t, "name", path, &tool.name)) return std::unexpected(std::move(*p));
+    const json::value* type = member(*t, "type");
+    if (type != nullptr && !type->is_string())
+      return std::unexpected(wrong_type(child(path, "type"), "string"));
+    if (type == nullptr || type->get_string() == "custom") {
+      if (!valid_tool_name(tool.name)) {
+        return std::unexpected(
+            at(child(path, "name"), "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'"));
+      }
+      tool.input_schema = t->if_contains("input_schema");
+      if (tool.input_schema == nullptr)
+        return std::unexpected(at(child(path, "input_schema"), kFieldRequired));
+      if (!tool.input_schema->is_object()) {
+        return std::unexpected(wrong_type(child(path, "input_schema"), "dictionary"));
+      }
+    }
+    if (std::any_of(tools.begin(), tools.end(), [&](const Tool& other) { return other.name == tool.name; })) {
+      return std::unexpected(Problem("tools: Tool names must be unique."));
+    }
+    tools.push_back(tool);
+  }
+  return tools;
+}
+
+struct ToolChoice {
+  std::string_view type = "auto";  // auto, any, tool or none
+  std::string_view name;           // for "tool"
+};
+
+std::expected<ToolChoice, Problem> read_tool_choice(const json::object& o, const std::vector<Tool>& tools) {
+  ToolChoice choice;
+  const json::value* v = member(o, "tool_choice");
+  if (v == nullptr) return choice;
+  const json::object* c = v->if_object();
+  if (c == nullptr) return std::unexpected(wrong_type("tool_choice", "dictionary"));
+  static constexpr std::array<std::string_view, 3> kKnown = {"type", "name", "disable_parallel_tool_use"};
+  if (auto p = extra_inputs(*c, "tool_choice", kKnown)) return std::unexpected(std::move(*p));
+  if (auto p = string_member(*c, "type", "tool_choice", &choice.type)) return std::unexpected(std::move(*p));
+  static constexpr std::array<std::string_view, 4> kTypes = {"auto", "any", "tool", "none"};
+  if (!one_of(choice.type, kTypes)) {
+    return std::unexpected(at("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'"));
+  }
+  if (const json::value* d = member(*c, "disable_parallel_tool_use"); d != nullptr && !d->is_bool()) {
+    return std::unexpected(wrong_type("tool_choice.disable_parallel_tool_use", "boolean"));
+  }
+  if (choice.type != "tool") return choice;
+  if (auto p = string_member(*c, "name", "tool_choice", &choice.name)) return std::unexpected(std::move(*p));
+  if (std::none_of(tools.begin(), tools.end(), [&](const Tool& t) { return t.name == choice.name; })) {
+    return std::unexpected(
+        at("tool_choice.name", "no tool named '" + std::string(choice.name) + "' in tools"));
+  }
+  return choice;
+}
+
+// What /v1/messages and /v1/messages/count_tokens both read.
+struct MessagesRequest {
+  std::string model;
+  Conversation conversation;
+  std::uint64_t input_tokens = 0;  // words of system + every message
+  std::vector<Tool> tools;
+  ToolChoice tool_choice;
+};
+
+std::expected<MessagesRequest, Problem> read_request(const json::object& o) {
+  MessagesRequest r;
+  std::string_view model;
+  if (auto p = string_member(o, "model", "", &model)) return std::unexpected(std::move(*p));
+  r.model = model;
+  auto conversation = read_messages(o);
+  if (!conversation) return std::unexpected(std::move(conversation.error()));
+  r.conversation = std::move(*conversation);
+  auto system = read_system(o);
+  if (!system) return std::unexpected(std::move(system.error()));
+  r.input_tokens = count_words(*system) + r.conversation.words;
+  auto tools = read_tools(o);
+  if (!tools) return std::unexpected(std::move(tools.error()));
+  r.tools = std::move(*tools);
+  auto choice = read_tool_choice(o, r.tools);
+  if (!choice) return std::unexpected(std::move(choice.error()));
+  r.tool_choice = *choice;
+  if (const json::value* thinking = member(o, "thinking"); thinking != nullptr && !thinking->is_object()) {
+    return std::unexpected(wrong_type("thinking", "dictionary"));
+  }
+  return r;
+}
+
+std::optional<Problem> check_number(const json::object& o, std::string_view key, double lo, double hi) {
+  const json::value* v = member(o, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number()) return wrong_type(key, "number");
+  const double d = v->to_number<double>();
+  if (d < lo) return at(key, "Input should be greater than or equal to " + to_json_text(json::value(lo)));
+  if (d > hi) return at(key, "Input should be less than or equal to " + to_json_text(json::value(hi)));
+  return std::nullopt;
+}
+
+// The sampling and output parameters of /v1/messages; max_tokens is returned.
+std::expected<std::int64_t, Problem> read_generation(const json::object& o) {
+  const json::value* max_tokens = member(o, "max_tokens");
+  if (max_tokens == nullptr) return std::unexpected(at("max_tokens", kFieldRequired));
+  std::optional<std::int64_t> limit = as_integer(*max_tokens);
+  if (!limit) return std::unexpected(wrong_type("max_tokens", "integer"));
+  // 0 is allowed: it only warms the prompt cache.
+  if (*limit < 0) return std::unexpected(at("max_tokens", "Input should be greater than or equal to 0"));
+  if (auto p = check_number(o, "temperature", 0, 1)) return std::unexpected(std::move(*p));
+  if (auto p = check_number(o, "top_p", 0, 1)) return std::unexpected(std::move(*p));
+  if (const json::value* top_k = member(o, "top_k")) {
+    std::optional<std::int64_t> k = as_integer(*top_k);
+    if (!k) return std::unexpected(wrong_type("top_k", "integer"));
+    if (*k < 0) return std::unexpected(at("top_k", "Input should be greater than or equal to 0"));
+  }
+  if (const json::value* stream = member(o, "stream"); stream != nullptr && !stream->is_bool()) {
+    return std::unexpected(wrong_type("stream", "boolean"));
+  }
+  if (const json::value* metadata = member(o, "metadata")) {
+    if (!metadata->is_object()) return std::unexpected(wrong_type("metadata", "dictionary"));
+    static constexpr std::array<std::string_view, 1> kKnown = {"user_id"};
+    if (auto p = extra_inputs(metadata->get_object(), "metadata", kKnown))
+      return std::unexpected(std::move(*p));
+    const json::value* user = member(metadata->get_object(), "user_id");
+    if (user != nullptr && !user->is_string())
+      return std::unexpected(wrong_type("metadata.user_id", "string"));
+  }
+  return *limit;
+}
+
+std::expected<std::vector<std::string_view>, Problem> read_stop_sequences(const json::object& o) {
+  std::vector<std::string_view> out;
+  const json::value* list = member(o, "stop_sequences");
+  if (list == nullptr) return out;
+  if (!list->is_array()) return std::unexpected(wrong_type("stop_sequences", "list"));
+  for (std::size_t i = 0; i < list->get_array().size(); ++i) {
+    const json::value& s = list->get_array()[i];
+    if (!s.is_string()) return std::unexpected(wrong_type(child("stop_sequences", i), "string"));
+    if (count_words(s.get_string()) == 0) {
+      return std::unexpected(Problem("stop_sequences: each stop sequence must contain non-whitespace"));
+    }
+    out.push_back(s.get_string());
+  }
+  return out;
+}
+
+// The body fields of API version 2023-06-01 and of the newer ones together (temperature, top_p and
+// top_k are gone from the newer; cache_control, diagnostics, inference_geo, output_config and speed
+// are new); anything else is refused as Anthropic refuses it.
+constexpr std::array<std::string_view, 22> kMessagesFields = {"model",
+                                                              "messages",
+                                                              "max_tokens",
+                                                              "system",
+                                                              "metadata",
+                                                              "stop_sequences",
+                                                              "stream",
+                                                              "temperature",
+                                                              "top_p",
+                                                              "top_k",
+                                                              "tools",
+                                                              "tool_choice",
+                                                              "thinking",
+                                                              "service_tier",
+                                                              "container",
+                                                              "mcp_servers",
+                                                              "context_management",
+                                                              "cache_control",
+                                                              "diagnostics",
+                                                              "inference_geo",
+                                                              "output_config",
+                                                              "speed"};
+constexpr std::array<std::string_view, 11> kCountTokensFields = {
+    "model",       "messages",           "system",        "tools",         "tool_choice", "thinking",
+    "mcp_servers", "context_management", "cache_control", "output_config", "speed"};
+
+std::expected<json::value, Problem> parse_object(std::string_view body, const json::storage_ptr& storage) {
+  json::error_code ec;
+  json::value root = json::parse(body, ec, storage);
+  if (ec) return std::unexpected(Problem("The request body is not valid JSON."));
+  if (!root.is_object()) return std::unexpected(Problem("The request body must be a JSON object."));
+  return root;
+}
+
+// "use tool NAME" in the last user message names the tool the reply calls.
+std::string_view named_tool(std::string_view text) {
+  const std::vector<std::string_view> words = split_words(text);
+  for (std::size_t i = 0; i + 2 < words.size(); ++i) {
+    if (words[i] == "use" && words[i + 1] == "tool") return words[i + 2];
+  }
+  return {};
+}
+
+// The custom tool the reply calls, if any: tool_choice "none" never calls one, "tool" calls the
+// one it names, "any" the one the user names or else the first, "auto" only the one the user names.
+const Tool* chosen_tool(const MessagesRequest& r) {
+  if (r.tool_choice.type == "none") return nullptr;
+  auto custom = [&](std::string_view name) -> const Tool* {
+    auto it = std::find_if(r.tools.begin(), r.tools.end(),
+                           [&](const Tool& t) { return t.input_schema != nullptr && t.name == name; });
+    return it == r.tools.end() ? nullptr : &*it;
+  };
+  if (r.tool_choice.type == "tool") return custom(r.tool_choice.name);
+  if (const Tool* named = custom(named_tool(r.conversation.last_user))) return named;
+  if (r.tool_choice.type != "any") return nullptr;
+  auto first =
+      std::find_if(r.tools.begin(), r.tools.end(), [](const Tool& t) { return t.input_schema != nullptr; });
+  return first == r.tools.end() ? nullptr : &*first;
+}
+
+std::string join_words(const std::vector<std::string_view>& words, std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count && i < words.size(); ++i) {
+    if (i > 0) out.push_back(' ');
+    out.append(words[i]);
+  }
+  return out;
+}
+
+// A plain text reply: the first of the stop sequences to appear in it ends it there, unless
+// max_tokens words end it sooner.
+void plan_text(MessagesPlan& plan, const std::vector<std::string_view>& words, std::int64_t max_tokens,
+               const std::vector<std::string_view>& stops) {
+  const std::string full = join_words(words, words.size());
+  const bool cut = static_cast<std::uint64_t>(max_tokens) < words.size();
+  const std::string kept = cut ? join_words(words, static_cast<std::size_t>(max_tokens)) : full;
+  std::size_t stop_at = std::string::npos;
+  std::string_view stop;
+  for (std::string_view s : stops) {
+    std::size_t found = full.find(s);
+    if (found < stop_at) {
+      stop_at = found;
+      stop = s;
+    }
+  }
+  if (stop_at != std::string::npos && stop_at + stop.size() <= kept.size()) {
+    plan.text = full.substr(0, stop_at);
+    plan.stop_reason = "stop_sequence";
+    plan.stop_sequence = std::string(stop);
+  } else {
+    plan.text = kept;
+    plan.stop_reason = cut ? "max_tokens" : "end_turn";
+  }
+}
+
+std::expected<MessagesPlan, Problem> plan_messages_request(std::string_view body, std::uint32_t chunks) {
+  ParseArena arena;
+  auto root = parse_object(body, arena.storage());
+  if (!root) return std::unexpected(std::move(root.error()));
+  const json::object& o = root->get_object();
+  if (auto p = extra_inputs(o, "", kMessagesFields)) return std::unexpected(std::move(*p));
+  auto max_tokens = read_generation(o);
+  if (!max_tokens) return std::unexpected(std::move(max_tokens.error()));
+  auto request = read_request(o);
+  if (!request) return std::unexpected(std::move(request.error()));
+  auto stops = read_stop_sequences(o);
+  if (!stops) return std::unexpected(std::move(stops.error()));
+
+  MessagesPlan plan;
+  plan.model = request->model;
+  plan.stream = o.contains("stream") && o.at("stream").is_bool() && o.at("stream").get_bool();
+  plan.input_tokens = request->input_tokens;
+  const std::string& user = request->conversation.last_user;
+  std::vector<std::string_view> words = {"mock", "reply:"};
+  for (std::string_view w : split_words(user)) words.push_back(w);
+  if (const Tool* tool = chosen_tool(*request)) {
+    // Claude writes a sentence before a tool call it chose itself, none before a forced one.
+    const std::string full = join_words(words, words.size());
+    if (request->tool_choice.type == "auto") plan.text = full;
+    SchemaInput in{*tool->input_schema, full, words.size() - 2, user.find('?') != std::string::npos};
+    json::value input = build_from_schema(*tool->input_schema, in, 0);
+    plan.tool_name = tool->name;
+    plan.tool_input = input.is_object() ? to_json_text(input) : "{}";
+    plan.stop_reason = "tool_use";
+  } else {
+    plan_text(plan, words, *max_tokens, *stops);
+  }
+  plan.output_tokens = count_words(plan.text) + count_words(plan.tool_input);
+  plan.text_deltas = split_deltas(plan.text, chunks);
+  plan.tool_input_deltas = split_deltas(plan.tool_input, chunks);
+  return plan;
+}
+
+json::object message_usage(std::uint64_t input_tokens, std::uint64_t output_tokens) {
+  return json::object{{"input_tokens", input_tokens},
+                      {"cache_creation_input_tokens", 0},
+                      {"cache_read_input_tokens", 0},
+                      {"output_tokens", output_tokens}};
+}
+
+json::value stop_sequence_of(const MessagesPlan& plan) {
+  return plan.stop_sequence ? json::value(*plan.stop_sequence) : json::value(nullptr);
+}
+
+json::object message_object(const MessagesPlan& plan, std::string_view id, json::array content, bool done) {
+  return json::object{{"id", id},
+                      {"type", "message"},
+                      {"role", "assistant"},
+                      {"model", plan.model},
+                      {"content", std::move(content)},
+                      {"stop_reason", done ? json::value(plan.stop_reason) : json::value(nullptr)},
+                      {"stop_sequence", done ? stop_sequence_of(plan) : json::value(nullptr)},
+                      {"stop_details", nullptr},
+                      {"container", nullptr},
+                      // message_start carries output_tokens 1, as Anthropic's streams do.
+                      {"usage", message_usage(plan.input_tokens, done ? plan.output_tokens : 1)}};
+}
+
+}  // namespace
+
+std::expected<MessagesPlan, Reply> plan_messages(std::string_view body, std::uint32_t chunks,
+                                                 std::string_view request_id) {
+  auto plan = plan_messages_request(body, chunks);
+  if (!plan) return std::unexpected(anthropic_error(400, "invalid_request_error", plan.error(), request_id));
+  return std::move(*plan);
+}
+
+std::expected<std::string, Reply> count_message_tokens(std::string_view body, std::string_view request_id) {
+  auto count = [&]() -> std::expected<std::uint64_t, Problem> {
+    ParseArena arena;
+    auto root = parse_object(body, arena.storage());
+    if (!root) return std::unexpected(std::move(root.error()));
+    if (auto p = extra_inputs(root->get_object(), "", kCountTokensFields))
+      return std::unexpected(std::move(*p));
+    auto request = read_request(root->get_object());
+    if (!request) return std::unexpected(std::move(request.error()));
+    return request->input_tokens;
+  }();
+  if (!count)
+    return std::unexpected(anthropic_error(400, "invalid_request_error", count.error(), request_id));
+  return json::serialize(json::object{{"input_tokens", *count}});
+}
+
+std::string render_message(const MessagesPlan& plan, std::string_view id, std::string_view tool_id) {
+  json::array content;
+  if (!plan.text.empty()) content.push_back(json::object{{"type", "text"}, {"text", plan.text}});
+  if (!plan.tool_name.empty()) {
+    content.push_back(json::object{{"type", "tool_use"},
+                                   {"id", tool_id},
+                                   {"name", plan.tool_name},
+                                   {"input", json::parse(plan.tool_input)}});
+  }
+  return json::serialize(message_object(plan, id, std::move(content), true));
+}
+
+std::vector<std::string> render_message_events(const MessagesPlan& plan, std::string_view id,
+                                               std::string_view tool_id) {
+  std::vector<std::string> events;
+  events.reserve(plan.text_deltas.size() + plan.tool_input_deltas.size() + 10);
+  auto emit = [&](std::string_view type, const json::object& data) {
+    std::string event = "event: ";
+    event.append(type).append("\ndata: ").append(json::serialize(data)).append("\n\n");
+    events.push_back(std::move(event));
+  };
+  // One ping, after the first content_block_start (as Anthropic sends it) or before message_delta.
+  bool pinged = false;
+  auto ping = [&] {
+    if (!pinged) emit("ping", json::object{{"type", "ping"}});
+    pinged = true;
+  };
+  std::size_t index = 0;
+  auto block = [&](json::object start, const std::vector<std::string>& deltas, std::string_view delta_type,
+                   std::string_view field) {
+    emit(
+        "content_block_start",
+        json::object{{"type", "content_block_start"}, {"index", index}, {"content_block", std::move(start)}});
+    ping();
+    for (const std::string& d : deltas) {
+      emit("content_block_delta", json::object{{"type", "content_block_delta"},
+                                               {"index", index},
+                                               {"delta", json::object{{"type", delta_type}, {field, d}}}});
+    }
+    emit("content_block_stop", json::object{{"type", "content_block_stop"}, {"index", index}});
+    ++index;
+  };
+
+  emit("message_start",
+       json::object{{"type", "message_start"}, {"message", message_object(plan, id, json::array{}, false)}});
+  if (!plan.text.empty()) {
+    block(json::object{{"type", "text"}, {"text", ""}}, plan.text_deltas, "text_delta", "text");
+  }
+  if (!plan.tool_name.empty()) {
+    block(
+        json::object{
+            {"type", "tool_use"}, {"id", tool_id}, {"name", plan.tool_name}, {"input", json::object{}}},
+        plan.tool_input_deltas, "input_json_delta", "partial_json");
+  }
+  ping();
+  // The usage of message_delta is the whole message's, as Anthropic now sends it.
+  json::object delta{{"stop_reason", plan.stop_reason},
+                     {"stop_sequence", stop_sequence_of(plan)},
+                     {"stop_details", nullptr}};
+  emit("message_delta", json::object{{"type", "message_delta"},
+                                     {"delta", std::move(delta)},
+                                     {"usage", message_usage(plan.input_tokens, plan.output_tokens)}});
+  emit("message_stop", json::object{{"type", "message_stop"}});
+  return events;
+}
+
 std::expected<std::vector<Fault>, std::string> parse_faults(std::string_view body) {
   json::error_code ec;
   ParseArena arena;
@@ -1270,6 +2016,9 @@ std::string State::render_requests() const {
           {"method", r.method},
           {"path", r.path},
           {"authorization", r.authorization ? json::value(*r.authorization) : json::value(nullptr)},
+          {"x_api_key", r.x_api_key ? json::value(*r.x_api_key) : json::value(nullptr)},
+          {"anthropic_version",
+           r.anthropic_version ? json::value(*r.anthropic_version) : json::value(nullptr)},
           {"body", r.body},
           {"received_at_ms", r.received_at_ms}});
     }

@@ -10,7 +10,9 @@ int main(int argc, char** argv) {
   std::int64_t ttfb_ms = 0;
   std::int64_t chunk_delay_ms = 0;
 
-  CLI::App app{"parley-mock: a fake OpenAI-compatible provider for tests and benchmarks (loopback only)"};
+  CLI::App app{
+      "parley-mock: a fake OpenAI-compatible (and Anthropic Messages API) provider for tests and benchmarks "
+      "(loopback only)"};
   app.add_option("--listen", options.listen, "HOST:PORT on a loopback address; port 0 picks a free port")
       ->capture_default_str();
   app.add_option("--threads", options.threads, "event loop threads")
@@ -19,8 +21,10 @@ int main(int argc, char** argv) {
   app.add_option("--models", options.models, "models listed by GET /v1/models (comma list)")
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--require-key", options.keys,
-                 "accept only these bearer keys on /v1/* (repeatable or comma list; default: any)")
+  app.add_option(
+         "--require-key", options.keys,
+         "accept only these keys on /v1/* (bearer; x-api-key too on /v1/messages; repeatable or comma "
+         "list; default: any)")
       ->delimiter(',');
   app.add_option("--embedding-dim", options.embedding_dimensions, "embedding vector size")
       ->check(CLI::Range(1U, 4096U))

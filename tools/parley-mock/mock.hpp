@@ -1,9 +1,10 @@
 #pragma once
-// parley-mock: a fake OpenAI-compatible provider for tests and benchmarks.
+// parley-mock: a fake OpenAI-compatible (and Anthropic Messages API) provider for tests and benchmarks.
 //
 // This header is the contract between the socket-free logic (logic.cpp: request parsing, reply
 // rendering, faults, recorded requests) and the HTTP server (server.cpp). Nothing here throws on
-// outside input: bad requests come back as a Reply carrying an OpenAI-shaped error.
+// outside input: bad requests come back as a Reply carrying an OpenAI-shaped error (Anthropic-shaped
+// on the Messages API).
 //
 // Reply rules (other tests rely on them; README.md repeats them):
 //   words(s)        = the runs of non-ASCII-whitespace characters of s
@@ -117,6 +118,54 @@ std::expected<Reply, Reply> render_transcription(std::string_view content_type, 
 // valid multipart, {"error": message, "body_bytes": N}.
 std::string summarize_transcription(std::string_view content_type, std::string_view body);
 
+// Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens). The reply follows the
+// rules above with Anthropic's names (README.md has the details):
+//   text(message)   = content if it is a string; else its text blocks and the contents of its
+//                     tool_result blocks (a string, or their text blocks), joined with one space
+//   reply           = "mock reply:" + words(text(last user message)), cut to max_tokens words
+//                     (stop_reason "max_tokens") or just before the first stop sequence found in it
+//                     (stop_reason "stop_sequence"), else stop_reason "end_turn"
+//   tool use        = a custom tool named by "use tool NAME" in the last user message (or forced by
+//                     tool_choice any / tool): a tool_use block whose input is built from the tool's
+//                     input_schema like a json_schema reply, stop_reason "tool_use"; with tool_choice
+//                     auto the full reply text comes first as a text block
+//   input_tokens    = words(system) + sum over messages of |words(text(message))|
+//   output_tokens   = words of the text block + words of the tool input's JSON text
+
+// {"type":"error","error":{"type","message"},"request_id"}; request_id is left out when empty.
+Reply anthropic_error(unsigned status, std::string_view type, std::string_view message,
+                      std::string_view request_id);
+// The error body Anthropic would send for `status` (429 → rate_limit_error, 529 → overloaded_error, …).
+Reply default_anthropic_error(unsigned status, std::string_view request_id);
+
+// A validated Messages API request, reduced to what the reply needs.
+struct MessagesPlan {
+  std::string model;
+  std::string text;                      // the text block; none when empty
+  std::vector<std::string> text_deltas;  // text split for streaming, as ChatPlan::deltas
+  std::string tool_name;                 // the tool_use block; none when empty
+  std::string tool_input;                // its input: the JSON text of an object
+  std::vector<std::string> tool_input_deltas;
+  std::string stop_reason;  // end_turn, max_tokens, stop_sequence or tool_use
+  std::optional<std::string> stop_sequence;
+  bool stream = false;
+  std::uint64_t input_tokens = 0;
+  std::uint64_t output_tokens = 0;
+};
+
+// Errors are 400 invalid_request_error carrying `request_id`.
+std::expected<MessagesPlan, Reply> plan_messages(std::string_view body, std::uint32_t chunks,
+                                                 std::string_view request_id);
+// POST /v1/messages/count_tokens: {"input_tokens": N}, N as MessagesPlan::input_tokens.
+std::expected<std::string, Reply> count_message_tokens(std::string_view body, std::string_view request_id);
+// `id` is the message's (msg_…), `tool_id` the tool_use block's (toolu_…).
+std::string render_message(const MessagesPlan& plan, std::string_view id, std::string_view tool_id);
+// Every SSE event of a streamed message, each a complete "event: NAME\ndata: {…}\n\n": message_start,
+// per block content_block_start / content_block_delta… / content_block_stop (one ping after the
+// first block starts), message_delta, message_stop.
+std::vector<std::string> render_message_events(const MessagesPlan& plan, std::string_view id,
+                                               std::string_view tool_id);
+
 std::string render_models(const std::vector<std::string>& models);
 std::optional<std::string> render_model(const std::vector<std::string>& models, std::string_view id);
 
@@ -139,6 +188,8 @@ struct RecordedRequest {
   std::string method;
   std::string path;
   std::optional<std::string> authorization;
+  std::optional<std::string> x_api_key;          // Anthropic's key header
+  std::optional<std::string> anthropic_version;  // and its version header
   std::string body;
   std::int64_t received_at_ms = 0;  // Unix time
 };

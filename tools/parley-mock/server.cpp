@@ -41,6 +41,8 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint64_t kBodyLimit = 8 << 20;
 constexpr std::uint64_t kUploadBodyLimit = 32 << 20;
 constexpr std::string_view kTranscriptionsPath = "/v1/audio/transcriptions";
+constexpr std::string_view kMessagesPath = "/v1/messages";
+constexpr std::string_view kCountTokensPath = "/v1/messages/count_tokens";
 // Headers: room for long JWTs in Authorization.
 constexpr std::uint32_t kHeaderLimit = 32 << 10;
 // A keep-alive connection idle this long is closed; benchmarks keep theirs busy.
@@ -50,6 +52,8 @@ constexpr auto kIoTimeout = 60s;
 
 constexpr std::string_view kMalformedBody =
     R"({"id":"chatcmpl-mock","object":"chat.completion","choices":[{"ind)";
+constexpr std::string_view kMalformedMessage =
+    R"({"id":"msg_mock","type":"message","role":"assistant","content":[{"ty)";
 
 struct Context {
   const ServerOptions& options;
@@ -94,11 +98,48 @@ void drop_connection(beast::tcp_stream& stream) {
   stream.socket().close(ec);
 }
 
-// OpenAI's rate-limit headers, fixed values, so that gateways' pass-through can be observed.
+// Whose API an answer speaks. Anthropic's answers carry its request-id header (and the same id in
+// error bodies) and its own rate-limit headers.
+struct Flavor {
+  bool anthropic = false;
+  std::string_view request_id;
+};
+constexpr Flavor kOpenAi{};
+constexpr Flavor kAnthropicNoId{true, {}};  // answers written before a request id is made
+
+bool is_messages_path(std::string_view path) {
+  return path == kMessagesPath || path.starts_with("/v1/messages/");
+}
+
+// Rate-limit headers with fixed values, so that gateways' pass-through can be observed.
 template <class Message>
-void set_rate_limit_headers(Message& res, unsigned status) {
+void set_flavor_headers(Message& res, unsigned status, const Flavor& flavor) {
+  if (flavor.anthropic) {
+    if (!flavor.request_id.empty()) res.set("request-id", flavor.request_id);
+    res.set("anthropic-ratelimit-requests-limit", "10000");
+    res.set("anthropic-ratelimit-requests-remaining", status == 429 ? "0" : "9999");
+    return;
+  }
   res.set("x-ratelimit-limit-requests", "10000");
   res.set("x-ratelimit-remaining-requests", status == 429 ? "0" : "9999");
+}
+
+// Beast has no phrase for unregistered codes such as Anthropic's 529.
+std::string_view reason_phrase(unsigned status) {
+  if (status == 529) return "Overloaded";
+  const http::status known = http::int_to_status(status);
+  if (known == http::status::unknown) return "Unknown";
+  return http::obsolete_reason(known);
+}
+
+// "<prefix><12-digit counter>", unique within the process.
+std::string make_id(Context& ctx, std::string_view prefix) {
+  std::array<char, 24> digits{};
+  std::snprintf(digits.data(), digits.size(), "%012llu",
+                static_cast<unsigned long long>(ctx.next_id.fetch_add(1, std::memory_order_relaxed)) + 1);
+  std::string id(prefix);
+  id.append(digits.data());
+  return id;
 }
 
 std::string_view content_type_of(const Reply& reply) {
@@ -110,13 +151,15 @@ std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
-asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, bool keep_alive, Reply reply) {
+asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, bool keep_alive, Reply reply,
+                                  const Flavor& flavor = kOpenAi) {
   http::response<http::string_body> res;
   res.version(version);
   res.result(reply.status);
+  res.reason(reason_phrase(reply.status));
   res.set(http::field::content_type, content_type_of(reply));
   if (!reply.retry_after.empty()) res.set(http::field::retry_after, reply.retry_after);
-  set_rate_limit_headers(res, reply.status);
+  set_flavor_headers(res, reply.status, flavor);
   res.keep_alive(keep_alive);
   res.body() = std::move(reply.body);
   res.prepare_payload();
@@ -129,7 +172,7 @@ asio::awaitable<Next> write_reply(beast::tcp_stream& stream, unsigned version, b
 // Headers announcing the whole body, half of it, then FIN.
 asio::awaitable<Next> write_partial(beast::tcp_stream& stream, const Reply& reply) {
   std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " ";
-  head.append(http::obsolete_reason(http::int_to_status(reply.status)));
+  head.append(reason_phrase(reply.status));
   head.append("\r\nContent-Type: ")
       .append(content_type_of(reply))
       .append("\r\nContent-Length: ")
@@ -144,20 +187,21 @@ asio::awaitable<Next> write_partial(beast::tcp_stream& stream, const Reply& repl
 }
 
 asio::awaitable<Next> send(beast::tcp_stream& stream, const Request& req, Reply reply,
-                           std::optional<std::uint64_t> drop = std::nullopt) {
+                           std::optional<std::uint64_t> drop = std::nullopt, const Flavor& flavor = kOpenAi) {
   if (drop) co_return co_await write_partial(stream, reply);
-  co_return co_await write_reply(stream, req.version(), req.keep_alive(), std::move(reply));
+  co_return co_await write_reply(stream, req.version(), req.keep_alive(), std::move(reply), flavor);
 }
 
 // Each event is its own chunk and its own write, so the client sees the pacing.
 asio::awaitable<Next> write_stream(beast::tcp_stream& stream, const Request& req,
                                    const std::vector<std::string>& events,
-                                   std::chrono::milliseconds chunk_delay, std::optional<std::uint64_t> drop) {
+                                   std::chrono::milliseconds chunk_delay, std::optional<std::uint64_t> drop,
+                                   const Flavor& flavor = kOpenAi) {
   const bool chunked = req.version() >= 11;  // HTTP/1.0: the body ends when the connection closes
   http::response<http::empty_body> res{http::status::ok, req.version()};
   res.set(http::field::content_type, "text/event-stream; charset=utf-8");
   res.set(http::field::cache_control, "no-cache");
-  set_rate_limit_headers(res, 200);
+  set_flavor_headers(res, 200, flavor);
   res.keep_alive(chunked && req.keep_alive());
   if (chunked) res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};
@@ -237,21 +281,110 @@ Reply invalid_url(const Request& req, std::string_view path) {
   return api_error(404, message, "invalid_request_error");
 }
 
+std::optional<std::string> header_of(const Request& req, std::string_view name) {
+  auto it = req.find(name);
+  if (it == req.end()) return std::nullopt;
+  return std::string(it->value());
+}
+
+RecordedRequest record_of(const Request& req, std::string_view path) {
+  RecordedRequest record;
+  record.method = req.method_string();
+  record.path = path;
+  record.authorization = header_of(req, "authorization");
+  record.x_api_key = header_of(req, "x-api-key");
+  record.anthropic_version = header_of(req, "anthropic-version");
+  // An upload is summarised, not copied: it may be megabytes of binary.
+  record.body = path == kTranscriptionsPath
+                    ? summarize_transcription(req[http::field::content_type], req.body())
+                    : req.body();
+  record.received_at_ms = unix_ms();
+  return record;
+}
+
+// Anthropic takes its key in x-api-key or, as its SDKs send it since API version 2026-10-21, as
+// "Authorization: Bearer KEY"; x-api-key wins when both come. A missing or wrong key is a 401
+// authentication_error.
+std::optional<Reply> check_anthropic_key(const Request& req, const std::vector<std::string>& keys,
+                                         std::string_view request_id) {
+  if (keys.empty()) return std::nullopt;
+  std::optional<std::string_view> key;
+  if (auto it = req.find("x-api-key"); it != req.end()) {
+    key = it->value();
+  } else if (auto auth = req.find(http::field::authorization); auth != req.end()) {
+    std::string_view value = auth->value();
+    key = value.size() > 7 && iequals(value.substr(0, 7), "bearer ") ? value.substr(7) : std::string_view();
+  }
+  if (!key) return anthropic_error(401, "authentication_error", "x-api-key header is required", request_id);
+  if (std::find(keys.begin(), keys.end(), *key) != keys.end()) return std::nullopt;
+  // Not echoed, as on the OpenAI side.
+  return anthropic_error(401, "authentication_error", "invalid x-api-key", request_id);
+}
+
+// Every Messages API call names the API version it speaks, a date. Any date is taken (Anthropic adds
+// versions: 2023-06-01, then 2026-10-21, which its SDK sends since 1.0); tests read the one sent
+// from /_mock/requests.
+std::optional<Reply> check_anthropic_version(const Request& req, std::string_view request_id) {
+  auto it = req.find("anthropic-version");
+  if (it == req.end()) {
+    return anthropic_error(400, "invalid_request_error", "anthropic-version: header is required", request_id);
+  }
+  const std::string_view version = it->value();
+  const bool is_date = version.size() == 10 && version[4] == '-' && version[7] == '-' &&
+                       std::all_of(version.begin(), version.end(), [](char c) {
+                         return c == '-' || std::isdigit(static_cast<unsigned char>(c)) != 0;
+                       });
+  if (is_date) return std::nullopt;
+  std::string message = "anthropic-version: invalid version '";
+  message.append(version).append("' (expected a date such as 2023-06-01)");
+  return anthropic_error(400, "invalid_request_error", message, request_id);
+}
+
+// POST /v1/messages and /v1/messages/count_tokens, after the faults: key, path, method, version, body.
+asio::awaitable<Next> handle_messages(beast::tcp_stream& stream, Request& req, std::string_view path,
+                                      Context& ctx, const Flavor& flavor, std::optional<std::uint64_t> drop) {
+  const std::string_view request_id = flavor.request_id;
+  std::optional<Reply> refused = check_anthropic_key(req, ctx.options.keys, request_id);
+  if (!refused && path != kMessagesPath && path != kCountTokensPath) {
+    refused = anthropic_error(404, "not_found_error", "Not Found", request_id);
+  }
+  if (!refused && req.method() != http::verb::post) {
+    std::string message = "Method not allowed: ";
+    message.append(req.method_string()).append(" ").append(path);
+    refused = anthropic_error(405, "invalid_request_error", message, request_id);
+  }
+  if (!refused) refused = check_anthropic_version(req, request_id);
+  if (refused) co_return co_await send(stream, req, std::move(*refused), drop, flavor);
+
+  if (path == kCountTokensPath) {
+    auto count = count_message_tokens(req.body(), request_id);
+    if (!count) co_return co_await send(stream, req, std::move(count.error()), drop, flavor);
+    co_return co_await send(stream, req, ok(std::move(*count)), drop, flavor);
+  }
+  auto plan = plan_messages(req.body(), ctx.options.chunks, request_id);
+  if (!plan) co_return co_await send(stream, req, std::move(plan.error()), drop, flavor);
+  const std::string id = make_id(ctx, "msg_mock");
+  const std::string tool_id = plan->tool_name.empty() ? std::string() : make_id(ctx, "toolu_mock");
+  if (plan->stream) {
+    const std::vector<std::string> events = render_message_events(*plan, id, tool_id);
+    co_return co_await write_stream(stream, req, events, ctx.options.chunk_delay, drop, flavor);
+  }
+  co_return co_await send(stream, req, ok(render_message(*plan, id, tool_id)), drop, flavor);
+}
+
 asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::string_view path,
                                  Context& ctx) {
   const ServerOptions& options = ctx.options;
-  RecordedRequest record;
-  if (options.record_limit > 0) {
-    record.method = req.method_string();
-    record.path = path;
-    if (auto it = req.find(http::field::authorization); it != req.end()) record.authorization = it->value();
-    // An upload is summarised, not copied: it may be megabytes of binary.
-    record.body = path == kTranscriptionsPath
-                      ? summarize_transcription(req[http::field::content_type], req.body())
-                      : req.body();
-    record.received_at_ms = unix_ms();
+  std::optional<Fault> fault =
+      ctx.state.on_request(options.record_limit > 0 ? record_of(req, path) : RecordedRequest{});
+  // The Messages API answers in Anthropic's shape from the first fault on.
+  std::string request_id;
+  Flavor flavor;
+  if (is_messages_path(path)) {
+    request_id = make_id(ctx, "req_mock");
+    flavor.anthropic = true;
+    flavor.request_id = request_id;
   }
-  std::optional<Fault> fault = ctx.state.on_request(std::move(record));
 
   std::optional<std::uint64_t> drop;
   if (fault) {
@@ -268,13 +401,20 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
   co_await sleep_for(options.ttfb);
   if (fault) {
     if (fault->status) {
-      Reply reply = fault->body ? Reply{*fault->status, *fault->body, {}} : default_error(*fault->status);
+      Reply reply = fault->body        ? Reply{*fault->status, *fault->body, {}}
+                    : flavor.anthropic ? default_anthropic_error(*fault->status, request_id)
+                                       : default_error(*fault->status);
       reply.retry_after = fault->retry_after;
-      co_return co_await send(stream, req, std::move(reply));
+      co_return co_await send(stream, req, std::move(reply), std::nullopt, flavor);
     }
-    if (fault->malformed) co_return co_await send(stream, req, ok(std::string(kMalformedBody)));
+    if (fault->malformed) {
+      co_return co_await send(stream, req,
+                              ok(std::string(flavor.anthropic ? kMalformedMessage : kMalformedBody)),
+                              std::nullopt, flavor);
+    }
     drop = fault->drop_after_chunks;
   }
+  if (flavor.anthropic) co_return co_await handle_messages(stream, req, path, ctx, flavor, drop);
 
   if (std::optional<Reply> denied = check_key(req, options.keys)) {
     co_return co_await send(stream, req, std::move(*denied), drop);
@@ -285,15 +425,13 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
     if (method != http::verb::post) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
     auto plan = plan_chat(req.body(), options.chunks);
     if (!plan) co_return co_await send(stream, req, std::move(plan.error()), drop);
-    std::array<char, 32> id{};
-    std::snprintf(id.data(), id.size(), "chatcmpl-mock%012llu",
-                  static_cast<unsigned long long>(ctx.next_id.fetch_add(1, std::memory_order_relaxed)) + 1);
+    const std::string id = make_id(ctx, "chatcmpl-mock");
     const std::int64_t created = unix_ms() / 1000;
     if (plan->stream) {
-      const std::vector<std::string> events = render_chat_events(*plan, id.data(), created);
+      const std::vector<std::string> events = render_chat_events(*plan, id, created);
       co_return co_await write_stream(stream, req, events, options.chunk_delay, drop);
     }
-    co_return co_await send(stream, req, ok(render_chat(*plan, id.data(), created)), drop);
+    co_return co_await send(stream, req, ok(render_chat(*plan, id, created)), drop);
   }
   if (path == "/v1/embeddings") {
     if (method != http::verb::post) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
@@ -399,7 +537,9 @@ asio::awaitable<void> session(tcp::socket socket, Context& ctx) {
     }
     if (ec) {
       Next next = Next::kGone;
-      if (ec == http::error::body_limit) {
+      if (ec == http::error::body_limit && is_messages_path(path_of(parser.get().target()))) {
+        next = co_await write_reply(stream, 11, false, default_anthropic_error(413, {}), kAnthropicNoId);
+      } else if (ec == http::error::body_limit) {
         next = co_await write_reply(stream, 11, false,
                                     api_error(413, "Request body too large.", "invalid_request_error"));
       } else if (ec == http::error::header_limit) {
@@ -502,10 +642,12 @@ int run_server(const ServerOptions& options) {
   tcp::endpoint bound = acceptor.local_endpoint();
   std::string host = bound.address().to_string();
   if (bound.address().is_v6()) host = "[" + host + "]";
+  // Registered before the port is announced: a SIGTERM sent as soon as the line is read stops the
+  // mock cleanly instead of killing it.
+  asio::signal_set signals(control, SIGINT, SIGTERM);
   std::printf("listening on http://%s:%u\n", host.c_str(), static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
 
-  asio::signal_set signals(control, SIGINT, SIGTERM);
   signals.async_wait([&](const beast::error_code& error, int) {
     if (error) return;
     beast::error_code ignored;
