@@ -408,9 +408,8 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
       co_return co_await send(stream, req, std::move(reply), std::nullopt, flavor);
     }
     if (fault->malformed) {
-      co_return co_await send(stream, req,
-                              ok(std::string(flavor.anthropic ? kMalformedMessage : kMalformedBody)),
-                              std::nullopt, flavor);
+      Reply malformed = ok(std::string(flavor.anthropic ? kMalformedMessage : kMalformedBody));
+      co_return co_await send(stream, req, std::move(malformed), std::nullopt, flavor);
     }
     drop = fault->drop_after_chunks;
   }
