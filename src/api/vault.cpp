@@ -25,7 +25,7 @@ bj::object render_masked(const services::MaskedProviderKey& key) {
 }
 
 // A masked key (or list of them): never cached on the way.
-Response no_store_response(bj::object body) {
+Response no_store_response(const bj::value& body) {
   Response res = http::json_response(StatusCode::ok, body);
   res.set(boost::beast::http::field::cache_control, "no-store");
   return res;
