@@ -14,10 +14,14 @@ import {
 import { mockProviderConfig, providerKey, startMock, startParley } from '../integration/harness.mjs';
 
 // Made-up provider keys: parley-mock accepts GOOD_KEY and SPARE_KEY only (and the system key).
-const GOOD_KEY = 'sk-account-good-7f3a9c2e41b8d605';
-const SPARE_KEY = 'sk-account-spare-5e4d3c2b1a09f8e7';
-const SPARE_KEY_2 = 'sk-account-spare-2-a1b2c3d4e5f60718';
-const WRONG_KEY = 'sk-account-wrong-0d9e8f7a6b5c4321';
+// Made fresh for each run (harness providerKey: `sk-<who>-<random>`), never real keys.
+const GOOD_KEY = providerKey('account-good');
+const SPARE_KEY = providerKey('account-spare');
+const SPARE_KEY_2 = providerKey('account-spare-2');
+const WRONG_KEY = providerKey('account-wrong');
+const OLD_KEY = providerKey('old-openai');
+// The masked form parley shows: the first characters, an ellipsis, the last four.
+const maskedOf = (key) => new RegExp(`^sk-.{1,3}${key.slice(-4)}$`);
 const chatWith = (model) => ({ model, messages: [{ role: 'user', content: 'hello there' }] });
 
 let stack;
@@ -137,7 +141,7 @@ test('the providers that take the user\'s key are listed; a key is verified, sho
   assert.equal(await dialog.count(), 0, 'the dialog is closed');
   assert.equal(await page.locator('input[type="password"]').count(), 0, 'the key field left with the dialog');
   const masked = await mockRow.getByTestId('masked-key').textContent();
-  assert.match(masked, /^sk-.{1,3}d605$/, `masked form: ${masked}`);
+  assert.match(masked, maskedOf(GOOD_KEY), `masked form: ${masked}`);
   const stored = await storedKeys(alice);
   assert.equal(stored.length, 1);
   assert.equal(stored[0].provider, 'mock');
@@ -196,7 +200,7 @@ test('at phone width, an optional provider\'s key is saved without verification,
   await dialog.getByRole('button', { name: 'Save key' }).click();
   await page.getByRole('status').filter({ hasText: 'The key for “spare” is saved (not verified).' })
     .waitFor();
-  assert.match(await spareRow.getByTestId('masked-key').textContent(), /^sk-.{1,3}f8e7$/);
+  assert.match(await spareRow.getByTestId('masked-key').textContent(), maskedOf(SPARE_KEY));
   assert.deepEqual(await stack.mock.requests(), [], 'not verified: the provider was not asked');
   const first = (await storedKeys(bob))[0];
   assert.equal(first.provider, 'spare');
@@ -213,7 +217,7 @@ test('at phone width, an optional provider\'s key is saved without verification,
   await dialog.getByRole('button', { name: 'Replace key' }).click();
   await page.getByRole('status').filter({ hasText: 'The provider accepted the key for “spare”' }).waitFor();
   await spareRow.getByText(/^First added /).waitFor();
-  assert.match(await spareRow.getByTestId('masked-key').textContent(), /^sk-.{1,3}0718$/);
+  assert.match(await spareRow.getByTestId('masked-key').textContent(), maskedOf(SPARE_KEY_2));
   const second = (await storedKeys(bob))[0];
   assert.equal(second.created_at, first.created_at);
   assert.notEqual(second.updated_at, first.updated_at);
@@ -243,7 +247,7 @@ test('where no provider takes user keys the page says so, and lists keys kept fr
     const root = await makeUser(system.url, 'root');
     // A key kept for a provider this deployment does not have (e.g. set before a change of setup).
     const put = await call(system.url, 'PUT', `/api/v1/users/${root.id}/api-key`, {
-      token: root.token, body: { api_key: 'sk-old-openai-key-1234', provider: 'openai' },
+      token: root.token, body: { api_key: OLD_KEY, provider: 'openai' },
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const page = await openPage(browser, system.url);
@@ -256,7 +260,7 @@ test('where no provider takes user keys the page says so, and lists keys kept fr
     assert.equal(await page.getByRole('table').count(), 0);
     await page.getByRole('heading', { name: 'Other stored keys' }).waitFor();
     const old = page.getByRole('listitem').filter({ hasText: 'openai' });
-    assert.match(await old.getByTestId('masked-key').textContent(), /1234$/);
+    assert.match(await old.getByTestId('masked-key').textContent(), maskedOf(OLD_KEY));
     await expectAccessible(assert, page, 'provider key page, no provider takes user keys');
     await old.getByRole('button', { name: 'Delete key for openai' }).click();
     const confirm = page.getByRole('dialog', { name: 'Delete the provider key?' });
