@@ -657,26 +657,19 @@ void AnthropicStream::feed(const bj::object& chunk, std::vector<StreamEvent>& ou
     return;
   }
   start(out);
-  const bj::array* choices = detail::array_member(chunk, "choices");
-  if (choices == nullptr) return;
-  for (const bj::value& c : *choices) {
-    const bj::object* choice = c.if_object();
-    if (choice == nullptr || integer_or(*choice, "index", 0) != 0) continue;
-    if (const bj::object* delta = detail::object_member(*choice, "delta")) {
-      if (const std::string_view text = string_or(*delta, "content"); !text.empty()) text_delta(text, out);
-      if (const std::string_view refusal = string_or(*delta, "refusal"); !refusal.empty()) {
-        refusal_ = true;
-        text_delta(refusal, out);
-      }
-      if (const bj::array* calls = detail::array_member(*delta, "tool_calls")) {
-        for (std::size_t k = 0; k < calls->size(); ++k) {
-          if (const bj::object* call = (*calls)[k].if_object()) tool_call_delta(*call, k, out);
-        }
+  detail::for_each_choice_piece(chunk, [&](const detail::ChoicePiece& piece) {
+    if (!piece.text.empty()) text_delta(piece.text, out);
+    if (!piece.refusal.empty()) {
+      refusal_ = true;
+      text_delta(piece.refusal, out);
+    }
+    if (piece.tool_calls != nullptr) {
+      for (std::size_t k = 0; k < piece.tool_calls->size(); ++k) {
+        if (const bj::object* call = (*piece.tool_calls)[k].if_object()) tool_call_delta(*call, k, out);
       }
     }
-    if (const std::string_view reason = string_or(*choice, "finish_reason"); !reason.empty())
-      finish_reason_ = reason;
-  }
+    if (!piece.finish_reason.empty()) finish_reason_ = piece.finish_reason;
+  });
 }
 
 void AnthropicStream::finish(std::vector<StreamEvent>& out) {

@@ -84,6 +84,38 @@ inline const bj::array* array_member(const bj::object& object, std::string_view 
 }
 
 // Appends `piece` to `out`, with `separator` between pieces.
+// What choice 0 of a chat-completions stream chunk carries: text, refusal text, tool-call pieces,
+// log probabilities of the text, the finish reason (empty views / null when absent).
+struct ChoicePiece {
+  std::string_view text;
+  std::string_view refusal;
+  const bj::array* tool_calls = nullptr;
+  const bj::value* logprobs = nullptr;
+  std::string_view finish_reason;
+};
+
+// Calls `on(piece)` for each choice 0 of a chat-completions stream chunk (the translators answer
+// one choice).
+template <class On>
+void for_each_choice_piece(const bj::object& chunk, On&& on) {
+  const bj::array* choices = array_member(chunk, "choices");
+  if (choices == nullptr) return;
+  for (const bj::value& c : *choices) {
+    const bj::object* choice = c.if_object();
+    if (choice == nullptr || integer_or(*choice, "index", 0) != 0) continue;
+    ChoicePiece piece;
+    if (const bj::object* delta = object_member(*choice, "delta")) {
+      piece.text = string_or(*delta, "content");
+      piece.refusal = string_or(*delta, "refusal");
+      piece.tool_calls = array_member(*delta, "tool_calls");
+      if (const bj::object* lp = object_member(*choice, "logprobs"))
+        piece.logprobs = lp->if_contains("content");
+    }
+    piece.finish_reason = string_or(*choice, "finish_reason");
+    on(piece);
+  }
+}
+
 inline void join(std::string& out, std::string_view piece, std::string_view separator) {
   if (!out.empty()) out.append(separator);
   out.append(piece);

@@ -948,30 +948,16 @@ void ResponsesStream::feed(const bj::object& chunk, std::vector<StreamEvent>& ou
   if (const std::string_view model = string_or(chunk, "model"); !model.empty() && model != model_)
     model_ = model;
   if (const bj::value* usage = given(chunk, "usage"); usage != nullptr && usage->is_object()) usage_ = *usage;
-  const bj::array* choices = detail::array_member(chunk, "choices");
-  if (choices == nullptr) return;
-  for (const bj::value& c : *choices) {
-    const bj::object* choice = c.if_object();
-    if (choice == nullptr || integer_or(*choice, "index", 0) != 0) continue;
-    if (const bj::object* delta = detail::object_member(*choice, "delta")) {
-      const bj::value* logprobs = nullptr;
-      if (const bj::object* lp = detail::object_member(*choice, "logprobs"))
-        logprobs = lp->if_contains("content");
-      if (const std::string_view text = string_or(*delta, "content"); !text.empty()) {
-        text_delta(text, false, logprobs, out);
-      }
-      if (const std::string_view refusal = string_or(*delta, "refusal"); !refusal.empty()) {
-        text_delta(refusal, true, nullptr, out);
-      }
-      if (const bj::array* calls = detail::array_member(*delta, "tool_calls")) {
-        for (std::size_t k = 0; k < calls->size(); ++k) {
-          if (const bj::object* call = (*calls)[k].if_object()) tool_call_delta(*call, k, out);
-        }
+  detail::for_each_choice_piece(chunk, [&](const detail::ChoicePiece& piece) {
+    if (!piece.text.empty()) text_delta(piece.text, false, piece.logprobs, out);
+    if (!piece.refusal.empty()) text_delta(piece.refusal, true, nullptr, out);
+    if (piece.tool_calls != nullptr) {
+      for (std::size_t n = 0; n < piece.tool_calls->size(); ++n) {
+        if (const bj::object* call = (*piece.tool_calls)[n].if_object()) tool_call_delta(*call, n, out);
       }
     }
-    if (const std::string_view reason = string_or(*choice, "finish_reason"); !reason.empty())
-      finish_reason_ = reason;
-  }
+    if (!piece.finish_reason.empty()) finish_reason_ = piece.finish_reason;
+  });
 }
 
 void ResponsesStream::finish(std::vector<StreamEvent>& out) {
