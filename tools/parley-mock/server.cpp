@@ -408,9 +408,9 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
       co_return co_await send(stream, req, std::move(reply), std::nullopt, flavor);
     }
     if (fault->malformed) {
-      co_return co_await send(stream, req,
-                              ok(std::string(flavor.anthropic ? kMalformedMessage : kMalformedBody)),
-                              std::nullopt, flavor);
+      // Named first: no conditional expression inside a co_await (docs/ARCHITECTURE.md).
+      const std::string_view truncated = flavor.anthropic ? kMalformedMessage : kMalformedBody;
+      co_return co_await send(stream, req, ok(std::string(truncated)), std::nullopt, flavor);
     }
     drop = fault->drop_after_chunks;
   }
