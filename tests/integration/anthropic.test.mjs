@@ -297,6 +297,33 @@ describe(`Anthropic Messages API (${BACKEND})`, () => {
     assert.ok(!events.some((e) => e.event === 'message_stop'));
   });
 
+  test('a client that leaves cancels the provider call at once, streamed or not', async () => {
+    // The provider hangs; without cancellation parley would wait for its 15 s total deadline.
+    const inFlight = async () => {
+      const text = await (await fetch(`${p.url}/metrics`)).text();
+      return Number(text.match(/^parley_http_requests_in_flight (\d+)/m)[1]);
+    };
+    for (const stream of [false, true]) {
+      await reset();
+      await faults([{ hang: true }]);
+      const ctl = new AbortController();
+      const pending = fetch(`${p.url}/v1/messages`, {
+        method: 'POST', signal: ctl.signal,
+        headers: { 'Content-Type': 'application/json', 'x-api-key': key.key, 'anthropic-version': VERSION },
+        body: JSON.stringify(ask('wait for me', { stream })),
+      }).catch((e) => e);
+      for (let i = 0; i < 100 && (await recorded()).length === 0; i++) await sleep(50);
+      assert.equal((await recorded()).length, 1, 'the provider got the request');
+      assert.equal(await inFlight(), 2, 'the hung call and this metrics request');
+      ctl.abort();
+      await pending;
+      let n = 2;
+      for (let i = 0; i < 60 && n !== 1; i++) { await sleep(50); n = await inFlight(); }
+      assert.equal(n, 1, `stream=${stream}: the provider call was not cancelled when the client left`);
+      assert.equal((await recorded()).length, 1, 'and not retried');
+    }
+  });
+
   test('limits: over the key\'s rate limit is a 429 rate_limit_error with retry-after', async () => {
     const res0 = await fetch(`${p.url}/api/v1/api-keys`, {
       method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
