@@ -16,4 +16,9 @@ struct GatewayDeps {
 
 void register_gateway_routes(http::Router& router, GatewayDeps& deps);
 
+// Anthropic's Messages API (src/api/messages.cpp): POST /v1/messages (streamed and not) and
+// POST /v1/messages/count_tokens, translated to the chat completions of the provider serving the
+// model (docs/TRANSLATION.md). Errors in Anthropic's shape, with `request-id`.
+void register_messages_routes(http::Router& router, GatewayDeps& deps);
+
 }  // namespace parley::api

@@ -515,6 +515,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_vault_routes(router, *c.vault_deps);
   api::register_chat_routes(router, *c.chat_deps);
   api::register_gateway_routes(router, *c.gateway_deps);
+  api::register_messages_routes(router, *c.gateway_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
   api::register_assistant_routes(router, *c.assistant_deps);
   api::register_realtime_routes(router, *c.realtime_deps);

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "core/text.hpp"
+#include "translate/anthropic.hpp"
 #include "upstream/json_outline.hpp"
 #include "upstream/multipart.hpp"
 
@@ -134,6 +135,51 @@ asio::awaitable<Result<ChatService::Route>> GatewayService::route_model(const au
   co_return route;
 }
 
+asio::awaitable<Result<MessagesCall>> GatewayService::prepare_messages(const auth::Principal& who,
+                                                                       const bj::object& request,
+                                                                       const std::string& request_id) {
+  auto chat = translate::anthropic_request_to_chat(request);
+  if (!chat) co_return std::unexpected(std::move(chat.error()));
+  MessagesCall out;
+  out.model = std::string(chat->at("model").get_string());
+  out.call.endpoint = GatewayEndpoint::kMessages;
+  out.call.path = "/chat/completions";
+  out.call.stream = chat->contains("stream");
+  // The translated body always asks for the usage chunk when streamed; the client sees
+  // Anthropic's events, which carry the usage themselves.
+  std::optional<std::int64_t> max_tokens;
+  if (const bj::value& m = chat->at("max_tokens"); m.is_int64()) {
+    max_tokens = std::clamp<std::int64_t>(m.get_int64(), 0, 1'000'000'000);
+  } else if (m.is_uint64()) {
+    max_tokens = 1'000'000'000;
+  }
+  out.call.body = bj::serialize(*chat);
+  auto route = co_await route_model(who, out.model, request_id);
+  if (!route) co_return std::unexpected(route.error());
+  // The same estimate as prepare(): a quarter token per byte of the body sent to the provider.
+  const auto prompt = static_cast<std::int64_t>((out.call.body.size() + 3) / 4);
+  Status admitted = co_await chat_.admit(who, *route, prompt, max_tokens);
+  if (!admitted) co_return std::unexpected(admitted.error());
+  out.call.route = std::move(*route);
+  co_return out;
+}
+
+asio::awaitable<Result<std::int64_t>> GatewayService::count_message_tokens(const auth::Principal& who,
+                                                                           const bj::object& request) {
+  // count_tokens takes no max_tokens; the translator requires one, and it is no part of the prompt.
+  bj::object copy = request;
+  if (!copy.contains("max_tokens")) copy.emplace("max_tokens", 1);
+  auto chat = translate::anthropic_request_to_chat(copy);
+  if (!chat) co_return std::unexpected(std::move(chat.error()));
+  const std::string model(chat->at("model").get_string());
+  auto card = co_await this->model(who, model);
+  if (!card) co_return std::unexpected(card.error());
+  chat->erase("max_tokens");
+  chat->erase("stream");
+  chat->erase("stream_options");
+  co_return static_cast<std::int64_t>((bj::serialize(*chat).size() + 3) / 4);
+}
+
 std::string_view endpoint_name(GatewayEndpoint endpoint) {
   switch (endpoint) {
     case GatewayEndpoint::kChatCompletions:
@@ -144,6 +190,8 @@ std::string_view endpoint_name(GatewayEndpoint endpoint) {
       return "audio.speech";
     case GatewayEndpoint::kTranscriptions:
       return "audio.transcriptions";
+    case GatewayEndpoint::kMessages:
+      return "messages";
   }
   return "chat.completions";
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,10 +17,10 @@
 
 namespace parley::services {
 
-enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions };
+enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions, kMessages };
 
 // The endpoint's name in usage records: "chat.completions", "embeddings", "audio.speech",
-// "audio.transcriptions".
+// "audio.transcriptions", "messages" (Anthropic's Messages API).
 std::string_view endpoint_name(GatewayEndpoint endpoint);
 
 struct GatewayCall {
@@ -31,6 +32,12 @@ struct GatewayCall {
   bool stream = false;
   bool client_wants_usage = false;   // stream_options.include_usage as the client sent it
   std::int64_t prompt_estimate = 0;  // audio: tokens counted when the provider reports none
+};
+
+// POST /v1/messages translated to chat completions: the call to make and the model asked for.
+struct MessagesCall {
+  GatewayCall call;   // path "/chat/completions", body the translated request (usage asked for)
+  std::string model;  // as the client named it (the message's `model` when the answer names none)
 };
 
 struct ModelCard {
@@ -56,6 +63,19 @@ class GatewayService {
                                                             GatewayEndpoint endpoint, std::string body,
                                                             std::string content_type,
                                                             const std::string& request_id);
+  // Anthropic's Messages API (POST /v1/messages): the request translated to chat completions
+  // (translate::anthropic_request_to_chat), routed by `model` and admitted like prepare() — the
+  // prompt estimated from the translated body's size. Errors: the translator's (kBadRequest,
+  // kValidation), kModelNotFound, those of ChatService::route and admit.
+  boost::asio::awaitable<Result<MessagesCall>> prepare_messages(const auth::Principal& who,
+                                                                const boost::json::object& request,
+                                                                const std::string& request_id);
+  // POST /v1/messages/count_tokens: the prompt tokens admission would reserve for these messages
+  // (a quarter token per byte of the translated chat request, without max_tokens). No provider
+  // call, nothing admitted or accounted; the model must be one the caller may use.
+  boost::asio::awaitable<Result<std::int64_t>> count_message_tokens(const auth::Principal& who,
+                                                                    const boost::json::object& request);
+
   // Token counts of an audio answer: a transcription's `usage` (tokens, or seconds of audio as input
   // tokens at 10 per second) when it has one; else the estimate made in prepare_audio plus, for
   // text, its words.

@@ -1,0 +1,248 @@
+// Anthropic's Messages API on parley: POST /v1/messages and POST /v1/messages/count_tokens,
+// translated to the chat completions of the provider serving the model (src/translate/anthropic.hpp,
+// docs/TRANSLATION.md). Authentication, routing, limits and usage are the /v1 gateway's; answers,
+// stream events and errors are in Anthropic's wire format.
+#include <boost/json.hpp>
+#include <chrono>
+#include <vector>
+
+#include "api/gateway.hpp"
+#include "crypto/random.hpp"
+#include "translate/anthropic.hpp"
+#include "translate/stream_event.hpp"
+
+namespace parley::api {
+
+namespace asio = boost::asio;
+namespace bj = boost::json;
+namespace bhttp = boost::beast::http;
+using http::Method;
+using http::RequestContext;
+using http::Response;
+using http::StatusCode;
+
+namespace {
+
+constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
+
+std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Anthropic answers a malformed request with 400, never 422.
+int anthropic_status(int status) {
+  return status == 422 ? 400 : status;
+}
+
+// An error in Anthropic's shape, with `request-id` as Anthropic sends it and, for a limit's
+// refusal, Retry-After and the rate-limit headers; otherwise the caller's limits when known.
+Response anthropic_error_response(int status, std::string_view message, const RequestContext& ctx,
+                                  const RateLimitInfo* limits) {
+  status = anthropic_status(status);
+  Response res = http::json_response(static_cast<StatusCode>(status),
+                                     translate::anthropic_error(status, message, ctx.request_id));
+  res.set("request-id", ctx.request_id);
+  if (limits != nullptr) http::set_rate_limit_headers(res, *limits);
+  return res;
+}
+
+Response anthropic_error_of(const Error& error, const RequestContext& ctx,
+                            const RateLimitInfo* limits = nullptr) {
+  const bj::object body = translate::anthropic_error(error);
+  const std::string_view message = body.at("error").at("message").get_string();
+  if (error.rate) limits = &*error.rate;
+  return anthropic_error_response(error.status(), message, ctx, limits);
+}
+
+// A provider's own verdict on the translated request (400/404/409/413/422, OpenAI's envelope):
+// its message in Anthropic's shape.
+Response provider_rejection(unsigned status, std::string_view body, const RequestContext& ctx,
+                            const RateLimitInfo& limits) {
+  std::string message = "the provider refused the request";
+  boost::system::error_code ec;
+  const bj::value doc = bj::parse(body, ec);
+  if (!ec && doc.is_object()) {
+    const bj::object& o = doc.get_object();
+    const bj::value* error = o.if_contains("error");
+    if (error != nullptr && error->is_object()) {
+      const bj::value* m = error->get_object().if_contains("message");
+      if (m != nullptr && m->is_string() && !m->get_string().empty()) message = m->get_string();
+    } else if (error != nullptr && error->is_string()) {
+      message = error->get_string();
+    }
+  }
+  return anthropic_error_response(static_cast<int>(status), message, ctx, &limits);
+}
+
+// Authentication (a service key in x-api-key or Authorization: Bearer, or an access token), the
+// anthropic-version header Anthropic requires, and the body as a JSON object.
+struct Admitted {
+  auth::Principal who;
+  bj::object request;
+};
+
+asio::awaitable<Result<Admitted>> authenticate(GatewayDeps& d, RequestContext& ctx) {
+  auto who = co_await d.authenticator.authenticate(ctx);
+  if (!who) co_return std::unexpected(who.error());
+  if (ctx.header("anthropic-version").empty()) {
+    co_return fail(ErrorKind::kBadRequest, "anthropic-version: header is required");
+  }
+  auto body = http::parse_json_body(ctx);
+  if (!body) co_return std::unexpected(body.error());
+  if (!body->is_object()) co_return fail(ErrorKind::kBadRequest, "Request body must be a JSON object");
+  Admitted out{std::move(*who), std::move(body->get_object())};
+  co_return out;
+}
+
+Response message_response(const bj::object& message, const RequestContext& ctx,
+                          const std::vector<provider::Header>& headers, const RateLimitInfo& limits) {
+  Response res = http::json_response(StatusCode::ok, message);
+  for (const auto& [name, value] : headers) res.insert(name, value);
+  res.set("request-id", ctx.request_id);
+  http::set_rate_limit_headers(res, limits);
+  return res;
+}
+
+asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto admitted = co_await authenticate(d, ctx);
+  if (!admitted) co_return anthropic_error_of(admitted.error(), ctx);
+  const auth::Principal& who = admitted->who;
+  auto prepared = co_await d.gateway.prepare_messages(who, admitted->request, ctx.request_id);
+  if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
+  services::GatewayCall& call = prepared->call;
+  provider::Provider& upstream = *call.route.entry->provider;
+  const RateLimitInfo& limits = call.route.admission.info;
+  translate::AnthropicMeta meta{"msg_" + crypto::random_base62(24), prepared->model};
+
+  http::StreamWriter& stream = *ctx.stream;
+  if (!call.stream) {
+    http::CloseWatch watch(stream);
+    auto res = co_await upstream.post(call.route.call, call.path, std::move(call.body));
+    const bool left = watch.finish();
+    if (left) {
+      d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
+      co_return http::client_closed_response();
+    }
+    if (!res) {
+      d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
+      co_return anthropic_error_of(res.error(), ctx, &limits);
+    }
+    const services::Usage usage = res->usage.value_or(services::Usage{});
+    if (!res->ok()) {
+      d.gateway.account(who, call, static_cast<int>(res->status), usage, ms_since(t0));
+      co_return provider_rejection(res->status, res->body, ctx, limits);
+    }
+    boost::system::error_code ec;
+    const bj::value answer = bj::parse(res->body, ec);
+    Result<bj::object> message =
+        fail(ErrorKind::kOpenAiApiError, "the provider's answer is not a JSON object");
+    if (!ec && answer.is_object()) message = translate::chat_response_to_anthropic(answer.get_object(), meta);
+    if (!message) {
+      d.gateway.account(who, call, message.error().status(), usage, ms_since(t0));
+      co_return anthropic_error_of(message.error(), ctx, &limits);
+    }
+    d.gateway.account(who, call, 200, usage, ms_since(t0));
+    co_return message_response(*message, ctx, res->headers, limits);
+  }
+
+  // Streamed: each chat chunk becomes Anthropic's events as it arrives. The head goes out with
+  // the first events, so a failure before them is an ordinary error answer; after them, one
+  // `error` event ends the stream.
+  std::vector<provider::Header> head_headers;
+  call.route.call.on_stream_head = [&head_headers](const std::vector<provider::Header>& h) {
+    head_headers = h;
+  };
+  translate::AnthropicStream translator(std::move(meta));
+  std::vector<translate::StreamEvent> events;
+  services::Usage usage;
+  bool client_gone = false;
+  auto start = [&]() -> asio::awaitable<bool> {
+    if (stream.started()) co_return true;
+    Response head{StatusCode::ok, 11};
+    head.set(bhttp::field::content_type, "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Accel-Buffering", "no");
+    for (const auto& [name, value] : head_headers) head.insert(name, value);
+    head.set("request-id", ctx.request_id);
+    http::set_rate_limit_headers(head, limits);
+    co_return co_await stream.begin(std::move(head));
+  };
+  // Events of one upstream read are gathered and sent as one chunk when the read is done.
+  std::string batch;
+  auto drain = [&] {
+    for (const auto& event : events) translate::append_sse(batch, event);
+    events.clear();
+  };
+  provider::EventSink sink = [&](std::string_view data) -> asio::awaitable<bool> {
+    boost::system::error_code ec;
+    const bj::value chunk = bj::parse(data, ec);
+    if (ec || !chunk.is_object() || translator.finished()) co_return true;
+    if (auto u = provider::usage_in(chunk)) usage = *u;
+    translator.feed(chunk.get_object(), events);
+    drain();
+    co_return true;
+  };
+  auto flush = [&]() -> asio::awaitable<bool> {
+    if (batch.empty()) co_return true;
+    const bool begun = co_await start();
+    if (!begun || !co_await stream.write(batch)) {
+      client_gone = true;
+      co_return false;
+    }
+    batch.clear();
+    co_return true;
+  };
+  call.route.call.on_stream_batch_end = flush;
+  http::CloseWatch watch(stream);
+  auto out = co_await upstream.post_stream(call.route.call, call.path, std::move(call.body), sink);
+  const bool left = watch.finish();
+  const std::int64_t latency = ms_since(t0);
+  if (client_gone || left) {
+    d.gateway.account(who, call, kClientClosed, usage, latency);
+    co_return http::client_closed_response();
+  }
+  if (out && out->rejected() && !stream.started()) {
+    d.gateway.account(who, call, static_cast<int>(out->status), usage, latency);
+    co_return provider_rejection(out->status, out->error_body, ctx, limits);
+  }
+  if (!out && !stream.started()) {
+    d.gateway.account(who, call, out.error().status(), usage, latency);
+    co_return anthropic_error_of(out.error(), ctx, &limits);
+  }
+  if (out && !out->rejected()) {
+    if (!translator.finished()) translator.finish(events);
+    d.gateway.account(who, call, 200, usage, latency);
+  } else {
+    const Error e = out ? Error(ErrorKind::kOpenAiApiError, "The provider failed mid-stream") : out.error();
+    d.gateway.account(who, call, e.status(), usage, latency);
+    if (!translator.finished()) translator.fail(e, events);
+  }
+  drain();
+  const bool begun = co_await start();
+  if (!begun) co_return Response{};
+  co_await stream.write(batch);
+  co_return Response{};
+}
+
+asio::awaitable<Response> count_tokens(GatewayDeps& d, RequestContext& ctx) {
+  auto admitted = co_await authenticate(d, ctx);
+  if (!admitted) co_return anthropic_error_of(admitted.error(), ctx);
+  auto tokens = co_await d.gateway.count_message_tokens(admitted->who, admitted->request);
+  if (!tokens) co_return anthropic_error_of(tokens.error(), ctx);
+  Response res = http::json_response(StatusCode::ok, bj::object{{"input_tokens", *tokens}});
+  res.set("request-id", ctx.request_id);
+  co_return res;
+}
+
+}  // namespace
+
+void register_messages_routes(http::Router& router, GatewayDeps& d) {
+  router.add(Method::post, "/v1/messages",
+             [&d](RequestContext& ctx) -> asio::awaitable<Response> { co_return co_await messages(d, ctx); });
+  router.add(
+      Method::post, "/v1/messages/count_tokens",
+      [&d](RequestContext& ctx) -> asio::awaitable<Response> { co_return co_await count_tokens(d, ctx); });
+}
+
+}  // namespace parley::api
