@@ -306,7 +306,7 @@ asio::awaitable<Response> change_status(ConversationDeps& d, RequestContext& ctx
   bj::array messages;
   for (const auto& m : recent->items) messages.push_back(render_message(m));
   bj::value generating = nullptr;
-  if (auto g = d.answers.registry().running_in(id)) {
+  if (auto g = d.answers.registry().running_in(id); g && g->stored()) {
     generating = bj::object{
         {"message_id", g->message_id()},
         {"events", g->pieces()},
@@ -438,6 +438,7 @@ void register_conversation_routes(http::Router& router, ConversationDeps& d) {
                if (!found) co_return error_of(found.error(), ctx);
                bj::object body = render_conversation(*found);
                auto g = d.answers.registry().running_in(id);
+               if (g && !g->stored()) g = nullptr;
                body["generating_message_id"] = g ? bj::value(g->message_id()) : bj::value(nullptr);
                co_return http::json_response(StatusCode::ok, body);
              });

@@ -584,7 +584,7 @@ asio::awaitable<void> ChatSocket::reconnect(std::optional<bj::value> id, bj::obj
   // The answer to resume: the one named, else the one being generated in the conversation.
   std::optional<std::string> mid = ids->message_id;
   if (!mid) {
-    if (auto g = registry().running_in(cid)) mid = g->message_id();
+    if (auto g = registry().running_in(cid); g && g->stored()) mid = g->message_id();
   }
   std::uint64_t seen = 0;
   if (auto it = data.find("last_event"); it != data.end() && !it->value().is_null()) {

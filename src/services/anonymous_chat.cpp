@@ -177,6 +177,7 @@ asio::awaitable<Result<StartedAnswer>> AnonymousChat::ask(std::string conversati
     c.record.last_message_at = c.record.updated_at = question.created_at;
     c.used = std::chrono::steady_clock::now();
   }
+  generation->mark_stored();
   job->route = std::move(*route);
   StartedAnswer started{question, answer, generation};
   asio::co_spawn(executor, run(generation, job),

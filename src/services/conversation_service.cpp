@@ -308,6 +308,7 @@ asio::awaitable<Result<StartedAnswer>> AnswerService::start(AnswerRequest reques
     co_return std::unexpected(stored.error());
   }
   answer = stored->second;
+  generation->mark_stored();
   job->route = std::move(*route);
 
   StartedAnswer started{stored->first, answer, generation, job->route.admission.info};

@@ -91,6 +91,11 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
   [[nodiscard]] std::uint64_t pieces() const;
   [[nodiscard]] bool finished() const;
+  // Set by the producer once the answer's message is in the store (the generation is registered
+  // before, to keep one answer per conversation): until then its id is not shown to clients, who
+  // would find no message by it.
+  void mark_stored() { stored_.store(true, std::memory_order_release); }
+  [[nodiscard]] bool stored() const { return stored_.load(std::memory_order_acquire); }
   [[nodiscard]] std::size_t memory_bytes() const;  // text and piece ends held
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> finished_at() const;
   // Memory accounting shared by a registry's generations (may be null).
@@ -118,6 +123,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
   std::vector<std::shared_ptr<Waiter>> waiters_;
   std::atomic<std::int64_t>* accounted_ = nullptr;
   std::int64_t accounted_bytes_ = 0;
+  std::atomic<bool> stored_{false};
 };
 
 // The pieces of a stored answer: `content` cut at `event_lengths`. Empty when the lengths do not

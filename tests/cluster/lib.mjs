@@ -80,6 +80,9 @@ export async function startCluster({ env = {}, envA = {}, envB = {}, mockArgs = 
       PARLEY_ENCRYPTION_KEYS: `${randomBytes(32).toString('base64url')}=`,
       MOCK_SYSTEM_KEY: `sk-cluster-${randomBytes(16).toString('hex')}`,
       PARLEY_REDIS_URL: redis.url,
+      // A loaded test machine can take longer than the default 250 ms to answer; the outage tests
+      // set their own bound.
+      PARLEY_REDIS_TIMEOUT_MS: '2000',
       ...env,
     };
     const args = ['--config', config];

@@ -346,7 +346,7 @@ describe(`conversations (${BACKEND})`, () => {
     }, 'the answer to start');
     const followers = await Promise.all([1, 2].map(() => streamRequest(url, `/api/v1/conversations/${c.id}/messages/${messageId}/stream`, owner.token, null, { method: 'GET' })));
     const main = await producer;
-    for (const f of followers) assert.deepEqual(f.events, main.events);
+    for (const f of followers) assert.deepEqual(f.events, main.events, `a follower got ${f.status}: ${f.text.slice(0, 500)}`);
     assert.equal(main.events.filter((e) => e.data.done).length, 1, 'exactly one terminal event');
   });
 
