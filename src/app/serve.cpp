@@ -18,6 +18,7 @@
 #include "api/conversations.hpp"
 #include "api/deps.hpp"
 #include "api/gateway.hpp"
+#include "api/openai_conversations.hpp"
 #include "api/ops.hpp"
 #include "api/realtime.hpp"
 #include "api/usage.hpp"
@@ -145,6 +146,9 @@ struct Components {
   std::unique_ptr<services::GenerationRegistry> generations;
   std::unique_ptr<services::AnswerService> answers;
   std::unique_ptr<api::ConversationDeps> conversation_deps;
+  // /v1/conversations, and the ConversationItems through which /v1/responses reads and extends them.
+  std::unique_ptr<services::OpenAiConversations> openai_conversations;
+  std::unique_ptr<api::OpenAiConversationDeps> openai_conversation_deps;
   std::unique_ptr<services::AssistantService> assistant;
   std::unique_ptr<api::AssistantDeps> assistant_deps;
   std::unique_ptr<services::AnonymousChat> anonymous_chat;
@@ -299,6 +303,11 @@ struct Components {
                                                         std::move(answer_options));
     conversation_deps = std::make_unique<api::ConversationDeps>(api::ConversationDeps{
         *conversations, *answers, *chat, *authenticator, *blocking, config.max_message_chars});
+    openai_conversations =
+        std::make_unique<services::OpenAiConversations>(*conversations, *generations, *blocking, *db, clock,
+                                                        static_cast<std::int64_t>(cc.context_max_messages));
+    openai_conversation_deps = std::make_unique<api::OpenAiConversationDeps>(
+        api::OpenAiConversationDeps{*openai_conversations, *authenticator});
     services::AssistantOptions assistant_options;
     assistant_options.speech_model = config.defaults.speech_model;
     assistant_options.slow_turn = std::chrono::milliseconds(config.assistant_slow_turn_ms);
@@ -517,6 +526,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_gateway_routes(router, *c.gateway_deps);
   api::register_messages_routes(router, *c.gateway_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
+  api::register_openai_conversation_routes(router, *c.openai_conversation_deps);
   api::register_assistant_routes(router, *c.assistant_deps);
   api::register_realtime_routes(router, *c.realtime_deps);
   api::register_usage_routes(router, *c.usage_deps);

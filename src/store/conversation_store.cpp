@@ -24,15 +24,15 @@ constexpr std::string_view kAliasedConversationColumns =
 
 constexpr std::string_view kMessageColumns =
     "seq, id, conversation_id, parent_id, role, sender_id, content, status, active, model, prompt_tokens, "
-    "completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at";
+    "completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at, item";
 
-// The INSERT of one message ($1..$16, every column but seq), returning the stored row.
+// The INSERT of one message ($1..$17, every column but seq), returning the stored row.
 constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, parent_id, role, sender_id, content, status, active, model, "
-    "prompt_tokens, completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING "
+    "prompt_tokens, completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at, item) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING "
     "seq, id, conversation_id, parent_id, role, sender_id, content, status, active, model, prompt_tokens, "
-    "completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at";
+    "completion_tokens, latency_ms, error_code, event_lengths, created_at, updated_at, item";
 
 ConversationRecord conversation_from_row(const Row& row) {
   ConversationRecord c;
@@ -70,6 +70,7 @@ MessageRecord message_from_row(const Row& row) {
   m.event_lengths = row.get_string(14);
   m.created_at = row.get_int(15);
   m.updated_at = row.get_int(16);
+  m.item = row.get_optional_string(17);
   return m;
 }
 
@@ -89,10 +90,10 @@ Result<std::vector<MessageRecord>> all_messages(Result<QueryResult>& r) {
 
 Result<MessageRecord> insert_message(Executor& db, const MessageRecord& m) {
   if (m.id.empty()) return fail(ErrorKind::kInternal, "message id is empty");
-  Result<QueryResult> r =
-      db.query(kInsertMessage, {m.id, m.conversation_id, m.parent_id, m.role, m.sender_id, m.content,
-                                m.status, m.active, m.model, m.prompt_tokens, m.completion_tokens,
-                                m.latency_ms, m.error_code, m.event_lengths, m.created_at, m.updated_at});
+  Result<QueryResult> r = db.query(
+      kInsertMessage, {m.id, m.conversation_id, m.parent_id, m.role, m.sender_id, m.content, m.status,
+                       m.active, m.model, m.prompt_tokens, m.completion_tokens, m.latency_ms, m.error_code,
+                       m.event_lengths, m.created_at, m.updated_at, m.item});
   if (!r) {
     return std::unexpected(
         detail::name_conflict(std::move(r.error()), {{"messages.id", "id"}, {"messages_id_key", "id"}}));
@@ -315,6 +316,59 @@ Result<std::pair<std::optional<MessageRecord>, MessageRecord>> ConversationStore
   });
   if (!done) return std::unexpected(std::move(done.error()));
   return out;
+}
+
+Result<std::vector<MessageRecord>> ConversationStore::append_messages(
+    std::string_view conversation_id, const std::vector<MessageRecord>& messages, std::int64_t now_ms) {
+  std::vector<MessageRecord> out;
+  if (messages.empty()) return out;
+  out.reserve(messages.size());
+  Status done = db_.transaction([&](Connection& c) -> Status {
+    // First, as in add_exchange: concurrent appends to one conversation queue on its row.
+    Result<QueryResult> bumped = c.query(
+        "UPDATE conversations SET message_count = message_count + $2, last_message_at = $3, updated_at = $3 "
+        "WHERE id = $1 AND status = 'active'",
+        {conversation_id, static_cast<std::int64_t>(messages.size()), now_ms});
+    if (!bumped) return forward_error(bumped);
+    if (bumped->affected_rows == 0) {
+      Result<QueryResult> found =
+          c.query("SELECT status FROM conversations WHERE id = $1", {conversation_id});
+      if (!found) return forward_error(found);
+      if (found->rows.empty()) return fail(ErrorKind::kNotFound, "conversation not found", "conversation_id");
+      return fail(ErrorKind::kConflict, "The conversation has ended");
+    }
+    for (const MessageRecord& m : messages) {
+      if (m.conversation_id != conversation_id) {
+        return fail(ErrorKind::kInternal, "append_messages: a message of another conversation");
+      }
+      Result<MessageRecord> stored = insert_message(c, m);
+      if (!stored) return forward_error(stored);
+      out.push_back(std::move(*stored));
+    }
+    return {};
+  });
+  if (!done) return std::unexpected(std::move(done.error()));
+  return out;
+}
+
+Result<bool> ConversationStore::delete_message(std::string_view conversation_id, std::string_view message_id,
+                                               std::int64_t now_ms) {
+  bool deleted = false;
+  Status done = db_.transaction([&](Connection& c) -> Status {
+    Result<QueryResult> r =
+        c.query("DELETE FROM messages WHERE id = $1 AND conversation_id = $2 AND status <> 'generating'",
+                {message_id, conversation_id});
+    if (!r) return forward_error(r);
+    if (r->affected_rows == 0) return {};
+    deleted = true;
+    Result<QueryResult> bumped =
+        c.query("UPDATE conversations SET message_count = message_count - 1, updated_at = $2 WHERE id = $1",
+                {conversation_id, now_ms});
+    if (!bumped) return forward_error(bumped);
+    return {};
+  });
+  if (!done) return std::unexpected(std::move(done.error()));
+  return deleted;
 }
 
 Result<bool> ConversationStore::update_answer(std::string_view message_id, const AnswerUpdate& u) {

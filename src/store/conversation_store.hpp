@@ -85,6 +85,9 @@ struct MessageRecord {
   std::string event_lengths;  // comma-separated byte lengths of the streamed pieces ("" if none)
   std::int64_t created_at = 0;
   std::int64_t updated_at = 0;
+  // An OpenAI Conversations API item that role and content cannot hold exactly (migration 0010):
+  // the item as JSON without its id; role and content are then a readable rendering of it.
+  std::optional<std::string> item;
 };
 
 struct MessageQuery {
@@ -150,6 +153,17 @@ class ConversationStore {
   // Both records come back with their seq. kNotFound when the conversation does not exist.
   Result<std::pair<std::optional<MessageRecord>, MessageRecord>> add_exchange(
       const std::optional<MessageRecord>& user_message, const MessageRecord& answer);
+
+  // In one transaction: inserts `messages` (complete messages of one conversation, in order) and
+  // bumps the conversation's message_count, last_message_at and updated_at. The records come back
+  // with their seq. kNotFound when the conversation does not exist, kConflict when it has ended.
+  Result<std::vector<MessageRecord>> append_messages(std::string_view conversation_id,
+                                                     const std::vector<MessageRecord>& messages,
+                                                     std::int64_t now_ms);
+  // Deletes one message of the conversation (never an answer still being generated) and lowers its
+  // message_count. false when no such message was deleted.
+  Result<bool> delete_message(std::string_view conversation_id, std::string_view message_id,
+                              std::int64_t now_ms);
 
   // Writes an answer's content and state (a checkpoint while status is "generating", or the final
   // state). Only an answer still "generating" is changed; false otherwise (already finished or

@@ -374,7 +374,10 @@ TEST_P(StoreUsageMigrationTest, Migration0004KeepsEarlierRowsAndNumbersThemInTim
   }
   auto migrated = migrate(db());
   ASSERT_TRUE(migrated) << migrated.error().message;
-  ASSERT_EQ(migrated->applied.size(), static_cast<std::size_t>(latest_known_version() - 3));
+  // Every migration after 0003 (numbers may have gaps: each change takes its own).
+  std::size_t after_third = 0;
+  for (const auto& m : known_migrations()) after_third += m.version > 3 ? 1 : 0;
+  ASSERT_EQ(migrated->applied.size(), after_third);
 
   UsageStore usage(db());
   ASSERT_TRUE(usage.append(std::vector<UsageEvent>{event(9, "k", "u1", kT0 + 40)}));
