@@ -207,7 +207,7 @@ describe(`a provider of kind anthropic (${BACKEND})`, () => {
     assert.equal(seen[0].anthropic_version, VERSION);
     const sent = JSON.parse(seen[0].body);
     assert.equal(sent.system, 'Be brief.');
-    assert.deepEqual(sent.messages, [{ role: 'user', content: 'hello from openai' }]);
+    assert.deepEqual(sent.messages, [{ role: 'user', content: [{ type: 'text', text: 'hello from openai' }] }]);
     assert.equal(typeof sent.max_tokens, 'number');
   });
 
@@ -306,9 +306,9 @@ describe(`a provider of kind anthropic (${BACKEND})`, () => {
   });
 
   test('the user\'s own key: checked with the provider, then sent in x-api-key on every route', async () => {
-    const wrong = await api(p.url, 'PUT', `/api/v1/users/${user.id}/api-key`, { token: user.token, body: { api_key: providerKey('wrong'), provider: 'claude' } });
+    const wrong = await api(p.url, 'PUT', `/api/v1/users/${user.id}/api-key`, { token: user.token, body: { api_key: providerKey('wrong'), provider: 'claude', verify: true } });
     assert.ok(wrong.status >= 400, wrong.text);
-    expectStatus(await api(p.url, 'PUT', `/api/v1/users/${user.id}/api-key`, { token: user.token, body: { api_key: USER_KEY, provider: 'claude' } }), 200);
+    expectStatus(await api(p.url, 'PUT', `/api/v1/users/${user.id}/api-key`, { token: user.token, body: { api_key: USER_KEY, provider: 'claude', verify: true } }), 200);
     const models = (await mock.requests()).filter((r) => r.path === '/v1/models');
     assert.ok(models.length >= 1 && models.at(-1).x_api_key === USER_KEY);
     userKey = expectStatus(await api(p.url, 'POST', '/api/v1/api-keys', { token: user.token, body: { name: 'own' } }), 201);
