@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/json.hpp>
 #include <chrono>
 #include <vector>
@@ -165,29 +166,37 @@ asio::awaitable<Status> AnthropicProvider::verify_key(const CallContext& ctx) {
 }
 
 std::optional<AnthropicFacts> inspect_anthropic(std::string_view json) {
+  // Two levels at most in an outline: message_start's message.usage (once a stream) is read from a
+  // parsed document.
   static constexpr std::string_view kPaths[] = {"type",
                                                 "usage.input_tokens",
                                                 "usage.output_tokens",
                                                 "usage.cache_read_input_tokens",
                                                 "usage.cache_creation_input_tokens",
-                                                "message.usage.input_tokens",
-                                                "message.usage.output_tokens",
-                                                "message.usage.cache_read_input_tokens",
-                                                "message.usage.cache_creation_input_tokens"};
+                                                "message"};
   std::optional<upstream::JsonOutline> doc = upstream::outline(json, kPaths);
   if (!doc || doc->root != upstream::JsonKind::kObject) return std::nullopt;
   AnthropicFacts facts;
   if (doc->members[0].kind == upstream::JsonKind::kString) facts.type = doc->members[0].text;
-  auto count = [&doc](std::size_t i) -> std::optional<std::int64_t> {
-    if (doc->members[i].kind != upstream::JsonKind::kInt) return std::nullopt;
-    return doc->members[i].integer;
-  };
-  for (std::size_t base : {std::size_t{1}, std::size_t{5}}) {
-    if (auto input = count(base)) {
-      facts.input_tokens = *input + count(base + 2).value_or(0) + count(base + 3).value_or(0);
-    }
-    if (auto output = count(base + 1)) facts.output_tokens = output;
+  std::array<std::optional<std::int64_t>, 4> counts;  // input, output, cache read, cache creation
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    if (doc->members[i + 1].kind == upstream::JsonKind::kInt) counts[i] = doc->members[i + 1].integer;
   }
+  if (doc->members[5].kind == upstream::JsonKind::kObject) {
+    boost::system::error_code ec;
+    const bj::value parsed = bj::parse(json, ec);
+    const bj::value* usage = ec ? nullptr : parsed.find_pointer("/message/usage", ec);
+    if (usage != nullptr && usage->is_object()) {
+      static constexpr std::string_view kNames[] = {"input_tokens", "output_tokens",
+                                                    "cache_read_input_tokens", "cache_creation_input_tokens"};
+      for (std::size_t i = 0; i < counts.size(); ++i) {
+        const bj::value* n = usage->get_object().if_contains(kNames[i]);
+        if (n != nullptr && n->is_int64()) counts[i] = n->get_int64();
+      }
+    }
+  }
+  if (counts[0]) facts.input_tokens = *counts[0] + counts[2].value_or(0) + counts[3].value_or(0);
+  facts.output_tokens = counts[1];
   return facts;
 }
 
