@@ -1,13 +1,15 @@
 // Anthropic's Messages API on parley: POST /v1/messages and POST /v1/messages/count_tokens,
-// translated to the chat completions of the provider serving the model (src/translate/anthropic.hpp,
-// docs/TRANSLATION.md). Authentication, routing, limits and usage are the /v1 gateway's; answers,
-// stream events and errors are in Anthropic's wire format.
+// relayed as they are to an Anthropic provider (kind "anthropic") or translated to the chat
+// completions of an OpenAI-compatible provider (src/translate/anthropic.hpp, docs/TRANSLATION.md).
+// Authentication, routing, limits and usage are the /v1 gateway's; answers, stream events and errors are in
+// Anthropic's wire format.
 #include <boost/json.hpp>
 #include <chrono>
 #include <vector>
 
 #include "api/gateway.hpp"
 #include "crypto/random.hpp"
+#include "provider/anthropic_provider.hpp"
 #include "translate/anthropic.hpp"
 #include "translate/stream_event.hpp"
 
@@ -74,6 +76,23 @@ Response provider_rejection(unsigned status, std::string_view body, const Reques
   return anthropic_error_response(static_cast<int>(status), message, ctx, &limits);
 }
 
+// An `error` event's data as the Error it stands for.
+Error event_error_of(std::string_view data) {
+  boost::system::error_code ec;
+  const bj::value doc = bj::parse(data, ec);
+  std::string_view type = "api_error";
+  std::string_view message;
+  if (!ec && doc.is_object()) {
+    if (const bj::value* e = doc.get_object().if_contains("error"); e != nullptr && e->is_object()) {
+      const bj::object& o = e->get_object();
+      if (const bj::value* t = o.if_contains("type"); t != nullptr && t->is_string()) type = t->get_string();
+      if (const bj::value* m = o.if_contains("message"); m != nullptr && m->is_string())
+        message = m->get_string();
+    }
+  }
+  return translate::error_from_anthropic_type(type, message);
+}
+
 // Authentication (a service key in x-api-key or Authorization: Bearer, or an access token), the
 // anthropic-version header Anthropic requires, and the body as a JSON object.
 struct Admitted {
@@ -103,10 +122,152 @@ Response message_response(const bj::object& message, const RequestContext& ctx,
   return res;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Relayed natively: the model is served by an Anthropic provider (provider/anthropic_provider.hpp).
+// The body goes as the client sent it; the answer, its status and the stream's events come back as
+// the provider sent them, with parley's request-id and the caller's rate-limit headers.
+
+bool served_natively(GatewayDeps& d, const bj::object& request) {
+  const bj::value* model = request.if_contains("model");
+  return model != nullptr && model->is_string() && d.gateway.serves_messages_natively(model->get_string());
+}
+
+// An answer of the provider's (a message, a count, or its own error), relayed as received.
+Response relay_answer(const provider::ProviderResponse& res, const RequestContext& ctx,
+                      const RateLimitInfo* limits) {
+  Response out{static_cast<StatusCode>(res.status), 11};
+  out.set(bhttp::field::content_type, "application/json");
+  for (const auto& [name, value] : res.headers) out.insert(name, value);
+  out.set("request-id", ctx.request_id);
+  if (limits != nullptr) http::set_rate_limit_headers(out, *limits);
+  out.body() = res.body;
+  out.prepare_payload();
+  return out;
+}
+
+asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, const Admitted& admitted,
+                                         std::chrono::steady_clock::time_point t0) {
+  const auth::Principal& who = admitted.who;
+  std::string body(ctx.request.body());
+  auto prepared = co_await d.gateway.prepare_native_messages(who, admitted.request, std::move(body),
+                                                             ctx.request_id, false);
+  if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
+  services::GatewayCall& call = *prepared;
+  provider::Provider& upstream = *call.route.entry->provider;
+  const RateLimitInfo& limits = call.route.admission.info;
+
+  http::StreamWriter& stream = *ctx.stream;
+  if (!call.stream) {
+    http::CloseWatch watch(stream);
+    auto res = co_await upstream.post(call.route.call, call.path, std::move(call.body));
+    if (watch.finish()) {
+      d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
+      co_return http::client_closed_response();
+    }
+    if (!res) {
+      d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
+      co_return anthropic_error_of(res.error(), ctx, &limits);
+    }
+    d.gateway.account(who, call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
+                      ms_since(t0));
+    co_return relay_answer(*res, ctx, &limits);
+  }
+
+  // Streamed: each event as received ("event: <its type>\ndata: <its data>"), gathered per upstream
+  // read; usage from message_start and message_delta; an `error` event is relayed and accounted.
+  std::vector<provider::Header> head_headers;
+  call.route.call.on_stream_head = [&head_headers](const std::vector<provider::Header>& h) {
+    head_headers = h;
+  };
+  provider::AnthropicUsage usage;
+  std::optional<Error> event_error;
+  bool client_gone = false;
+  auto start = [&]() -> asio::awaitable<bool> {
+    if (stream.started()) co_return true;
+    Response head{StatusCode::ok, 11};
+    head.set(bhttp::field::content_type, "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Accel-Buffering", "no");
+    for (const auto& [name, value] : head_headers) head.insert(name, value);
+    head.set("request-id", ctx.request_id);
+    http::set_rate_limit_headers(head, limits);
+    co_return co_await stream.begin(std::move(head));
+  };
+  std::string batch;
+  provider::EventSink sink = [&](std::string_view data) -> asio::awaitable<bool> {
+    const std::optional<provider::AnthropicFacts> facts = provider::inspect_anthropic(data);
+    if (facts) {
+      usage.add(*facts);
+      if (facts->type == "error") event_error = event_error_of(data);
+      if (!facts->type.empty()) batch.append("event: ").append(facts->type).append("\n");
+    }
+    batch.append("data: ").append(data).append("\n\n");
+    co_return true;
+  };
+  auto flush = [&]() -> asio::awaitable<bool> {
+    if (batch.empty()) co_return true;
+    const bool begun = co_await start();
+    if (!begun || !co_await stream.write(batch)) {
+      client_gone = true;
+      co_return false;
+    }
+    batch.clear();
+    co_return true;
+  };
+  call.route.call.on_stream_batch_end = flush;
+  http::CloseWatch watch(stream);
+  auto out = co_await upstream.post_stream(call.route.call, call.path, std::move(call.body), sink);
+  const bool left = watch.finish();
+  const std::int64_t latency = ms_since(t0);
+  if (client_gone || left) {
+    d.gateway.account(who, call, kClientClosed, usage.total(), latency);
+    co_return http::client_closed_response();
+  }
+  if (out && out->rejected() && !stream.started()) {
+    d.gateway.account(who, call, static_cast<int>(out->status), usage.total(), latency);
+    provider::ProviderResponse rejected{out->status, std::move(out->error_body), out->headers, {}, {}};
+    co_return relay_answer(rejected, ctx, &limits);
+  }
+  if (!out && !stream.started()) {
+    d.gateway.account(who, call, out.error().status(), usage.total(), latency);
+    co_return anthropic_error_of(out.error(), ctx, &limits);
+  }
+  if (out && !out->rejected()) {
+    const int status = event_error ? event_error->status() : 200;
+    d.gateway.account(who, call, status, usage.total(), latency);
+  } else {
+    const Error e = out ? Error(ErrorKind::kOpenAiApiError, "The provider failed mid-stream") : out.error();
+    d.gateway.account(who, call, e.status(), usage.total(), latency);
+    translate::append_sse(batch,
+                          translate::StreamEvent{"error", translate::anthropic_error(e, ctx.request_id)});
+  }
+  const bool begun = co_await start();
+  if (!begun) co_return Response{};
+  co_await stream.write(batch);
+  co_return Response{};
+}
+
+asio::awaitable<Response> relay_count_tokens(GatewayDeps& d, RequestContext& ctx, const Admitted& admitted) {
+  std::string body(ctx.request.body());
+  auto prepared = co_await d.gateway.prepare_native_messages(admitted.who, admitted.request, std::move(body),
+                                                             ctx.request_id, true);
+  if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
+  services::GatewayCall& call = *prepared;
+  http::CloseWatch watch(*ctx.stream);
+  auto res = co_await call.route.entry->provider->post(call.route.call, call.path, std::move(call.body));
+  if (watch.finish()) co_return http::client_closed_response();
+  if (!res) co_return anthropic_error_of(res.error(), ctx);
+  co_return relay_answer(*res, ctx, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Translated: the model is served by an OpenAI-compatible provider.
+
 asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   auto admitted = co_await authenticate(d, ctx);
   if (!admitted) co_return anthropic_error_of(admitted.error(), ctx);
+  if (served_natively(d, admitted->request)) co_return co_await relay_messages(d, ctx, *admitted, t0);
   const auth::Principal& who = admitted->who;
   auto prepared = co_await d.gateway.prepare_messages(who, admitted->request, ctx.request_id);
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
@@ -228,6 +389,7 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
 asio::awaitable<Response> count_tokens(GatewayDeps& d, RequestContext& ctx) {
   auto admitted = co_await authenticate(d, ctx);
   if (!admitted) co_return anthropic_error_of(admitted.error(), ctx);
+  if (served_natively(d, admitted->request)) co_return co_await relay_count_tokens(d, ctx, *admitted);
   auto tokens = co_await d.gateway.count_message_tokens(admitted->who, admitted->request);
   if (!tokens) co_return anthropic_error_of(tokens.error(), ctx);
   Response res = http::json_response(StatusCode::ok, bj::object{{"input_tokens", *tokens}});

@@ -28,6 +28,7 @@
 #include "http/blocking_pool.hpp"
 #include "http/server.hpp"
 #include "log/redact.hpp"
+#include "provider/anthropic_provider.hpp"
 #include "provider/demo_provider.hpp"
 #include "provider/openai_provider.hpp"
 #include "redis/redis.hpp"
@@ -175,8 +176,15 @@ struct Components {
           std::chrono::milliseconds(p.connect_timeout_ms), std::chrono::milliseconds(p.first_byte_timeout_ms),
           std::chrono::milliseconds(p.chunk_timeout_ms), std::chrono::milliseconds(p.total_timeout_ms)};
       provider::ProviderEntry e;
-      e.provider =
-          std::make_shared<provider::OpenAiCompatibleProvider>(p.name, *endpoint, *http_client, retry, t);
+      if (p.kind == "anthropic") {
+        e.provider = std::make_shared<provider::AnthropicProvider>(
+            p.name, *endpoint, *http_client, retry, t,
+            p.anthropic_version.empty() ? std::string(provider::kDefaultAnthropicVersion)
+                                        : p.anthropic_version);
+      } else {
+        e.provider =
+            std::make_shared<provider::OpenAiCompatibleProvider>(p.name, *endpoint, *http_client, retry, t);
+      }
       e.credentials = p.credentials == "system"           ? provider::Credentials::kSystem
                       : p.credentials == "byok_or_system" ? provider::Credentials::kByokOrSystem
                                                           : provider::Credentials::kByok;

@@ -524,6 +524,15 @@ Status flatten(const toml::table& table, const std::string& prefix,
   return {};
 }
 
+// YYYY-MM-DD, as Anthropic names its API versions.
+bool is_api_date(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return false;
+  }
+  return true;
+}
+
 Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) {
   const auto* array = node.as_array();
   if (array == nullptr) return validation("providers", "must be an array of tables ([[providers]])");
@@ -546,8 +555,12 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
       Status s;
       if (key == "name") {
         s = str(p.name);
+      } else if (key == "kind") {
+        s = str(p.kind);
       } else if (key == "base_url") {
         s = str(p.base_url);
+      } else if (key == "anthropic_version") {
+        s = str(p.anthropic_version);
       } else if (key == "credentials") {
         s = str(p.credentials);
       } else if (key == "api_key_env") {
@@ -628,6 +641,16 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
     }
     if (p.name.empty()) return validation(where + ".name", "is required");
     if (p.base_url.empty()) return validation(where + ".base_url", "is required");
+    if (p.kind != "openai" && p.kind != "anthropic") {
+      return validation(where + ".kind", "must be openai or anthropic");
+    }
+    if (!p.anthropic_version.empty()) {
+      if (p.kind != "anthropic")
+        return validation(where + ".anthropic_version", "is only for kind = \"anthropic\"");
+      if (!is_api_date(p.anthropic_version)) {
+        return validation(where + ".anthropic_version", "must be a date such as 2023-06-01");
+      }
+    }
     if (p.credentials != "byok" && p.credentials != "system" && p.credentials != "byok_or_system") {
       return validation(where + ".credentials", "must be byok, system or byok_or_system");
     }

@@ -115,7 +115,9 @@ struct ModelPrice {
 // One upstream provider ([[providers]] in the TOML file). See docs/CONFIGURATION.md.
 struct ProviderConfig {
   std::string name;
+  std::string kind = "openai";       // openai (OpenAI-compatible) | anthropic (Messages API)
   std::string base_url;              // "http://127.0.0.1:9100/v1"; "builtin:demo" for the demo
+  std::string anthropic_version;     // kind anthropic: the anthropic-version header; "" = 2023-06-01
   std::string credentials = "byok";  // byok | system | byok_or_system
   std::string api_key_env;           // environment variable holding the system key
   std::vector<std::string> models;   // exact names or prefixes ending in '*'

@@ -1,7 +1,8 @@
-// A model provider: something that answers OpenAI-style chat completion requests. Two kinds:
-// OpenAiCompatibleProvider (HTTP to an OpenAI-compatible API, with retries) and DemoProvider (in
-// process, offline, deterministic). The registry maps model names to providers and says whose
-// key each uses.
+// A model provider: something that answers OpenAI-style chat completion requests. Three kinds:
+// OpenAiCompatibleProvider (HTTP to an OpenAI-compatible API, with retries), AnthropicProvider
+// (HTTP to Anthropic's Messages API: chat completions translated, /messages relayed) and
+// DemoProvider (in process, offline, deterministic). The registry maps model names to providers and says
+// whose key each uses.
 #pragma once
 
 #include <atomic>
@@ -83,11 +84,16 @@ struct StreamOutcome {
   [[nodiscard]] bool rejected() const { return status >= 300; }
 };
 
+// The API a provider speaks upstream: "openai" (chat completions; the demo too) or "anthropic"
+// (Messages API), as `kind` names it in the configuration.
+enum class ProviderKind { kOpenAi, kAnthropic };
+
 class Provider {
  public:
   virtual ~Provider() = default;
   [[nodiscard]] virtual const std::string& name() const = 0;
   [[nodiscard]] virtual bool needs_key() const = 0;
+  [[nodiscard]] virtual ProviderKind kind() const { return ProviderKind::kOpenAi; }
 
   // POST {base}{path} (a JSON body; path "/chat/completions" or "/embeddings") with the retry
   // policy. 2xx and relayable rejections come back as a ProviderResponse, anything else as an Error.

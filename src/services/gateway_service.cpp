@@ -180,6 +180,48 @@ asio::awaitable<Result<std::int64_t>> GatewayService::count_message_tokens(const
   co_return static_cast<std::int64_t>((bj::serialize(*chat).size() + 3) / 4);
 }
 
+bool GatewayService::serves_messages_natively(std::string_view model) const {
+  const provider::ProviderEntry* entry = chat_.providers().find_by_model(model);
+  return entry != nullptr && entry->provider->kind() == provider::ProviderKind::kAnthropic;
+}
+
+asio::awaitable<Result<GatewayCall>> GatewayService::prepare_native_messages(const auth::Principal& who,
+                                                                             const bj::object& request,
+                                                                             std::string body,
+                                                                             const std::string& request_id,
+                                                                             bool count_tokens) {
+  const bj::value* model = request.if_contains("model");
+  if (model == nullptr || !model->is_string() || model->get_string().empty() ||
+      model->get_string().size() > 256) {
+    co_return validation("model", "model must be a non-empty string naming the model to use");
+  }
+  GatewayCall call;
+  call.endpoint = GatewayEndpoint::kMessages;
+  call.path = count_tokens ? "/messages/count_tokens" : "/messages";
+  if (const bj::value* stream = request.if_contains("stream"); !count_tokens && stream != nullptr) {
+    if (!stream->is_bool() && !stream->is_null()) co_return validation("stream", "stream must be a boolean");
+    call.stream = stream->is_bool() && stream->get_bool();
+  }
+  const std::string model_name(model->get_string());
+  auto route = co_await route_model(who, model_name, request_id);
+  if (!route) co_return std::unexpected(route.error());
+  if (route->entry->provider->kind() != provider::ProviderKind::kAnthropic) {
+    co_return fail(ErrorKind::kBadRequest, "The provider serving this model does not speak the Messages API");
+  }
+  if (!count_tokens) {
+    std::optional<std::int64_t> max_tokens;
+    if (const bj::value* m = request.if_contains("max_tokens"); m != nullptr && m->is_int64()) {
+      max_tokens = std::clamp<std::int64_t>(m->get_int64(), 0, 1'000'000'000);
+    }
+    const auto prompt = static_cast<std::int64_t>((body.size() + 3) / 4);
+    Status admitted = co_await chat_.admit(who, *route, prompt, max_tokens);
+    if (!admitted) co_return std::unexpected(admitted.error());
+  }
+  call.route = std::move(*route);
+  call.body = std::move(body);
+  co_return call;
+}
+
 std::string_view endpoint_name(GatewayEndpoint endpoint) {
   switch (endpoint) {
     case GatewayEndpoint::kChatCompletions:

@@ -76,6 +76,20 @@ class GatewayService {
   boost::asio::awaitable<Result<std::int64_t>> count_message_tokens(const auth::Principal& who,
                                                                     const boost::json::object& request);
 
+  // Whether the provider serving `model` speaks Anthropic's Messages API: POST /v1/messages (and
+  // count_tokens) to it are relayed natively, not translated.
+  [[nodiscard]] bool serves_messages_natively(std::string_view model) const;
+  // POST /v1/messages relayed to an Anthropic provider: `body` as the client sent it to path
+  // "/messages", routed by `model` and admitted like prepare_messages() (a quarter token per byte
+  // of the body; max_tokens when an integer). With `count_tokens`, path "/messages/count_tokens",
+  // routed only (nothing admitted, as the translated count). Anthropic validates the rest.
+  // Errors: kValidation (model, stream), kModelNotFound, those of ChatService::route and admit.
+  boost::asio::awaitable<Result<GatewayCall>> prepare_native_messages(const auth::Principal& who,
+                                                                      const boost::json::object& request,
+                                                                      std::string body,
+                                                                      const std::string& request_id,
+                                                                      bool count_tokens);
+
   // Token counts of an audio answer: a transcription's `usage` (tokens, or seconds of audio as input
   // tokens at 10 per second) when it has one; else the estimate made in prepare_audio plus, for
   // text, its words.

@@ -14,7 +14,8 @@ using std::chrono::milliseconds;
 constexpr long long kMaxRetryAfterSeconds = 1'000'000'000;
 
 bool is_retryable_status(int status) noexcept {
-  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504 ||
+         status == 529;  // Anthropic's "overloaded", a 503 by another number
 }
 
 // One draw from rng, forced into [0, 1); an empty Rng means "no jitter" (the midpoint).

@@ -1,9 +1,10 @@
 // The one home of the provider retry policy (PRODUCT.md, "Behaviour that must hold"):
 //
-//   - retry on 429, 500, 502, 503, 504 and on network failures before any response byte (connect
-//     failure, connection reset); never on any other status (400, 401, 403, 404, 422, ...), never
-//     on a malformed response, never on an attempt timeout (the provider may already have done,
-//     and billed, the work; a connect timeout is reported by the client as kConnect);
+//   - retry on 429, 500, 502, 503, 504, 529 (Anthropic's "overloaded") and on network failures
+//     before any response byte (connect failure, connection reset); never on any other status
+//     (400, 401, 403, 404, 422, ...), never on a malformed response, never on an attempt timeout
+//     (the provider may already have done, and billed, the work; a connect timeout is reported by
+//     the client as kConnect);
 //   - never once a streamed byte has reached our client;
 //   - at most `max_retries` retries, i.e. at most max_retries + 1 attempts;
 //   - backoff base * 2^attempt (1 s, 2 s, 4 s by default) capped at `max_delay`, then jittered by

@@ -6,7 +6,7 @@ namespace parley::upstream {
 
 bool StreamRelay::feed(std::string_view bytes, std::vector<std::string>& out) {
   if (done_ || broken_) return false;
-  const Status parsed = parser_.feed(bytes, [&](SseEvent&& e) { take(std::move(e.data), out); });
+  const Status parsed = parser_.feed(bytes, [&](SseEvent&& e) { take(std::move(e), out); });
   // A limit broken after [DONE] is in bytes the stream did not need: had they arrived in a later
   // read, they would not have been read at all.
   if (!parsed && !done_) broken_ = true;
@@ -15,7 +15,7 @@ bool StreamRelay::feed(std::string_view bytes, std::vector<std::string>& out) {
 
 void StreamRelay::finish(std::vector<std::string>& out) {
   if (done_ || broken_) return;
-  if (!parser_.finish([&](SseEvent&& e) { take(std::move(e.data), out); }) && !done_) broken_ = true;
+  if (!parser_.finish([&](SseEvent&& e) { take(std::move(e), out); }) && !done_) broken_ = true;
 }
 
 StreamVerdict StreamRelay::verdict() const noexcept {
@@ -24,8 +24,15 @@ StreamVerdict StreamRelay::verdict() const noexcept {
   return relayed_ == 0 ? StreamVerdict::kNoEvent : StreamVerdict::kCutOff;
 }
 
-void StreamRelay::take(std::string&& data, std::vector<std::string>& out) {
+void StreamRelay::take(SseEvent&& event, std::vector<std::string>& out) {
   if (done_) return;
+  if (framing_ == StreamFraming::kAnthropic) {
+    done_ = event.event == "message_stop" || event.event == "error";
+    ++relayed_;
+    out.push_back(std::move(event.data));
+    return;
+  }
+  std::string& data = event.data;
   if (is_done_marker(data)) {
     done_ = true;
     return;

@@ -1,6 +1,6 @@
 // The synchronous half of relaying a provider's streamed answer (OpenAI-style Server-Sent Events):
 // which events go to the client, when the stream is over, and whether what arrived was a whole
-// answer. The provider's coroutine (OpenAiCompatibleProvider::post_stream) feeds it the body bytes
+// answer. The provider's coroutine (HttpProvider::exchange_stream) feeds it the body bytes
 // as they arrive and sends on what it returns; nothing here waits or does I/O.
 //
 //   - every event's `data` is relayed, in order, up to the `[DONE]` marker; the marker itself and
@@ -10,6 +10,10 @@
 //   - at the end, the verdict: complete when `[DONE]` arrived or a relayed event reported a
 //     finish_reason; otherwise "no event" when nothing was relayed, "cut off" when something was.
 //     A broken stream is broken whatever came before.
+//
+// Anthropic's Messages API streams (StreamFraming::kAnthropic) end differently: there is no `[DONE]`;
+// the `message_stop` event (or an `error` event) is the last one. It is relayed, then nothing after
+// it, and the verdict is complete only when one of them arrived (a finish_reason means nothing).
 //
 // Splitting the body differently across feed() calls never changes the events relayed, their order
 // or the verdict.
@@ -34,10 +38,17 @@ enum class StreamVerdict : std::uint8_t {
   kBroken,    // an event broke the SSE size limit before [DONE]
 };
 
+enum class StreamFraming : std::uint8_t {
+  kOpenAi,     // chat completions: `data:` events up to `data: [DONE]`
+  kAnthropic,  // Messages API: named events up to `message_stop` or `error`
+};
+
 class StreamRelay {
  public:
   explicit StreamRelay(std::size_t max_event_bytes = kDefaultMaxSseEventBytes) noexcept
       : parser_(/*dispatch_incomplete_at_eof=*/true, max_event_bytes) {}
+  explicit StreamRelay(StreamFraming framing, std::size_t max_event_bytes = kDefaultMaxSseEventBytes) noexcept
+      : parser_(/*dispatch_incomplete_at_eof=*/true, max_event_bytes), framing_(framing) {}
 
   // Parses the next body bytes and appends to `out` the data of each event they complete that is
   // to be relayed. Returns whether to read on: false once [DONE] arrived or the stream broke.
@@ -53,9 +64,10 @@ class StreamRelay {
   [[nodiscard]] StreamVerdict verdict() const noexcept;
 
  private:
-  void take(std::string&& data, std::vector<std::string>& out);
+  void take(SseEvent&& event, std::vector<std::string>& out);
 
   SseParser parser_;
+  StreamFraming framing_ = StreamFraming::kOpenAi;
   bool done_ = false;      // [DONE] arrived
   bool finished_ = false;  // a relayed event carried a finish_reason
   bool broken_ = false;

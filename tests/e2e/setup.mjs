@@ -7,13 +7,13 @@ import { startMock, adminToken, createServiceKey } from '../integration/harness.
 export { startMock, adminToken, createServiceKey };
 
 // Writes parley.toml into `dir` with one [[providers]] table per entry of `providers`
-// ({name, url, models, keyEnv}); every provider uses the system key from `keyEnv`, short retry
-// delays and short timeouts. Returns the file's path.
+// ({name, url, models, keyEnv, kind}; kind "anthropic" or absent); every provider uses the system
+// key from `keyEnv`, short retry delays and short timeouts. Returns the file's path.
 export function writeProviderConfig(dir, providers) {
   const tables = providers.map((p) => `
 [[providers]]
 name = "${p.name}"
-base_url = "${p.url}/v1"
+${p.kind ? `kind = "${p.kind}"\n` : ''}base_url = "${p.url}/v1"
 credentials = "system"
 api_key_env = "${p.keyEnv}"
 models = [${p.models.map((m) => JSON.stringify(m)).join(', ')}]

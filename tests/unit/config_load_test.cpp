@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -115,6 +117,37 @@ TEST(ConfigLoad, UnknownFileKeyIsRejected) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().param.value_or(""), "http.max_bodyy_bytes");
   std::remove(path.c_str());
+}
+
+TEST(ConfigLoad, ProviderKindAndAnthropicVersion) {
+  const std::string base =
+      "[[providers]]\nname = \"claude\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"claude-*\"]\n";
+  FakeEnv env;
+  std::string path = write_temp(base + "kind = \"anthropic\"\nanthropic_version = \"2024-01-01\"\n");
+  auto ok = load({path, {}, env.fn()});
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ(ok->config.providers.size(), 1U);
+  EXPECT_EQ(ok->config.providers[0].kind, "anthropic");
+  EXPECT_EQ(ok->config.providers[0].anthropic_version, "2024-01-01");
+  std::remove(path.c_str());
+
+  path = write_temp(base);
+  auto plain = load({path, {}, env.fn()});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->config.providers[0].kind, "openai");
+  EXPECT_EQ(plain->config.providers[0].anthropic_version, "");
+  std::remove(path.c_str());
+
+  for (const auto& [extra, param] : std::vector<std::pair<std::string, std::string>>{
+           {"kind = \"gemini\"\n", "providers[0].kind"},
+           {"kind = \"anthropic\"\nanthropic_version = \"latest\"\n", "providers[0].anthropic_version"},
+           {"anthropic_version = \"2023-06-01\"\n", "providers[0].anthropic_version"}}) {
+    path = write_temp(base + extra);
+    auto bad = load({path, {}, env.fn()});
+    ASSERT_FALSE(bad) << extra;
+    EXPECT_EQ(bad.error().param.value_or(""), param) << extra;
+    std::remove(path.c_str());
+  }
 }
 
 TEST(ConfigLoad, MalformedTomlReportsPosition) {

@@ -69,7 +69,7 @@ TEST(UpstreamRetryPolicy, RateLimitedTwiceThenOkSucceedsAfterTwoGrowingDelays) {
 
 TEST(UpstreamRetryPolicy, RetriesRateLimitServerErrorsAndNetworkFailuresBeforeAnyByte) {
   const RetryConfig config = no_jitter();
-  for (const int status : {429, 500, 502, 503, 504}) {
+  for (const int status : {429, 500, 502, 503, 504, 529}) {
     const RetryDecision d = decide_status(config, 0, status);
     EXPECT_TRUE(d.retry) << status;
     EXPECT_EQ(d.delay, 1000ms) << status;

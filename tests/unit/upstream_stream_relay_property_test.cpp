@@ -72,6 +72,34 @@ TEST(UpstreamStreamRelay, BytesAfterDoneCannotBreakTheStream) {
   EXPECT_EQ(relay.verdict(), StreamVerdict::kComplete);
 }
 
+TEST(UpstreamStreamRelay, AnthropicStreamsEndWithMessageStop) {
+  StreamRelay relay(StreamFraming::kAnthropic);
+  std::vector<std::string> out;
+  EXPECT_TRUE(
+      relay.feed("event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: ping\ndata: ", out));
+  EXPECT_TRUE(relay.feed("{\"type\":\"ping\"}\n\ndata: [DONE]\n\n", out));
+  EXPECT_FALSE(relay.feed("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\ndata: after\n\n", out));
+  relay.finish(out);
+  EXPECT_EQ(out, (std::vector<std::string>{R"({"type":"message_start"})", R"({"type":"ping"})", "[DONE]",
+                                           R"({"type":"message_stop"})"}));
+  EXPECT_EQ(relay.verdict(), StreamVerdict::kComplete);
+
+  StreamRelay failed(StreamFraming::kAnthropic);
+  out.clear();
+  EXPECT_FALSE(failed.feed("event: error\ndata: {\"type\":\"error\"}\n\n", out));
+  EXPECT_EQ(failed.verdict(), StreamVerdict::kComplete);
+
+  // A finish_reason means nothing here: without message_stop the answer was cut off.
+  StreamRelay cut(StreamFraming::kAnthropic);
+  out.clear();
+  EXPECT_TRUE(cut.feed("event: message_delta\ndata: {\"finish_reason\":\"stop\"}\n\n", out));
+  cut.finish(out);
+  EXPECT_EQ(cut.verdict(), StreamVerdict::kCutOff);
+  StreamRelay none(StreamFraming::kAnthropic);
+  none.finish(out);
+  EXPECT_EQ(none.verdict(), StreamVerdict::kNoEvent);
+}
+
 TEST(UpstreamStreamRelayProperty, SeedCorpusSatisfiesTheFuzzInvariants) {
   const auto corpus = test::fuzz_corpus("sse_relay");
   ASSERT_GE(corpus.size(), 12U);

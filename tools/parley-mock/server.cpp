@@ -415,9 +415,13 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
   }
   if (flavor.anthropic) co_return co_await handle_messages(stream, req, path, ctx, flavor, drop);
 
-  if (std::optional<Reply> denied = check_key(req, options.keys)) {
-    co_return co_await send(stream, req, std::move(*denied), drop);
-  }
+  // Anthropic's GET /v1/models takes its key as the Messages API does (a request naming an
+  // anthropic-version is Anthropic's).
+  const bool anthropic_models = path.starts_with("/v1/models") && req.find("anthropic-version") != req.end();
+  std::optional<Reply> denied = anthropic_models
+                                    ? check_anthropic_key(req, options.keys, make_id(ctx, "req_mock"))
+                                    : check_key(req, options.keys);
+  if (denied) co_return co_await send(stream, req, std::move(*denied), drop);
 
   const http::verb method = req.method();
   if (path == "/v1/chat/completions") {
