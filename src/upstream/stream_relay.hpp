@@ -9,7 +9,8 @@
 //     relayed, nothing after;
 //   - at the end, the verdict: complete when `[DONE]` arrived or a relayed event reported a
 //     finish_reason (chat completions) or was a Responses API terminal event (response.completed,
-//     response.incomplete, response.failed: that stream has no [DONE]); otherwise "no event" when nothing was relayed, "cut off" when something was.
+//     response.incomplete, response.failed: that stream has no [DONE]); otherwise "no event" when
+//     nothing was relayed, "cut off" when something was.
 //     A broken stream is broken whatever came before.
 //
 // Splitting the body differently across feed() calls never changes the events relayed, their order
