@@ -21,6 +21,7 @@
 #include "api/openai_conversations.hpp"
 #include "api/ops.hpp"
 #include "api/realtime.hpp"
+#include "api/responses.hpp"
 #include "api/usage.hpp"
 #include "api/vault.hpp"
 #include "app/app.hpp"
@@ -35,6 +36,7 @@
 #include "services/limiter.hpp"
 #include "services/redis_limit_store.hpp"
 #include "store/migrations.hpp"
+#include "store/response_store.hpp"
 #include "store/usage_store.hpp"
 #include "version.hpp"
 
@@ -143,6 +145,9 @@ struct Components {
   std::shared_ptr<redis::Subscriber> invalidations;
   std::unique_ptr<services::GatewayService> gateway;
   std::unique_ptr<api::GatewayDeps> gateway_deps;
+  std::unique_ptr<services::GenerationRegistry> response_generations;
+  std::unique_ptr<services::ResponsesService> responses;
+  std::unique_ptr<api::ResponsesDeps> responses_deps;
   std::unique_ptr<services::ConversationService> conversations;
   std::unique_ptr<services::GenerationRegistry> generations;
   std::unique_ptr<services::AnswerService> answers;
@@ -197,6 +202,7 @@ struct Components {
         }
       }
       e.models = p.models;
+      e.responses = p.responses;
       for (const auto& price : p.prices)
         e.prices.push_back({price.pattern, price.input_per_m, price.output_per_m});
       providers.add(std::move(e));
@@ -286,6 +292,13 @@ struct Components {
                                                    limiter.get(), chat_defaults);
     gateway = std::make_unique<services::GatewayService>(*chat, clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
+    // Background responses: their own registry (a response is its own "conversation" there).
+    response_generations = std::make_unique<services::GenerationRegistry>(
+        std::chrono::seconds(config.conversations.stream_retention_s));
+    // No ConversationItems yet: a response naming a conversation is refused.
+    responses = std::make_unique<services::ResponsesService>(*gateway, *blocking, *db, clock,
+                                                             *response_generations, nullptr);
+    responses_deps = std::make_unique<api::ResponsesDeps>(api::ResponsesDeps{*responses, *authenticator});
     usage_reader = std::make_unique<services::UsageService>(*db, clock);
     usage_deps = std::make_unique<api::UsageDeps>(api::UsageDeps{*usage_reader, *authenticator, *blocking});
     vault_deps->providers = &providers;
@@ -533,6 +546,7 @@ void register_routes(http::Router& router, Components& c) {
   api::register_chat_routes(router, *c.chat_deps);
   api::register_gateway_routes(router, *c.gateway_deps);
   api::register_messages_routes(router, *c.gateway_deps);
+  api::register_responses_routes(router, *c.responses_deps);
   api::register_conversation_routes(router, *c.conversation_deps);
   api::register_openai_conversation_routes(router, *c.openai_conversation_deps);
   api::register_assistant_routes(router, *c.assistant_deps);
@@ -631,6 +645,12 @@ int serve(config::LoadResult loaded) {
             : c.conversations->fail_stale_answers(std::chrono::seconds(c.config.conversations.stale_after_s));
     if (!failed) spdlog::warn("could not check for interrupted answers: {}", failed.error().message);
     if (failed && *failed > 0) spdlog::warn("marked {} interrupted answer(s) failed", *failed);
+    // Background responses likewise, with SQLite (PostgreSQL: another instance may be generating them).
+    if (c.db->dialect() == store::Dialect::kSqlite) {
+      auto responses = store::ResponseStore(*c.db).fail_running(c.clock.now_ms());
+      if (!responses)
+        spdlog::warn("could not check for interrupted responses: {}", responses.error().message);
+    }
   }
 
   http::Router router;
@@ -685,6 +705,7 @@ int serve(config::LoadResult loaded) {
   c.blocking->stop();
   c.hashing_pool->stop();
   c.answers->interrupt_running();
+  c.responses->interrupt_running();
   if (auto s = c.keys->flush_last_used(); !s)
     spdlog::warn("could not record API key usage: {}", s.error().message);
   if (auto s = c.usage->flush(); !s) spdlog::warn("could not record usage: {}", s.error().message);

@@ -565,6 +565,10 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
         s = str(p.credentials);
       } else if (key == "api_key_env") {
         s = str(p.api_key_env);
+      } else if (key == "responses") {
+        auto b = v.value_exact<bool>();
+        if (!b) return validation(name, "must be true or false");
+        p.responses = *b;
       } else if (key == "models") {
         const auto* models = v.as_array();
         if (models == nullptr) return validation(name, "must be an array of strings");

@@ -130,6 +130,7 @@ struct ProviderConfig {
   std::uint64_t chunk_timeout_ms = 60000;
   std::uint64_t total_timeout_ms = 120000;
   std::vector<ModelPrice> prices;  // [providers.prices] "model" = [input, output]
+  bool responses = false;          // the provider offers POST {base}/responses (relayed, not translated)
 };
 
 struct Config {

@@ -134,6 +134,7 @@ struct ProviderEntry {
   std::optional<crypto::Secret> system_key;  // from the environment variable the config names
   std::vector<std::string> models;           // exact names, or prefixes ending in '*'
   std::vector<ModelPrice> prices;            // the first matching pattern prices a model
+  bool responses = false;  // offers OpenAI's Responses API (POST {base}/responses): relayed, not translated
 
   // Cost of a call in nano-USD (USD × 1e9); 0 for a model without a price.
   [[nodiscard]] std::int64_t cost_nanos(std::string_view model, std::int64_t prompt_tokens,

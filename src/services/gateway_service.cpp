@@ -164,6 +164,24 @@ asio::awaitable<Result<MessagesCall>> GatewayService::prepare_messages(const aut
   co_return out;
 }
 
+asio::awaitable<Result<GatewayCall>> GatewayService::route_built(const auth::Principal& who,
+                                                                 GatewayEndpoint endpoint,
+                                                                 const std::string& model,
+                                                                 const std::string& request_id) {
+  auto route = co_await route_model(who, model, request_id);
+  if (!route) co_return std::unexpected(route.error());
+  GatewayCall call;
+  call.endpoint = endpoint;
+  call.route = std::move(*route);
+  co_return call;
+}
+
+asio::awaitable<Status> GatewayService::admit_built(const auth::Principal& who, GatewayCall& call,
+                                                    std::optional<std::int64_t> max_tokens) {
+  const auto prompt = static_cast<std::int64_t>((call.body.size() + 3) / 4);
+  co_return co_await chat_.admit(who, call.route, prompt, max_tokens);
+}
+
 asio::awaitable<Result<std::int64_t>> GatewayService::count_message_tokens(const auth::Principal& who,
                                                                            const bj::object& request) {
   // count_tokens takes no max_tokens; the translator requires one, and it is no part of the prompt.
@@ -234,6 +252,8 @@ std::string_view endpoint_name(GatewayEndpoint endpoint) {
       return "audio.transcriptions";
     case GatewayEndpoint::kMessages:
       return "messages";
+    case GatewayEndpoint::kResponses:
+      return "responses";
   }
   return "chat.completions";
 }

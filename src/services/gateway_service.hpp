@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,10 +18,10 @@
 
 namespace parley::services {
 
-enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions, kMessages };
+enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions, kMessages, kResponses };
 
 // The endpoint's name in usage records: "chat.completions", "embeddings", "audio.speech",
-// "audio.transcriptions", "messages" (Anthropic's Messages API).
+// "audio.transcriptions", "messages" (Anthropic's Messages API), "responses" (OpenAI's Responses API).
 std::string_view endpoint_name(GatewayEndpoint endpoint);
 
 struct GatewayCall {
@@ -70,6 +71,15 @@ class GatewayService {
   boost::asio::awaitable<Result<MessagesCall>> prepare_messages(const auth::Principal& who,
                                                                 const boost::json::object& request,
                                                                 const std::string& request_id);
+  // A request whose body parley builds once it knows the provider (the Responses API's, relayed or
+  // translated): route_built resolves the provider serving `model` (errors: kModelNotFound, those
+  // of ChatService::route); admit_built, once call.body is set, admits it like prepare() — the
+  // prompt estimated from the body's size, the answer from `max_tokens` (else the defaults).
+  boost::asio::awaitable<Result<GatewayCall>> route_built(const auth::Principal& who,
+                                                          GatewayEndpoint endpoint, const std::string& model,
+                                                          const std::string& request_id);
+  boost::asio::awaitable<Status> admit_built(const auth::Principal& who, GatewayCall& call,
+                                             std::optional<std::int64_t> max_tokens);
   // POST /v1/messages/count_tokens: the prompt tokens admission would reserve for these messages
   // (a quarter token per byte of the translated chat request, without max_tokens). No provider
   // call, nothing admitted or accounted; the model must be one the caller may use.

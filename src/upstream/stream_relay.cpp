@@ -37,9 +37,16 @@ void StreamRelay::take(SseEvent&& event, std::vector<std::string>& out) {
     done_ = true;
     return;
   }
-  finished_ = finished_ || has_finish_reason(data);
+  finished_ = finished_ || has_finish_reason(data) || ends_response(data);
   ++relayed_;
   out.push_back(std::move(data));
+}
+
+bool ends_response(std::string_view data) noexcept {
+  // A quote inside a JSON string is escaped, so these quoted names occur only as whole strings.
+  return data.find("\"response.completed\"") != std::string_view::npos ||
+         data.find("\"response.incomplete\"") != std::string_view::npos ||
+         data.find("\"response.failed\"") != std::string_view::npos;
 }
 
 bool has_finish_reason(std::string_view data) noexcept {

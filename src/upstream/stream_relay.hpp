@@ -8,7 +8,9 @@
 //   - an event over the SSE size limit (see SseParser) breaks the stream: the events before it are
 //     relayed, nothing after;
 //   - at the end, the verdict: complete when `[DONE]` arrived or a relayed event reported a
-//     finish_reason; otherwise "no event" when nothing was relayed, "cut off" when something was.
+//     finish_reason (chat completions) or was a Responses API terminal event (response.completed,
+//     response.incomplete, response.failed: that stream has no [DONE]); otherwise "no event" when
+//     nothing was relayed, "cut off" when something was.
 //     A broken stream is broken whatever came before.
 //
 // Anthropic's Messages API streams (StreamFraming::kAnthropic) end differently: there is no `[DONE]`;
@@ -77,5 +79,7 @@ class StreamRelay {
 // Does a chunk report how its choice ended ("finish_reason": "stop", "length", ...; not null)?
 // Reads the text, not a parsed document: a "finish_reason" key anywhere whose value is a string.
 [[nodiscard]] bool has_finish_reason(std::string_view data) noexcept;
+// Is the event one that ends a Responses API stream ("type" response.completed, .incomplete, .failed)?
+[[nodiscard]] bool ends_response(std::string_view data) noexcept;
 
 }  // namespace parley::upstream

@@ -9,7 +9,8 @@
 //     the first `[DONE]`: nothing after it, not the marker itself; once feed() says to stop,
 //     nothing more is relayed;
 //   - the verdict is "broken" iff the parser failed before `[DONE]`; otherwise "complete" iff
-//     `[DONE]` arrived or a relayed event has a finish_reason, else "no event" when nothing was
+//     `[DONE]` arrived or a relayed event has a finish_reason or ends a Responses API stream, else
+//     "no event" when nothing was
 //     relayed and "cut off" when something was;
 //   - has_finish_reason agrees with a JSON reading (a "finish_reason" key with a string value, at
 //     any depth) on events that are JSON without escapes.
@@ -173,7 +174,7 @@ inline std::optional<std::string> check_relay_input(const std::uint8_t* data, st
       done = true;
       return;
     }
-    finished = finished || has_finish_reason(e.data);
+    finished = finished || has_finish_reason(e.data) || ends_response(e.data);
     expected.push_back(std::move(e.data));
   };
   const bool parsed = parser.feed(body, collect) && parser.finish(collect);

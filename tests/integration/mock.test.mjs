@@ -221,6 +221,66 @@ describe('parley-mock with default flags', () => {
     assert.equal(deltas.join(''), plain.choices[0].message.content);
   });
 
+  test('"use tool NAME" with that function tool answers one tool call, streamed as OpenAI streams tool calls', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city'] } } }];
+    const ask = [{ role: 'user', content: 'use tool get_weather for Paris' }];
+    const plain = await (await chat(mock.base, { model: 'gpt-4o', messages: ask, tools })).json();
+    const choice = plain.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.content, null);
+    assert.equal(choice.message.tool_calls.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.match(call.id, /^call_/);
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'get_weather');
+    const args = JSON.parse(call.function.arguments);
+    assert.equal(args.city, 'mock reply: use tool get_weather for Paris');
+    assert.equal(args.days, 5);
+    assert.equal(plain.usage.completion_tokens, words(call.function.arguments));
+    // Another tool's name, tool_choice none, or no tools: an ordinary reply.
+    const other = await (await chat(mock.base, { model: 'gpt-4o', messages: [{ role: 'user', content: 'use tool other' }], tools })).json();
+    assert.equal(other.choices[0].finish_reason, 'stop');
+    const none = await (await chat(mock.base, { model: 'gpt-4o', messages: ask, tools, tool_choice: 'none' })).json();
+    assert.equal(none.choices[0].message.content, 'mock reply: use tool get_weather for Paris');
+
+    const res = await chat(mock.base, { model: 'gpt-4o', messages: ask, tools, stream: true });
+    const { events } = await readEvents(res);
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    const first = chunks[0].choices[0].delta;
+    assert.equal(first.role, 'assistant');
+    assert.match(first.tool_calls[0].id, /^call_/);
+    assert.deepEqual(first.tool_calls, [{ index: 0, id: first.tool_calls[0].id, type: 'function', function: { name: 'get_weather', arguments: '' } }]);
+    const pieces = chunks.slice(1, -1).map((c) => c.choices[0].delta.tool_calls[0]);
+    for (const piece of pieces) assert.equal(piece.index, 0);
+    assert.equal(pieces.map((piece) => piece.function.arguments).join(''), call.function.arguments);
+    assert.equal(chunks.at(-1).choices[0].finish_reason, 'tool_calls');
+  });
+
+  test('POST /v1/responses answers a response object, and streamed OpenAI\'s events with sequence numbers', async () => {
+    const body = { model: 'gpt-4o', instructions: 'be brief', input: [{ role: 'user', content: [{ type: 'input_text', text: 'tell me' }] }] };
+    const res = await fetch(`${mock.base}/v1/responses`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(res.status, 200);
+    const r = await res.json();
+    assert.match(r.id, /^resp_mock/);
+    assert.equal(r.object, 'response');
+    assert.equal(r.status, 'completed');
+    assert.equal(r.output[0].content[0].text, 'mock reply: tell me');
+    assert.deepEqual([r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens], [4, 4, 8]);
+    const streamed = await fetch(`${mock.base}/v1/responses`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+    const text = await streamed.text();
+    const events = text.split('\n\n').filter(Boolean).map((block) => {
+      const [event, data] = block.split('\n');
+      return { name: event.slice(7), data: JSON.parse(data.slice(6)) };
+    });
+    events.forEach((e, i) => { assert.equal(e.data.type, e.name); assert.equal(e.data.sequence_number, i); });
+    assert.deepEqual(events.map((e) => e.name).filter((n) => n !== 'response.output_text.delta'), [
+      'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+      'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
+    assert.equal(events.filter((e) => e.name === 'response.output_text.delta').map((e) => e.data.delta).join(''), 'mock reply: tell me');
+    assert.equal(events.at(-1).data.response.output[0].content[0].text, 'mock reply: tell me');
+  });
+
   test('stream_options.include_usage adds a final chunk with empty choices and the usage', async () => {
     const plain = await (await chat(mock.base, { model: 'm', messages, max_tokens: 3 })).json();
     const res = await chat(mock.base, { model: 'm', messages, max_tokens: 3, stream: true, stream_options: { include_usage: true } });

@@ -46,6 +46,24 @@ TEST(UpstreamStreamRelay, AFinishReasonMakesTheAnswerWholeWithoutDone) {
   EXPECT_EQ(null_reason.verdict(), StreamVerdict::kCutOff);
 }
 
+TEST(UpstreamStreamRelay, AResponsesTerminalEventMakesTheAnswerWholeWithoutDone) {
+  for (const std::string_view type : {"response.completed", "response.incomplete", "response.failed"}) {
+    StreamRelay relay;
+    std::vector<std::string> out;
+    const std::string event = "data: {\"type\":\"" + std::string(type) + "\",\"sequence_number\":3}\n\n";
+    EXPECT_TRUE(relay.feed(event, out));
+    relay.finish(out);
+    EXPECT_EQ(relay.verdict(), StreamVerdict::kComplete) << type;
+  }
+  // The name inside a string (escaped quotes) ends nothing.
+  StreamRelay relay;
+  std::vector<std::string> out;
+  EXPECT_TRUE(relay.feed(
+      "data: {\"type\":\"response.output_text.delta\",\"delta\":\"\\\"response.completed\\\"\"}\n\n", out));
+  relay.finish(out);
+  EXPECT_EQ(relay.verdict(), StreamVerdict::kCutOff);
+}
+
 TEST(UpstreamStreamRelay, AStreamWithoutEventsHeldNoEvent) {
   StreamRelay relay;
   std::vector<std::string> out;

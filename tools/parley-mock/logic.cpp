@@ -379,6 +379,51 @@ Reply invalid_value(std::string_view param, std::string_view message) {
   return api_error(400, message, "invalid_request_error", param, "invalid_value");
 }
 
+// Chat completions' tool-call convention: "use tool NAME" in the last user message, with a function
+// tool NAME in `tools` and tool_choice not "none", makes the reply that tool's call.
+void plan_chat_tool_call(const json::object& o, std::string_view last_user, ChatPlan& plan) {
+  const std::vector<std::string_view> words = split_words(last_user);
+  std::string_view name;
+  for (std::size_t i = 0; i + 2 < words.size(); ++i) {
+    if (words[i] == "use" && words[i + 1] == "tool") {
+      name = words[i + 2];
+      break;
+    }
+  }
+  if (name.empty()) return;
+  if (const json::value* choice = o.if_contains("tool_choice");
+      choice != nullptr && choice->is_string() && choice->get_string() == "none") {
+    return;
+  }
+  const json::value* tools = o.if_contains("tools");
+  if (tools == nullptr || !tools->is_array()) return;
+  for (const json::value& tool : tools->get_array()) {
+    const json::object* t = tool.if_object();
+    const json::value* function = t == nullptr ? nullptr : t->if_contains("function");
+    if (function == nullptr || !function->is_object()) continue;
+    const json::value* fname = function->get_object().if_contains("name");
+    if (fname == nullptr || !fname->is_string() || fname->get_string() != name) continue;
+    std::vector<std::string_view> reply = {"mock", "reply:"};
+    reply.insert(reply.end(), words.begin(), words.end());
+    std::string full;
+    for (std::size_t i = 0; i < reply.size(); ++i) {
+      if (i > 0) full.push_back(' ');
+      full.append(reply[i]);
+    }
+    const json::value* params = function->get_object().if_contains("parameters");
+    json::value args = json::object{};
+    if (params != nullptr && params->is_object()) {
+      SchemaInput in{*params, full, words.size(), last_user.find('?') != std::string_view::npos};
+      args = build_from_schema(*params, in, 0);
+    }
+    plan.tool_name = std::string(name);
+    plan.tool_arguments = args.is_object() ? to_json_text(args) : "{}";
+    plan.content.clear();
+    plan.finish_reason = "tool_calls";
+    return;
+  }
+}
+
 }  // namespace
 
 std::size_t count_words(std::string_view text) {
@@ -571,20 +616,43 @@ std::expected<ChatPlan, Reply> plan_chat(std::string_view body, std::uint32_t ch
       plan.content = to_json_text(build_from_schema(*schema, in, 0));
     }
   }
-  plan.completion_tokens = static_cast<std::uint64_t>(plan.n) * count_words(plan.content);
+  plan_chat_tool_call(o, last_user, plan);
+  plan.completion_tokens =
+      static_cast<std::uint64_t>(plan.n) * (count_words(plan.content) + count_words(plan.tool_arguments));
   plan.deltas = split_deltas(plan.content, chunks);
+  plan.tool_argument_deltas = split_deltas(plan.tool_arguments, chunks);
   return plan;
 }
+
+namespace {
+
+// The id of choice i's tool call: "call_" and the completion id's tail.
+std::string tool_call_id(std::string_view completion_id, std::uint32_t i) {
+  std::string out = "call_";
+  const std::size_t dash = completion_id.rfind('-');
+  out.append(dash == std::string_view::npos ? completion_id : completion_id.substr(dash + 1));
+  if (i > 0) out.append("_").append(std::to_string(i));
+  return out;
+}
+
+}  // namespace
 
 std::string render_chat(const ChatPlan& plan, std::string_view id, std::int64_t created) {
   json::array choices;
   choices.reserve(plan.n);
   for (std::uint32_t i = 0; i < plan.n; ++i) {
-    choices.push_back(json::object{
-        {"index", i},
-        {"message", json::object{{"role", "assistant"}, {"content", plan.content}, {"refusal", nullptr}}},
-        {"logprobs", nullptr},
-        {"finish_reason", plan.finish_reason}});
+    json::object message{{"role", "assistant"}, {"content", plan.content}, {"refusal", nullptr}};
+    if (!plan.tool_name.empty()) {
+      message["content"] = nullptr;
+      message["tool_calls"] = json::array{json::object{
+          {"id", tool_call_id(id, i)},
+          {"type", "function"},
+          {"function", json::object{{"name", plan.tool_name}, {"arguments", plan.tool_arguments}}}}};
+    }
+    choices.push_back(json::object{{"index", i},
+                                   {"message", std::move(message)},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", plan.finish_reason}});
   }
   json::object root{{"id", id},
                     {"object", "chat.completion"},
@@ -618,8 +686,29 @@ std::vector<std::string> render_chat_events(const ChatPlan& plan, std::string_vi
                                     {"logprobs", nullptr},
                                     {"finish_reason", std::move(finish)}}};
   };
-  for (std::uint32_t i = 0; i < plan.n; ++i) {
-    emit(choice(i, json::object{{"role", "assistant"}, {"content", ""}}, nullptr), nullptr);
+  if (!plan.tool_name.empty()) {
+    // OpenAI streams a tool call as its id and name first, then the arguments in pieces.
+    for (std::uint32_t i = 0; i < plan.n; ++i) {
+      json::object call{{"index", 0},
+                        {"id", tool_call_id(id, i)},
+                        {"type", "function"},
+                        {"function", json::object{{"name", plan.tool_name}, {"arguments", ""}}}};
+      emit(
+          choice(i,
+                 json::object{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array{call}}},
+                 nullptr),
+          nullptr);
+    }
+    for (const std::string& piece : plan.tool_argument_deltas) {
+      for (std::uint32_t i = 0; i < plan.n; ++i) {
+        json::object call{{"index", 0}, {"function", json::object{{"arguments", piece}}}};
+        emit(choice(i, json::object{{"tool_calls", json::array{call}}}, nullptr), nullptr);
+      }
+    }
+  } else {
+    for (std::uint32_t i = 0; i < plan.n; ++i) {
+      emit(choice(i, json::object{{"role", "assistant"}, {"content", ""}}, nullptr), nullptr);
+    }
   }
   for (const std::string& delta : plan.deltas) {
     for (std::uint32_t i = 0; i < plan.n; ++i)
@@ -1146,6 +1235,146 @@ json::object model_object(std::string_view id) {
       {"id", id}, {"object", "model"}, {"created", kModelCreated}, {"owned_by", "parley-mock"}};
 }
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Responses API (minimal): the request becomes a chat request, answered by the chat rules.
+
+std::expected<ChatPlan, Reply> plan_responses(std::string_view body, std::uint32_t chunks) {
+  json::error_code ec;
+  json::value root = json::parse(body, ec);
+  if (ec || !root.is_object()) return std::unexpected(bad_json());
+  const json::object& o = root.get_object();
+  json::object chat;
+  if (const json::value* model = o.if_contains("model")) chat["model"] = *model;
+  json::array messages;
+  if (const json::value* instructions = o.if_contains("instructions");
+      instructions != nullptr && instructions->is_string())
+    messages.push_back(json::object{{"role", "system"}, {"content", *instructions}});
+  const json::value* input = o.if_contains("input");
+  if (input == nullptr) return std::unexpected(missing("input"));
+  if (input->is_string()) {
+    messages.push_back(json::object{{"role", "user"}, {"content", *input}});
+  } else if (input->is_array()) {
+    for (const json::value& item : input->get_array()) {
+      const json::object* m = item.if_object();
+      if (m == nullptr || !m->contains("role")) continue;  // function calls and outputs: no text
+      json::object message{{"role", m->at("role")}};
+      const json::value* content = m->if_contains("content");
+      if (content != nullptr && content->is_array()) {
+        std::string text;
+        for (const json::value& part : content->get_array()) {
+          const json::object* p = part.if_object();
+          if (p == nullptr || !p->contains("text") || !p->at("text").is_string()) continue;
+          if (!text.empty()) text.push_back(' ');
+          text.append(p->at("text").get_string());
+        }
+        message["content"] = text;
+      } else if (content != nullptr) {
+        message["content"] = *content;
+      }
+      messages.push_back(std::move(message));
+    }
+  } else {
+    return std::unexpected(invalid_type("input", "a string or an array", *input));
+  }
+  if (messages.empty()) return std::unexpected(missing("input"));
+  chat["messages"] = std::move(messages);
+  if (const json::value* m = o.if_contains("max_output_tokens"); m != nullptr && !m->is_null())
+    chat["max_tokens"] = *m;
+  if (const json::value* st = o.if_contains("stream"); st != nullptr && !st->is_null()) chat["stream"] = *st;
+  return plan_chat(json::serialize(chat), chunks);
+}
+
+namespace {
+
+json::object response_object(const ChatPlan& plan, std::string_view id, std::int64_t created, bool done) {
+  const std::string suffix(id.substr(std::min<std::size_t>(id.size(), 5)));
+  json::array output;
+  if (done) {
+    output.push_back(json::object{
+        {"id", "msg_" + suffix},
+        {"type", "message"},
+        {"status", "completed"},
+        {"role", "assistant"},
+        {"content", json::array{json::object{
+                        {"type", "output_text"}, {"text", plan.content}, {"annotations", json::array{}}}}}});
+  }
+  json::value usage = nullptr;
+  if (done) {
+    usage = json::object{{"input_tokens", plan.prompt_tokens},
+                         {"input_tokens_details", json::object{{"cached_tokens", 0}}},
+                         {"output_tokens", plan.completion_tokens},
+                         {"output_tokens_details", json::object{{"reasoning_tokens", 0}}},
+                         {"total_tokens", plan.prompt_tokens + plan.completion_tokens}};
+  }
+  const bool cut = plan.finish_reason == "length";
+  return json::object{
+      {"id", id},
+      {"object", "response"},
+      {"created_at", created},
+      {"status", !done ? "in_progress"
+                 : cut ? "incomplete"
+                       : "completed"},
+      {"error", nullptr},
+      {"incomplete_details",
+       cut && done ? json::value(json::object{{"reason", "max_output_tokens"}}) : json::value(nullptr)},
+      {"model", plan.model},
+      {"output", std::move(output)},
+      {"store", false},
+      {"usage", std::move(usage)}};
+}
+
+}  // namespace
+
+std::string render_response(const ChatPlan& plan, std::string_view id, std::int64_t created) {
+  return json::serialize(response_object(plan, id, created, true));
+}
+
+std::vector<std::string> render_response_events(const ChatPlan& plan, std::string_view id,
+                                                std::int64_t created) {
+  std::vector<std::string> events;
+  std::int64_t sequence = 0;
+  auto emit = [&](std::string_view type, json::object data) {
+    data["type"] = type;
+    data["sequence_number"] = sequence++;
+    std::string event = "event: ";
+    event.append(type).append("\ndata: ").append(json::serialize(data)).append("\n\n");
+    events.push_back(std::move(event));
+  };
+  const std::string item_id = "msg_" + std::string(id.substr(std::min<std::size_t>(id.size(), 5)));
+  emit("response.created", json::object{{"response", response_object(plan, id, created, false)}});
+  emit("response.in_progress", json::object{{"response", response_object(plan, id, created, false)}});
+  emit("response.output_item.added", json::object{{"output_index", 0},
+                                                  {"item", json::object{{"id", item_id},
+                                                                        {"type", "message"},
+                                                                        {"status", "in_progress"},
+                                                                        {"role", "assistant"},
+                                                                        {"content", json::array{}}}}});
+  json::object empty_part{{"type", "output_text"}, {"text", ""}, {"annotations", json::array{}}};
+  emit("response.content_part.added",
+       json::object{{"item_id", item_id}, {"output_index", 0}, {"content_index", 0}, {"part", empty_part}});
+  for (const std::string& delta : plan.deltas) {
+    emit("response.output_text.delta", json::object{{"item_id", item_id},
+                                                    {"output_index", 0},
+                                                    {"content_index", 0},
+                                                    {"delta", delta},
+                                                    {"logprobs", json::array{}}});
+  }
+  emit("response.output_text.done", json::object{{"item_id", item_id},
+                                                 {"output_index", 0},
+                                                 {"content_index", 0},
+                                                 {"text", plan.content},
+                                                 {"logprobs", json::array{}}});
+  json::object part{{"type", "output_text"}, {"text", plan.content}, {"annotations", json::array{}}};
+  emit("response.content_part.done",
+       json::object{{"item_id", item_id}, {"output_index", 0}, {"content_index", 0}, {"part", part}});
+  json::object final_response = response_object(plan, id, created, true);
+  emit("response.output_item.done",
+       json::object{{"output_index", 0}, {"item", final_response.at("output").get_array().at(0)}});
+  const std::string_view last = plan.finish_reason == "length" ? "response.incomplete" : "response.completed";
+  emit(last, json::object{{"response", std::move(final_response)}});
+  return events;
+}
 
 std::string render_models(const std::vector<std::string>& models) {
   json::array data;

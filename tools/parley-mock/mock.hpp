@@ -71,6 +71,12 @@ struct ChatPlan {
   bool include_usage = false;
   std::uint64_t prompt_tokens = 0;
   std::uint64_t completion_tokens = 0;  // over all choices
+  // Tool call: "use tool NAME" in the last user message with a function tool NAME among `tools`
+  // (and tool_choice not "none"): the reply is one tool call (content null, finish_reason
+  // "tool_calls") whose arguments are built from the function's parameters like a json_schema reply.
+  std::string tool_name;  // none when empty
+  std::string tool_arguments;
+  std::vector<std::string> tool_argument_deltas;
 };
 
 // `chunks` 0 means one delta per word.
@@ -165,6 +171,16 @@ std::string render_message(const MessagesPlan& plan, std::string_view id, std::s
 // first block starts), message_delta, message_stop.
 std::vector<std::string> render_message_events(const MessagesPlan& plan, std::string_view id,
                                                std::string_view tool_id);
+
+// OpenAI's Responses API (POST /v1/responses), minimal and stateless: `input` (a string, or message
+// items whose text is read like chat messages' content), `instructions`, `max_output_tokens` and
+// `stream` are read; the reply follows the chat rules above. The answer is a `response` object
+// with one output message; streamed, OpenAI's events with sequence_number (no [DONE]).
+std::expected<ChatPlan, Reply> plan_responses(std::string_view body, std::uint32_t chunks);
+std::string render_response(const ChatPlan& plan, std::string_view id, std::int64_t created);
+// Every SSE event, each a complete "event: NAME\ndata: {…}\n\n".
+std::vector<std::string> render_response_events(const ChatPlan& plan, std::string_view id,
+                                                std::int64_t created);
 
 std::string render_models(const std::vector<std::string>& models);
 std::optional<std::string> render_model(const std::vector<std::string>& models, std::string_view id);

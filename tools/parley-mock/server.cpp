@@ -372,6 +372,22 @@ asio::awaitable<Next> handle_messages(beast::tcp_stream& stream, Request& req, s
   co_return co_await send(stream, req, ok(render_message(*plan, id, tool_id)), drop, flavor);
 }
 
+// POST /v1/responses (OpenAI's Responses API, minimal: see mock.hpp).
+asio::awaitable<Next> handle_responses(beast::tcp_stream& stream, Request& req, std::string_view path,
+                                       Context& ctx, std::optional<std::uint64_t> drop) {
+  if (req.method() != http::verb::post)
+    co_return co_await send(stream, req, method_not_allowed(req, path), drop);
+  auto plan = plan_responses(req.body(), ctx.options.chunks);
+  if (!plan) co_return co_await send(stream, req, std::move(plan.error()), drop);
+  const std::string id = make_id(ctx, "resp_mock");
+  const std::int64_t created = unix_ms() / 1000;
+  if (plan->stream) {
+    const std::vector<std::string> events = render_response_events(*plan, id, created);
+    co_return co_await write_stream(stream, req, events, ctx.options.chunk_delay, drop);
+  }
+  co_return co_await send(stream, req, ok(render_response(*plan, id, created)), drop);
+}
+
 asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::string_view path,
                                  Context& ctx) {
   const ServerOptions& options = ctx.options;
@@ -436,6 +452,7 @@ asio::awaitable<Next> handle_api(beast::tcp_stream& stream, Request& req, std::s
     }
     co_return co_await send(stream, req, ok(render_chat(*plan, id, created)), drop);
   }
+  if (path == "/v1/responses") co_return co_await handle_responses(stream, req, path, ctx, drop);
   if (path == "/v1/embeddings") {
     if (method != http::verb::post) co_return co_await send(stream, req, method_not_allowed(req, path), drop);
     auto body = render_embeddings(req.body(), options.embedding_dimensions);
