@@ -292,13 +292,6 @@ struct Components {
                                                    limiter.get(), chat_defaults);
     gateway = std::make_unique<services::GatewayService>(*chat, clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
-    // Background responses: their own registry (a response is its own "conversation" there).
-    response_generations = std::make_unique<services::GenerationRegistry>(
-        std::chrono::seconds(config.conversations.stream_retention_s));
-    // No ConversationItems yet: a response naming a conversation is refused.
-    responses = std::make_unique<services::ResponsesService>(*gateway, *blocking, *db, clock,
-                                                             *response_generations, nullptr);
-    responses_deps = std::make_unique<api::ResponsesDeps>(api::ResponsesDeps{*responses, *authenticator});
     usage_reader = std::make_unique<services::UsageService>(*db, clock);
     usage_deps = std::make_unique<api::UsageDeps>(api::UsageDeps{*usage_reader, *authenticator, *blocking});
     vault_deps->providers = &providers;
@@ -329,6 +322,13 @@ struct Components {
                                                         static_cast<std::int64_t>(cc.context_max_messages));
     openai_conversation_deps = std::make_unique<api::OpenAiConversationDeps>(
         api::OpenAiConversationDeps{*openai_conversations, *authenticator});
+    // Background responses: their own registry (a response is its own "conversation" there). A
+    // response naming a conversation reads and extends it through openai_conversations.
+    response_generations = std::make_unique<services::GenerationRegistry>(
+        std::chrono::seconds(config.conversations.stream_retention_s));
+    responses = std::make_unique<services::ResponsesService>(
+        *gateway, *blocking, *db, clock, *response_generations, openai_conversations.get());
+    responses_deps = std::make_unique<api::ResponsesDeps>(api::ResponsesDeps{*responses, *authenticator});
     services::AssistantOptions assistant_options;
     assistant_options.speech_model = config.defaults.speech_model;
     assistant_options.slow_turn = std::chrono::milliseconds(config.assistant_slow_turn_ms);
