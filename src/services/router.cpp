@@ -194,11 +194,11 @@ std::vector<Candidate> Router::deployments(std::string_view model) const {
 }
 
 const std::vector<std::string>& Router::fallbacks(std::string_view model) const {
-  static const std::vector<std::string> kNone;
+  static const std::vector<std::string> none;
   for (const auto& [from, to] : options_.fallbacks) {
     if (from == model) return to;
   }
-  return kNone;
+  return none;
 }
 
 void Router::use(Route& route, std::size_t i, bool last, provider::CallFailure* failure) const {
