@@ -28,12 +28,20 @@ void add_headers(Response& res, const std::vector<provider::Header>& headers) {
   for (const auto& [name, value] : headers) res.insert(name, value);
 }
 
+// Who answered, after any fallback (docs/GATEWAY.md, "Routing and fallbacks").
+void add_answered_by(Response& res, const services::Route& route) {
+  res.set("x-parley-provider", route.entry->provider->name());
+  res.set("x-parley-model", route.model);
+}
+
 // A provider's answer (2xx or a relayable rejection), body untouched, with the caller's limits.
 Response relay(unsigned status, std::string body, const std::vector<provider::Header>& headers,
-               const RateLimitInfo& limits, std::string_view content_type = "application/json") {
+               const RateLimitInfo& limits, const services::Route& route,
+               std::string_view content_type = "application/json") {
   Response res{static_cast<StatusCode>(status), 11};
   res.insert(bhttp::field::content_type, content_type);
   add_headers(res, headers);
+  add_answered_by(res, route);
   http::set_rate_limit_headers(res, limits);
   res.body() = std::move(body);
   res.prepare_payload();
@@ -70,14 +78,14 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   if (!who) co_return error_of(who.error(), ctx);
   auto call = co_await d.gateway.prepare(*who, endpoint, std::move(ctx.request.body()), ctx.request_id);
   if (!call) co_return error_of(call.error(), ctx);
-  provider::Provider& upstream = *call->route.entry->provider;
+  services::Router& router = d.gateway.router();
   const RateLimitInfo& limits = call->route.admission.info;
 
   http::StreamWriter& stream = *ctx.stream;
   if (!call->stream) {
     // A client that leaves cancels the provider call (its connection is closed, no retry follows).
     http::CloseWatch watch(stream);
-    auto res = co_await upstream.post(call->route.call, call->path, std::move(call->body));
+    auto res = co_await router.post(call->route, call->path, std::move(call->body));
     const bool left = watch.finish();
     if (left) {
       d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
@@ -89,7 +97,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     }
     d.gateway.account(*who, *call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
                       ms_since(t0));
-    co_return relay(res->status, std::move(res->body), res->headers, limits);
+    co_return relay(res->status, std::move(res->body), res->headers, limits, call->route);
   }
 
   // Streamed: the head goes out with the first event, so a failure before it is an ordinary HTTP
@@ -107,6 +115,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     head.set(bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");
     add_headers(head, head_headers);
+    add_answered_by(head, call->route);
     http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
   };
@@ -138,7 +147,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   };
   call->route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
-  auto out = co_await upstream.post_stream(call->route.call, call->path, std::move(call->body), sink);
+  auto out = co_await router.post_stream(call->route, call->path, std::move(call->body), sink);
   const bool left = watch.finish();
   std::int64_t latency = ms_since(t0);
   if (client_gone || left) {
@@ -147,7 +156,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   }
   if (out && out->rejected() && !stream.started()) {
     d.gateway.account(*who, *call, static_cast<int>(out->status), usage, latency);
-    co_return relay(out->status, std::move(out->error_body), {}, limits);
+    co_return relay(out->status, std::move(out->error_body), {}, limits, call->route);
   }
   if (!out && !stream.started()) {
     d.gateway.account(*who, *call, out.error().status(), usage, latency);
@@ -179,8 +188,8 @@ asio::awaitable<Response> forward_audio(GatewayDeps& d, RequestContext& ctx, Gat
   if (!call) co_return error_of(call.error(), ctx);
   const RateLimitInfo& limits = call->route.admission.info;
   http::CloseWatch watch(*ctx.stream);
-  auto res = co_await call->route.entry->provider->post_raw(call->route.call, call->path,
-                                                            std::move(call->body), call->content_type);
+  auto res = co_await d.gateway.router().post_raw(call->route, call->path, std::move(call->body),
+                                                  call->content_type);
   if (watch.finish()) {
     d.gateway.account(*who, *call, kClientClosed, {}, ms_since(t0));
     co_return http::client_closed_response();
@@ -193,7 +202,7 @@ asio::awaitable<Response> forward_audio(GatewayDeps& d, RequestContext& ctx, Gat
       res->ok() ? services::GatewayService::audio_usage(*call, *res) : services::Usage{};
   d.gateway.account(*who, *call, static_cast<int>(res->status), usage, ms_since(t0));
   const std::string type = res->content_type.empty() ? std::string("application/json") : res->content_type;
-  co_return relay(res->status, std::move(res->body), res->headers, limits, type);
+  co_return relay(res->status, std::move(res->body), res->headers, limits, call->route, type);
 }
 
 }  // namespace

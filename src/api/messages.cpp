@@ -113,10 +113,18 @@ asio::awaitable<Result<Admitted>> authenticate(GatewayDeps& d, RequestContext& c
   co_return out;
 }
 
+// Who answered, after any fallback (docs/GATEWAY.md, "Routing and fallbacks").
+void add_answered_by(Response& res, const services::Route& route) {
+  res.set("x-parley-provider", route.entry->provider->name());
+  res.set("x-parley-model", route.model);
+}
+
 Response message_response(const bj::object& message, const RequestContext& ctx,
-                          const std::vector<provider::Header>& headers, const RateLimitInfo& limits) {
+                          const std::vector<provider::Header>& headers, const RateLimitInfo& limits,
+                          const services::Route& route) {
   Response res = http::json_response(StatusCode::ok, message);
   for (const auto& [name, value] : headers) res.insert(name, value);
+  add_answered_by(res, route);
   res.set("request-id", ctx.request_id);
   http::set_rate_limit_headers(res, limits);
   return res;
@@ -153,13 +161,13 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
                                                              ctx.request_id, false);
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
   services::GatewayCall& call = *prepared;
-  provider::Provider& upstream = *call.route.entry->provider;
+  services::Router& router = d.gateway.router();
   const RateLimitInfo& limits = call.route.admission.info;
 
   http::StreamWriter& stream = *ctx.stream;
   if (!call.stream) {
     http::CloseWatch watch(stream);
-    auto res = co_await upstream.post(call.route.call, call.path, std::move(call.body));
+    auto res = co_await router.post(call.route, call.path, std::move(call.body));
     if (watch.finish()) {
       d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
       co_return http::client_closed_response();
@@ -216,7 +224,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
-  auto out = co_await upstream.post_stream(call.route.call, call.path, std::move(call.body), sink);
+  auto out = co_await router.post_stream(call.route, call.path, std::move(call.body), sink);
   const bool left = watch.finish();
   const std::int64_t latency = ms_since(t0);
   if (client_gone || left) {
@@ -254,7 +262,7 @@ asio::awaitable<Response> relay_count_tokens(GatewayDeps& d, RequestContext& ctx
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
   services::GatewayCall& call = *prepared;
   http::CloseWatch watch(*ctx.stream);
-  auto res = co_await call.route.entry->provider->post(call.route.call, call.path, std::move(call.body));
+  auto res = co_await d.gateway.router().post(call.route, call.path, std::move(call.body));
   if (watch.finish()) co_return http::client_closed_response();
   if (!res) co_return anthropic_error_of(res.error(), ctx);
   co_return relay_answer(*res, ctx, nullptr);
@@ -272,14 +280,14 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
   auto prepared = co_await d.gateway.prepare_messages(who, admitted->request, ctx.request_id);
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
   services::GatewayCall& call = prepared->call;
-  provider::Provider& upstream = *call.route.entry->provider;
+  services::Router& router = d.gateway.router();
   const RateLimitInfo& limits = call.route.admission.info;
   translate::AnthropicMeta meta{"msg_" + crypto::random_base62(24), prepared->model};
 
   http::StreamWriter& stream = *ctx.stream;
   if (!call.stream) {
     http::CloseWatch watch(stream);
-    auto res = co_await upstream.post(call.route.call, call.path, std::move(call.body));
+    auto res = co_await router.post(call.route, call.path, std::move(call.body));
     const bool left = watch.finish();
     if (left) {
       d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
@@ -304,7 +312,7 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
       co_return anthropic_error_of(message.error(), ctx, &limits);
     }
     d.gateway.account(who, call, 200, usage, ms_since(t0));
-    co_return message_response(*message, ctx, res->headers, limits);
+    co_return message_response(*message, ctx, res->headers, limits, call.route);
   }
 
   // Streamed: each chat chunk becomes Anthropic's events as it arrives. The head goes out with
@@ -325,6 +333,7 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
     head.set(bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");
     for (const auto& [name, value] : head_headers) head.insert(name, value);
+    add_answered_by(head, call.route);
     head.set("request-id", ctx.request_id);
     http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
@@ -356,7 +365,7 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
-  auto out = co_await upstream.post_stream(call.route.call, call.path, std::move(call.body), sink);
+  auto out = co_await router.post_stream(call.route, call.path, std::move(call.body), sink);
   const bool left = watch.finish();
   const std::int64_t latency = ms_since(t0);
   if (client_gone || left) {

@@ -12,8 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <charconv>
-#include <optional>
 #include <chrono>
+#include <optional>
 #include <vector>
 
 #include "translate/responses.hpp"
@@ -94,13 +94,13 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
                                             std::chrono::steady_clock::time_point t0) {
   services::GatewayService& gateway = d.responses.gateway();
   services::GatewayCall& call = rc.call;
-  provider::Provider& upstream = *call.route.entry->provider;
+  services::Router& router = gateway.router();
   const RateLimitInfo& limits = call.route.admission.info;
   http::StreamWriter& stream = *ctx.stream;
 
   if (!call.stream) {
     http::CloseWatch watch(stream);
-    auto res = co_await upstream.post(call.route.call, call.path, std::move(call.body));
+    auto res = co_await router.post(call.route, call.path, std::move(call.body));
     const bool left = watch.finish();
     if (left) {
       gateway.account(who, call, kClientClosed, {}, ms_since(t0));
@@ -186,7 +186,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
-  auto out = co_await upstream.post_stream(call.route.call, call.path, std::move(call.body), sink);
+  auto out = co_await router.post_stream(call.route, call.path, std::move(call.body), sink);
   const bool left = watch.finish();
   const std::int64_t latency = ms_since(t0);
   if (client_gone || left) {

@@ -203,6 +203,7 @@ struct Components {
       }
       e.models = p.models;
       e.responses = p.responses;
+      e.weight = static_cast<std::uint32_t>(p.weight);
       for (const auto& price : p.prices)
         e.prices.push_back({price.pattern, price.input_per_m, price.output_per_m});
       providers.add(std::move(e));
@@ -288,8 +289,19 @@ struct Components {
     }
     limiter = std::make_unique<services::Limiter>(limits, std::move(limit_store), *budgets, clock);
     identity->limits = limiter.get();
+    services::RoutingOptions routing;
+    routing.cooldown = std::chrono::milliseconds(config.routing.cooldown_ms);
+    auto fallbacks = config::parse_fallbacks(config.routing.fallbacks);
+    if (!fallbacks) return std::unexpected(fallbacks.error());
+    for (auto& f : *fallbacks) {
+      for (const auto& m : f.fallbacks) {
+        if (providers.find_by_model(m) == nullptr)
+          spdlog::warn("routing.fallbacks: no provider serves \"{}\" (a fallback of \"{}\")", m, f.model);
+      }
+      routing.fallbacks.emplace_back(std::move(f.model), std::move(f.fallbacks));
+    }
     chat = std::make_unique<services::ChatService>(providers, *own_keys, default_model, usage.get(),
-                                                   limiter.get(), chat_defaults);
+                                                   limiter.get(), chat_defaults, std::move(routing));
     gateway = std::make_unique<services::GatewayService>(*chat, clock.now_s());
     gateway_deps = std::make_unique<api::GatewayDeps>(api::GatewayDeps{*gateway, *authenticator});
     usage_reader = std::make_unique<services::UsageService>(*db, clock);
@@ -532,6 +544,7 @@ void add_gateway_metrics(http::Metrics& metrics, Components& c) {
           fmt::format("parley_errors_total{{code=\"{}\"}} {}\n", error_info(kind).code, errors_counted(kind));
     }
     c.usage_metrics.render(out);
+    if (c.chat) c.chat->router().render_metrics(out);
   });
 }
 

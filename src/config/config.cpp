@@ -160,6 +160,10 @@ LimitsConfig* limits_of(Config& c) {
   return &c.limits;
 }
 
+RoutingConfig* routing_of(Config& c) {
+  return &c.routing;
+}
+
 DefaultsConfig* defaults_of(Config& c) {
   return &c.defaults;
 }
@@ -464,6 +468,21 @@ const std::vector<KeyDef>& key_defs() {
                    return {};
                  },
                  [](const Config& c) { return c.defaults.speech_model; }});
+    d.push_back(
+        uint_key("routing.cooldown_ms", "PARLEY_ROUTING_COOLDOWN_MS", &routing_of,
+                 &RoutingConfig::cooldown_ms, 0, 3'600'000,
+                 "a deployment that failed (429, 5xx, timeout, connection) stays out of rotation this "
+                 "long, unless its Retry-After says otherwise; 0: never"));
+    d.push_back({{"routing.fallbacks", "PARLEY_ROUTING_FALLBACKS", false,
+                  "fallback models tried when all of a model's deployments failed: "
+                  "\"gpt-4o=gpt-4o-mini|claude-x,o1=gpt-4o\" (TOML: a [routing.fallbacks] table)"},
+                 [](Config& c, std::string_view v) -> Status {
+                   auto parsed = parse_fallbacks(v);
+                   if (!parsed) return std::unexpected(parsed.error());
+                   c.routing.fallbacks = std::string(v);
+                   return {};
+                 },
+                 [](const Config& c) { return c.routing.fallbacks; }});
     d.push_back(uint_key("assistant.slow_turn_ms", "PARLEY_ASSISTANT_SLOW_TURN_MS", &self,
                          &Config::assistant_slow_turn_ms, 1, 3'600'000,
                          "an assistant turn slower than this logs a warning"));
@@ -601,6 +620,10 @@ Status load_providers(const toml::node& node, std::vector<ProviderConfig>& out) 
           if (pk.str().empty()) return validation(pname, "model name must not be empty");
           p.prices.push_back({std::string(pk.str()), *price_in, *price_out});
         }
+      } else if (key == "weight") {
+        auto w = v.value_exact<std::int64_t>();
+        if (!w || *w < 0 || *w > 1000) return validation(name, "must be a whole number between 0 and 1000");
+        p.weight = static_cast<std::uint64_t>(*w);
       } else if (key == "retry" || key == "timeouts") {
         const auto* sub = v.as_table();
         if (sub == nullptr) return validation(name, "must be a table");
@@ -710,6 +733,85 @@ Result<std::vector<ModelBudget>> parse_model_budgets(std::string_view text) {
   return out;
 }
 
+Result<std::vector<ModelFallbacks>> parse_fallbacks(std::string_view text) {
+  constexpr std::string_view kKey = "routing.fallbacks";
+  std::vector<ModelFallbacks> out;
+  for (const std::string& item : split_list(text)) {
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return validation(std::string(kKey), fmt::format("\"{}\" is not model=fallback|fallback…", item));
+    }
+    ModelFallbacks f;
+    f.model = item.substr(0, eq);
+    while (!f.model.empty() && f.model.back() == ' ') f.model.pop_back();
+    if (f.model.empty()) return validation(std::string(kKey), fmt::format("\"{}\" names no model", item));
+    std::string_view rest = std::string_view(item).substr(eq + 1);
+    while (true) {
+      const std::size_t bar = rest.find('|');
+      std::string_view name = rest.substr(0, bar);
+      while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+      if (name.empty() || name.size() > 256) {
+        return validation(std::string(kKey), fmt::format("\"{}\": a fallback model name is empty", f.model));
+      }
+      if (name == f.model || std::find(f.fallbacks.begin(), f.fallbacks.end(), name) != f.fallbacks.end()) {
+        return validation(std::string(kKey),
+                          fmt::format("\"{}\": \"{}\" appears twice in its chain", f.model, name));
+      }
+      f.fallbacks.emplace_back(name);
+      if (bar == std::string_view::npos) break;
+      rest.remove_prefix(bar + 1);
+    }
+    if (f.fallbacks.size() > 16) {
+      return validation(std::string(kKey), fmt::format("\"{}\": at most 16 fallback models", f.model));
+    }
+    for (const auto& other : out) {
+      if (other.model == f.model)
+        return validation(std::string(kKey), fmt::format("\"{}\" is listed twice", f.model));
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+namespace {
+
+// [routing.fallbacks] "model" = ["fallback", …] as routing.fallbacks' text form; the table is
+// removed from `parsed` (the other routing keys are flattened as usual).
+Status load_fallbacks_table(toml::table& parsed, std::map<std::string, Source>& sources, Config& config) {
+  auto* routing = parsed.get_as<toml::table>("routing");
+  if (routing == nullptr) return {};
+  auto* table = routing->get_as<toml::table>("fallbacks");
+  if (table == nullptr) return {};
+  std::string text;
+  for (const auto& [model, chain] : *table) {
+    const std::string where = fmt::format("routing.fallbacks.{}", model.str());
+    const auto* list = chain.as_array();
+    if (list == nullptr || list->empty())
+      return validation(where, "must be a non-empty array of model names");
+    if (model.str().find_first_of(",|=") != std::string_view::npos)
+      return validation(where, "a model name with ',', '|' or '=' cannot have fallbacks");
+    if (!text.empty()) text += ',';
+    text.append(model.str()).append("=");
+    bool first = true;
+    for (const auto& el : *list) {
+      auto name = el.value_exact<std::string>();
+      if (!name || name->find_first_of(",|=") != std::string::npos)
+        return validation(where, "must be an array of model names (without ',', '|' or '=')");
+      if (!first) text += '|';
+      text += *name;
+      first = false;
+    }
+  }
+  routing->erase("fallbacks");
+  if (routing->empty()) parsed.erase("routing");
+  if (auto s = set_key(config, "routing.fallbacks", text); !s) return s;
+  sources["routing.fallbacks"] = Source::kFile;
+  return {};
+}
+
+}  // namespace
+
 Status validate(Config& config) {
   std::string_view listen = config.listen;
   std::size_t colon = listen.rfind(':');
@@ -762,6 +864,7 @@ Result<LoadResult> load(const LoadInput& input) {
       if (auto s = load_providers(*providers, out.config.providers); !s) return std::unexpected(s.error());
       parsed.erase("providers");
     }
+    if (auto s = load_fallbacks_table(parsed, out.sources, out.config); !s) return std::unexpected(s.error());
     std::vector<std::pair<std::string, std::string>> flat;
     if (auto s = flatten(parsed, "", flat); !s) return std::unexpected(s.error());
     for (const auto& [key, value] : flat) {

@@ -131,6 +131,16 @@ struct ProviderConfig {
   std::uint64_t total_timeout_ms = 120000;
   std::vector<ModelPrice> prices;  // [providers.prices] "model" = [input, output]
   bool responses = false;          // the provider offers POST {base}/responses (relayed, not translated)
+  std::uint64_t weight = 1;        // share of its models' traffic among their deployments; 0: last resort
+};
+
+// Routing among a model's deployments and to fallback models (docs/GATEWAY.md, "Routing and
+// fallbacks").
+struct RoutingConfig {
+  std::uint64_t cooldown_ms = 30'000;  // a failed deployment stays out of rotation this long
+  // "gpt-4o=gpt-4o-mini|claude-x,o1=gpt-4o": each model's fallback models, in order (the TOML
+  // table [routing.fallbacks] "gpt-4o" = ["gpt-4o-mini", "claude-x"] is read into this form).
+  std::string fallbacks;
 };
 
 struct Config {
@@ -153,6 +163,7 @@ struct Config {
   RealtimeConfig realtime;
   LimitsConfig limits;
   DefaultsConfig defaults;
+  RoutingConfig routing;
   std::uint64_t assistant_slow_turn_ms = 2000;                     // a slower assistant turn logs a warning
   std::uint64_t audio_max_upload_bytes = std::uint64_t{25} << 20;  // /v1/audio/transcriptions body
   std::vector<std::string> cors_origins;                           // exact origins, or "*"
@@ -191,6 +202,13 @@ struct ModelBudget {
   std::uint64_t tokens = 0;
 };
 Result<std::vector<ModelBudget>> parse_model_budgets(std::string_view text);
+
+// routing.fallbacks parsed: each model with its fallback models, in order.
+struct ModelFallbacks {
+  std::string model;
+  std::vector<std::string> fallbacks;
+};
+Result<std::vector<ModelFallbacks>> parse_fallbacks(std::string_view text);
 
 // A temperature as text ("0.7"): nullopt unless a number from 0 to 2.
 std::optional<double> parse_temperature(std::string_view text);

@@ -68,6 +68,35 @@ std::chrono::milliseconds time_left(Clock::time_point deadline) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
 }
 
+// The retry policy of one call: the provider's, with at most the retries the call allows.
+upstream::RetryConfig retry_for(const CallContext& ctx, upstream::RetryConfig retry) {
+  if (ctx.max_retries) retry.max_retries = std::min(retry.max_retries, std::max(0, *ctx.max_retries));
+  return retry;
+}
+
+// Notes for routing why the call failed (see CallFailure).
+void note_failure(const CallContext& ctx, FailureKind kind, unsigned status,
+                  std::optional<std::chrono::milliseconds> retry_after, bool reached_client,
+                  std::chrono::milliseconds retry_after_cap) {
+  if (ctx.failure == nullptr) return;
+  CallFailure f;
+  f.status = status;
+  if (!reached_client) {
+    if (kind == FailureKind::kConnect || kind == FailureKind::kReset) {
+      f.reason = "connect";
+    } else if (kind == FailureKind::kTimeout) {
+      f.reason = "timeout";
+    } else if (kind == FailureKind::kHttpStatus && status == 429) {
+      f.reason = "rate_limited";
+    } else if (kind == FailureKind::kHttpStatus && status >= 500 && status <= 599) {
+      f.reason = "server_error";
+    }
+  }
+  if (retry_after)
+    f.retry_after = std::min(*retry_after, std::max(retry_after_cap, std::chrono::milliseconds(0)));
+  *ctx.failure = f;
+}
+
 }  // namespace
 
 HttpProvider::HttpProvider(std::string name, Endpoint endpoint, HttpClient& client,
@@ -113,6 +142,7 @@ asio::awaitable<Result<ProviderResponse>> HttpProvider::exchange(const CallConte
                                                                  std::string_view content_type,
                                                                  bool json_answer) {
   Clock::time_point deadline = Clock::now() + timeouts_.total;
+  const upstream::RetryConfig retry = retry_for(ctx, retry_);
   for (int attempt = 0;; ++attempt) {
     Timeouts t = timeouts_;
     t.total = std::max(std::chrono::milliseconds(1), time_left(deadline));
@@ -147,9 +177,10 @@ asio::awaitable<Result<ProviderResponse>> HttpProvider::exchange(const CallConte
       if (res.error().kind == TransportFailure::kCancelled) co_return std::unexpected(cancelled_error());
       kind = failure_of(res.error());
     }
-    auto decision = upstream::decide(retry_, attempt, kind, static_cast<int>(status), retry_after, false,
+    auto decision = upstream::decide(retry, attempt, kind, static_cast<int>(status), retry_after, false,
                                      time_left(deadline), jitter_sample);
     if (!decision.retry) {
+      note_failure(ctx, kind, status, retry_after, false, retry_.retry_after_cap);
       spdlog::warn("provider {} failed: status={} attempt={} reason={} request_id={}", name_, status,
                    attempt + 1, decision.reason, ctx.request_id);
       co_return std::unexpected(final_error(kind, status));
@@ -167,6 +198,7 @@ asio::awaitable<Result<StreamOutcome>> HttpProvider::exchange_stream(const CallC
                                                                      EventSink sink,
                                                                      upstream::StreamFraming framing) {
   Clock::time_point deadline = Clock::now() + timeouts_.total;
+  const upstream::RetryConfig retry = retry_for(ctx, retry_);
   StreamOutcome outcome;
   for (int attempt = 0;; ++attempt) {
     Timeouts t = timeouts_;
@@ -248,9 +280,10 @@ asio::awaitable<Result<StreamOutcome>> HttpProvider::exchange_stream(const CallC
       retry_after = upstream::parse_retry_after(*ra, std::chrono::system_clock::now());
     }
     bool reached_client = outcome.events > 0;
-    auto decision = upstream::decide(retry_, attempt, kind, static_cast<int>(status), retry_after,
+    auto decision = upstream::decide(retry, attempt, kind, static_cast<int>(status), retry_after,
                                      reached_client, time_left(deadline), jitter_sample);
     if (!decision.retry) {
+      note_failure(ctx, kind, status, retry_after, reached_client, retry_.retry_after_cap);
       spdlog::warn("provider {} stream failed: status={} attempt={} events={} reason={} request_id={}", name_,
                    status, attempt + 1, outcome.events, decision.reason, ctx.request_id);
       co_return std::unexpected(final_error(kind, status));

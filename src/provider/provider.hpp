@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/fwd.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,16 @@ namespace parley::provider {
 
 enum class Credentials { kByok, kSystem, kByokOrSystem };
 
+// Why a call failed, noted by the provider for routing (services/router.hpp): `reason` is set when
+// the deployment is at fault — "rate_limited" (429), "server_error" (5xx), "timeout", "connect"
+// (connection failure) — and no event reached the client; empty otherwise. `retry_after` is the
+// provider's Retry-After, capped by its retry_after_cap.
+struct CallFailure {
+  std::string_view reason;  // a string literal
+  unsigned status = 0;
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
 struct CallContext {
   std::string request_id;
   std::optional<crypto::Secret> api_key;  // the key to send, when the provider needs one
@@ -33,6 +44,11 @@ struct CallContext {
   // a consumer that buffers them can pass them on together (one write per read, not per event).
   // Returns false when the consumer is gone.
   std::function<boost::asio::awaitable<bool>()> on_stream_batch_end;
+  // Routing: at most this many retries for this call (0 while another deployment can take the
+  // request); nullopt: the provider's own policy.
+  std::optional<int> max_retries;
+  // Routing: where the provider notes why the call failed (may be null).
+  CallFailure* failure = nullptr;
 };
 
 // Token counts a provider reported.
@@ -134,7 +150,8 @@ struct ProviderEntry {
   std::optional<crypto::Secret> system_key;  // from the environment variable the config names
   std::vector<std::string> models;           // exact names, or prefixes ending in '*'
   std::vector<ModelPrice> prices;            // the first matching pattern prices a model
-  bool responses = false;  // offers OpenAI's Responses API (POST {base}/responses): relayed, not translated
+  bool responses = false;    // offers OpenAI's Responses API (POST {base}/responses): relayed, not translated
+  std::uint32_t weight = 1;  // share of its models' traffic among their deployments; 0: last resort
 
   // Cost of a call in nano-USD (USD × 1e9); 0 for a model without a price.
   [[nodiscard]] std::int64_t cost_nanos(std::string_view model, std::int64_t prompt_tokens,

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 
@@ -62,39 +63,76 @@ std::string ChatService::request_body(const ChatInput& input, const std::string&
   return bj::serialize(body);
 }
 
+asio::awaitable<Result<std::optional<crypto::Secret>>> ChatService::resolve_key(
+    const auth::Principal& who, const provider::ProviderEntry& entry) {
+  using Key = std::optional<crypto::Secret>;
+  if (!entry.provider->needs_key()) co_return Key{};
+  using provider::Credentials;
+  if (entry.credentials != Credentials::kSystem) {
+    auto own = co_await own_keys_.find(who.user_id, entry.provider->name());
+    if (!own) co_return std::unexpected(own.error());
+    if (*own) co_return std::move(*own);
+    if (entry.credentials == Credentials::kByok) {
+      co_return fail(
+          ErrorKind::kApiKeyNotConfigured,
+          fmt::format("No API key for provider \"{}\"; set one with PUT /api/v1/users/{{user_id}}/api-key",
+                      entry.provider->name()));
+    }
+  }
+  if (!entry.system_key) {
+    co_return fail(ErrorKind::kUnavailable,
+                   fmt::format("Provider \"{}\" has no system key configured", entry.provider->name()));
+  }
+  co_return Key{*entry.system_key};
+}
+
 asio::awaitable<Result<ChatService::Route>> ChatService::route(const auth::Principal& who,
                                                                std::optional<std::string> model,
                                                                const std::string& request_id) {
   Route r;
-  r.model = model.value_or(default_model_);
-  r.entry = providers_.find_by_model(r.model);
-  if (r.entry == nullptr) {
-    co_return fail(ErrorKind::kValidation,
-                   fmt::format("Unknown model \"{}\"; allowed: {}", r.model, providers_.allowed_models()),
-                   std::string("model"));
+  r.requested_model = model.value_or(default_model_);
+  const provider::ProviderEntry* first = providers_.find_by_model(r.requested_model);
+  if (first == nullptr) {
+    co_return fail(
+        ErrorKind::kValidation,
+        fmt::format("Unknown model \"{}\"; allowed: {}", r.requested_model, providers_.allowed_models()),
+        std::string("model"));
   }
   r.call.request_id = request_id;
-  if (!r.entry->provider->needs_key()) co_return r;
-  using provider::Credentials;
-  if (r.entry->credentials != Credentials::kSystem) {
-    auto own = co_await own_keys_.find(who.user_id, r.entry->provider->name());
-    if (!own) co_return std::unexpected(own.error());
-    if (*own) {
-      r.call.api_key = std::move(**own);
-      co_return r;
-    }
-    if (r.entry->credentials == Credentials::kByok) {
-      co_return fail(
-          ErrorKind::kApiKeyNotConfigured,
-          fmt::format("No API key for provider \"{}\"; set one with PUT /api/v1/users/{{user_id}}/api-key",
-                      r.entry->provider->name()));
+  std::vector<std::string> models{r.requested_model};
+  const std::vector<std::string>& fallbacks = router_.fallbacks(r.requested_model);
+  models.insert(models.end(), fallbacks.begin(), fallbacks.end());
+  // One key lookup per provider, however many of the candidates it serves.
+  std::vector<std::pair<const provider::ProviderEntry*, std::optional<std::optional<crypto::Secret>>>> keys;
+  for (const std::string& m : models) {
+    std::vector<Candidate> found = router_.deployments(m);
+    for (Candidate& c : found) {
+      auto known = std::find_if(keys.begin(), keys.end(), [&c](const auto& k) { return k.first == c.entry; });
+      if (known == keys.end()) {
+        auto key = co_await resolve_key(who, *c.entry);
+        std::optional<std::optional<crypto::Secret>> resolved;
+        if (key) resolved = std::move(*key);
+        keys.emplace_back(c.entry, std::move(resolved));
+        known = std::prev(keys.end());
+      }
+      if (!known->second) continue;  // no key for this caller: skipped
+      c.api_key = *known->second;
+      r.candidates.push_back(std::move(c));
     }
   }
-  if (!r.entry->system_key) {
-    co_return fail(ErrorKind::kUnavailable,
-                   fmt::format("Provider \"{}\" has no system key configured", r.entry->provider->name()));
+  if (r.candidates.empty()) {
+    auto key = co_await resolve_key(who, *first);
+    if (!key) co_return std::unexpected(key.error());
+    Candidate c;
+    c.entry = first;
+    c.model = r.requested_model;
+    c.api_key = std::move(*key);
+    c.id = static_cast<std::size_t>(first - providers_.entries().data());
+    r.candidates.push_back(std::move(c));
   }
-  r.call.api_key = *r.entry->system_key;
+  r.entry = r.candidates.front().entry;
+  r.model = r.candidates.front().model;
+  r.call.api_key = r.candidates.front().api_key;
   co_return r;
 }
 
@@ -139,6 +177,11 @@ namespace {
 Error with_limits(Error e, const RateLimitInfo& limits) {
   if (!e.rate && (limits.requests || limits.tokens)) e.rate = std::make_shared<RateLimitInfo>(limits);
   return e;
+}
+
+// A provider's verdict on a request parley itself built (parley's own endpoints relay none).
+Error rejection_error(unsigned status) {
+  return {ErrorKind::kOpenAiApiError, fmt::format("The provider failed (HTTP {})", status)};
 }
 
 std::int64_t since_ms(std::chrono::steady_clock::time_point t0) {
@@ -186,7 +229,9 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat(const auth::Principal& who
   auto t0 = std::chrono::steady_clock::now();
   auto r = co_await prepare(who, input, request_id);
   if (!r) co_return std::unexpected(r.error());
-  auto res = co_await r->entry->provider->chat(r->call, request_body(input, r->model, false));
+  std::string body = request_body(input, r->requested_model, false);
+  auto res = co_await router_.post(*r, "/chat/completions", std::move(body));
+  if (res && !res->ok()) res = std::unexpected(rejection_error(res->status));
   if (!res) co_return std::unexpected(with_limits(std::move(res.error()), r->admission.info));
   boost::system::error_code ec;
   bj::value v = bj::parse(res->body, ec);
@@ -229,7 +274,8 @@ asio::awaitable<Result<ChatOutput>> ChatService::chat_stream(const auth::Princip
 asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& who, const Route& route,
                                                         const ChatInput& input, TokenSink sink,
                                                         std::chrono::steady_clock::time_point t0) {
-  const Route* r = &route;
+  Route routed = route;  // names the deployment that answered once the call is done
+  Route* r = &routed;
   ChatOutput out;
   out.model = r->model;
   out.limits = r->admission.info;
@@ -256,7 +302,10 @@ asio::awaitable<Result<ChatOutput>> ChatService::stream(const auth::Principal& w
     }
     co_return true;
   };
-  auto res = co_await r->entry->provider->chat_stream(r->call, request_body(input, r->model, true), events);
+  std::string body = request_body(input, r->requested_model.empty() ? r->model : r->requested_model, true);
+  auto res = co_await router_.post_stream(*r, "/chat/completions", std::move(body), events);
+  if (res && res->rejected()) res = std::unexpected(rejection_error(res->status));
+  out.model = r->model;
   out.latency_ms = since_ms(t0);
   if (!res) {
     if (!out.content.empty())

@@ -16,6 +16,7 @@
 #include "crypto/secret.hpp"
 #include "provider/provider.hpp"
 #include "services/limiter.hpp"
+#include "services/router.hpp"
 #include "services/usage_recorder.hpp"
 
 namespace parley::services {
@@ -70,13 +71,15 @@ class ChatService {
  public:
   // `usage` may be null (no accounting, e.g. in tests); `limiter` too (no limits).
   ChatService(const provider::ProviderRegistry& providers, OwnKeys& own_keys, std::string default_model,
-              UsageRecorder* usage = nullptr, Limiter* limiter = nullptr, ChatDefaults defaults = {})
+              UsageRecorder* usage = nullptr, Limiter* limiter = nullptr, ChatDefaults defaults = {},
+              RoutingOptions routing = {})
       : providers_(providers),
         own_keys_(own_keys),
         default_model_(std::move(default_model)),
         usage_(usage),
         limiter_(limiter),
-        defaults_(defaults) {}
+        defaults_(defaults),
+        router_(providers, std::move(routing)) {}
 
   boost::asio::awaitable<Result<ChatOutput>> chat(const auth::Principal& who, const ChatInput& input,
                                                   const std::string& request_id);
@@ -89,19 +92,19 @@ class ChatService {
   [[nodiscard]] const ChatDefaults& defaults() const { return defaults_; }
   [[nodiscard]] UsageRecorder* usage() const { return usage_; }
   [[nodiscard]] const provider::ProviderRegistry& providers() const { return providers_; }
+  // Every provider call goes through it (deployments, cooldowns, fallbacks).
+  [[nodiscard]] Router& router() { return router_; }
 
   // Is a provider usable by this caller: no key needed, a system key configured, or the caller's own
   // key in the vault (for byok modes)?
   boost::asio::awaitable<Result<bool>> usable(const auth::Principal& who,
                                               const provider::ProviderEntry& entry);
 
-  // Resolves the provider and key for a model (exposed for the /v1 gateway).
-  struct Route {
-    const provider::ProviderEntry* entry = nullptr;
-    provider::CallContext call;
-    std::string model;
-    Admission admission;  // set by admit(): the headers' figures and the tokens reserved
-  };
+  // Resolves the deployments and keys for a model (exposed for the /v1 gateway): the model's
+  // deployments, then its fallback models' (services/router.hpp), each with the key this caller
+  // uses for it; those without one are skipped. None at all: the error for the model's first
+  // provider (unknown model, no key configured, no system key).
+  using Route = services::Route;
   boost::asio::awaitable<Result<Route>> route(const auth::Principal& who, std::optional<std::string> model,
                                               const std::string& request_id);
   // Checks and reserves the caller's limits for a call on `route` (docs/LIMITS.md): the prompt's
@@ -127,6 +130,9 @@ class ChatService {
 
  private:
   [[nodiscard]] std::string request_body(const ChatInput& input, const std::string& model, bool stream) const;
+  // The key this caller uses for `entry` (nullopt: none needed), or why there is none.
+  boost::asio::awaitable<Result<std::optional<crypto::Secret>>> resolve_key(
+      const auth::Principal& who, const provider::ProviderEntry& entry);
 
   const provider::ProviderRegistry& providers_;
   OwnKeys& own_keys_;
@@ -134,6 +140,7 @@ class ChatService {
   UsageRecorder* usage_;
   Limiter* limiter_;
   ChatDefaults defaults_;
+  Router router_;
 };
 
 // Tokens a prompt is reserved for before the provider counts them: characters / 4 (rounded up)

@@ -226,6 +226,10 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare_native_messages(con
   if (route->entry->provider->kind() != provider::ProviderKind::kAnthropic) {
     co_return fail(ErrorKind::kBadRequest, "The provider serving this model does not speak the Messages API");
   }
+  // The body goes as sent: only deployments that speak the Messages API can take it.
+  std::erase_if(route->candidates, [](const Candidate& c) {
+    return c.entry->provider->kind() != provider::ProviderKind::kAnthropic;
+  });
   if (!count_tokens) {
     std::optional<std::int64_t> max_tokens;
     if (const bj::value* m = request.if_contains("max_tokens"); m != nullptr && m->is_int64()) {

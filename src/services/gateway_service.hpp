@@ -114,6 +114,8 @@ class GatewayService {
                std::int64_t latency_ms);
 
   [[nodiscard]] std::int64_t created_s() const { return created_s_; }
+  // The provider calls of a prepared call go through it (deployments, cooldowns, fallbacks).
+  [[nodiscard]] Router& router() { return chat_.router(); }
 
  private:
   boost::asio::awaitable<Result<ChatService::Route>> route_model(const auth::Principal& who,

@@ -223,6 +223,8 @@ asio::awaitable<Result<ResponsesCall>> ResponsesService::prepare(const auth::Pri
   out.call = std::move(*call);
   out.relay = out.call.route.entry->responses;
   if (out.relay) {
+    // The body is a Responses request: only deployments that offer the Responses API can take it.
+    std::erase_if(out.call.route.candidates, [](const Candidate& c) { return !c.entry->responses; });
     // The provider keeps no state: the context goes as input items, and it stores nothing.
     bj::object body = request;
     body.erase("previous_response_id");
@@ -367,7 +369,7 @@ asio::awaitable<void> ResponsesService::run(std::shared_ptr<Generation> generati
   // A cancellation ends the provider call; what follows (storing the response) must still run.
   co_await asio::this_coro::throw_if_cancelled(false);
   ResponsesCall& call = job->call;
-  provider::Provider& upstream = *call.call.route.entry->provider;
+  Router& router = gateway_.router();
   translate::ResponsesStream translator(call.request, {call.id, call.created_at});
   std::vector<translate::StreamEvent> events;
   Usage usage;
@@ -412,7 +414,7 @@ asio::awaitable<void> ResponsesService::run(std::shared_ptr<Generation> generati
     co_return !generation->cancel_requested();
   };
   std::string body = std::move(call.call.body);
-  auto out = co_await upstream.post_stream(call.call.route.call, call.call.path, std::move(body), sink);
+  auto out = co_await router.post_stream(call.call.route, call.call.path, std::move(body), sink);
   co_await asio::this_coro::reset_cancellation_state();
 
   bj::object result;

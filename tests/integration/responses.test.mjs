@@ -77,6 +77,48 @@ describe(`Responses API (${BACKEND})`, () => {
     throw new Error(`response ${id} never finished`);
   };
 
+  test('conversation: a response reads and extends a parley conversation, seen through /v1/conversations and /api/v1', async () => {
+    const made = await fetch(`${p.url}/v1/conversations`, {
+      method: 'POST', headers: headers(),
+      body: JSON.stringify({ items: [{ type: 'message', role: 'user', content: 'my colour is teal' }] }),
+    });
+    assert.equal(made.status, 200);
+    const conversation = await json(made);
+    const first = await create({ model: 'gpt-4o-mini', input: 'first question', conversation: conversation.id });
+    assert.equal(first.status, 200);
+    const r1 = await json(first);
+    assert.equal(r1.conversation.id, conversation.id);
+    // The provider got the conversation's items before the input.
+    const sent = await lastChat(alpha);
+    assert.deepEqual(sent.messages.map((m) => m.content), ['my colour is teal', 'first question']);
+    // A second turn on another provider sees both earlier turns.
+    const second = await create({ model: 'beta-1', input: 'second question', conversation: { id: conversation.id } });
+    assert.equal(second.status, 200);
+    const r2 = await json(second);
+    const sentBeta = await lastChat(beta);
+    assert.deepEqual(sentBeta.messages.map((m) => m.role), ['user', 'user', 'assistant', 'user']);
+    assert.equal(sentBeta.messages[2].content, textOf(r1));
+    // The conversation's items: the seed item, then each turn's input and output, oldest first.
+    const listed = await json(await fetch(`${p.url}/v1/conversations/${conversation.id}/items?order=asc`, { headers: headers() }));
+    assert.deepEqual(listed.data.map((i) => i.role), ['user', 'user', 'assistant', 'user', 'assistant']);
+    assert.equal(listed.data.at(-1).content[0].text, textOf(r2));
+    // parley's own conversation routes show the same history.
+    const own = await json(await fetch(`${p.url}/api/v1/conversations/${conversation.id}/messages`, { headers: headers() }));
+    assert.deepEqual(own.items.map((m) => m.content), ['my colour is teal', 'first question', textOf(r1), 'second question', textOf(r2)]);
+    // Another user's key cannot use it.
+    const reg = await fetch(`${p.url}/api/v1/users`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ username: 'convoutsider', email: 'convoutsider@example.com', password: 'correct horse battery', role: 'user' }),
+    });
+    assert.equal(reg.status, 201, await reg.text());
+    const login = await json(await fetch(`${p.url}/api/v1/auth/token`, {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'password', username: 'convoutsider', password: 'correct horse battery' }).toString(),
+    }));
+    const foreign = await create({ model: 'gpt-4o-mini', input: 'x', conversation: conversation.id }, login.access_token);
+    assert.equal(foreign.status, 404);
+  });
+
   test('plain: translated to chat completions and answered as a response object, then stored', async () => {
     await alpha.reset();
     const res = await create({ model: 'gpt-4o-mini', input: 'hello there', instructions: 'be brief', metadata: { k: 'v' } });
@@ -205,7 +247,7 @@ describe(`Responses API (${BACKEND})`, () => {
     assert.equal(unknown.status, 400);
     assert.equal((await json(unknown)).error.param, 'frobnicate');
     const conv = await create({ model: 'gpt-4o-mini', input: 'x', conversation: 'conv_1' });
-    assert.equal(conv.status, 400);
+    assert.equal(conv.status, 404);
     const convBody = await json(conv);
     assert.equal(convBody.error.param, 'conversation');
     const both = await create({ model: 'gpt-4o-mini', input: 'x', conversation: 'conv_1', previous_response_id: 'resp_x' });

@@ -181,3 +181,79 @@ TEST(ConfigKeys, EveryKeyHasAnEnvironmentVariable) {
 
 }  // namespace
 }  // namespace parley::config
+
+namespace parley::config {
+namespace {
+
+TEST(ConfigRouting, WeightsCooldownAndFallbacksFromTheFile) {
+  std::string path = write_temp(R"(
+[[providers]]
+name = "east"
+base_url = "http://127.0.0.1:9100/v1"
+credentials = "byok"
+models = ["gpt-4o"]
+weight = 3
+[[providers]]
+name = "west"
+base_url = "http://127.0.0.1:9101/v1"
+credentials = "byok"
+models = ["gpt-4o"]
+weight = 0
+[routing]
+cooldown_ms = 1500
+[routing.fallbacks]
+"gpt-4o" = ["gpt-4o-mini", "claude-x"]
+"o1" = ["gpt-4o"]
+)");
+  FakeEnv env;
+  auto r = load({path, {}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->config.providers.size(), 2U);
+  EXPECT_EQ(r->config.providers[0].weight, 3U);
+  EXPECT_EQ(r->config.providers[1].weight, 0U);
+  EXPECT_EQ(r->config.routing.cooldown_ms, 1500U);
+  EXPECT_EQ(r->sources.at("routing.fallbacks"), Source::kFile);
+  auto chains = parse_fallbacks(r->config.routing.fallbacks);
+  ASSERT_TRUE(chains);
+  ASSERT_EQ(chains->size(), 2U);
+  EXPECT_EQ((*chains)[0].model, "gpt-4o");
+  EXPECT_EQ((*chains)[0].fallbacks, (std::vector<std::string>{"gpt-4o-mini", "claude-x"}));
+  EXPECT_EQ((*chains)[1].model, "o1");
+}
+
+TEST(ConfigRouting, EnvironmentAndValidation) {
+  FakeEnv env;
+  env.vars["PARLEY_ROUTING_COOLDOWN_MS"] = "0";
+  env.vars["PARLEY_ROUTING_FALLBACKS"] = "a=b|c, d = e";
+  auto r = load({std::nullopt, {}, env.fn()});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->config.routing.cooldown_ms, 0U);
+  auto chains = parse_fallbacks(r->config.routing.fallbacks);
+  ASSERT_TRUE(chains);
+  ASSERT_EQ(chains->size(), 2U);
+  EXPECT_EQ((*chains)[1].model, "d");
+  EXPECT_EQ((*chains)[1].fallbacks, std::vector<std::string>{"e"});
+  EXPECT_TRUE(parse_fallbacks(""));
+  for (const char* bad : {"a", "=b", "a=", "a=a", "a=b|b", "a=b,a=c", "a=b||c"}) {
+    auto p = parse_fallbacks(bad);
+    EXPECT_FALSE(p) << bad;
+    if (!p) EXPECT_EQ(p.error().param, "routing.fallbacks");
+  }
+  env.vars["PARLEY_ROUTING_COOLDOWN_MS"] = "3600001";
+  EXPECT_FALSE(load({std::nullopt, {}, env.fn()}));
+  std::string path = write_temp(R"(
+[[providers]]
+name = "east"
+base_url = "http://127.0.0.1:9100/v1"
+credentials = "byok"
+models = ["gpt-4o"]
+weight = 1001
+)");
+  FakeEnv none;
+  auto w = load({path, {}, none.fn()});
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().param, "providers[0].weight");
+}
+
+}  // namespace
+}  // namespace parley::config
