@@ -137,13 +137,7 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
     co_return true;
   };
   auto flush = [&]() -> asio::awaitable<bool> {
-    if (batch.empty()) co_return true;
-    if (!co_await start() || !co_await stream.write(batch)) {
-      client_gone = true;
-      co_return false;
-    }
-    batch.clear();
-    co_return true;
+    co_return co_await flush_batch(stream, batch, client_gone, start);
   };
   call->route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);

@@ -4,6 +4,8 @@
 // headers. Errors use parley's envelope, which is OpenAI's shape.
 #pragma once
 
+#include <string>
+
 #include "api/deps.hpp"
 #include "services/gateway_service.hpp"
 
@@ -13,6 +15,22 @@ struct GatewayDeps {
   services::GatewayService& gateway;
   Authenticator& authenticator;
 };
+
+// A streamed /v1 answer sends the events of one upstream read together: flush_batch writes what
+// `batch` gathered (starting the response with `start()` first, once), then empties it. False, with
+// `client_gone` set, when the client is gone.
+template <class Start>
+boost::asio::awaitable<bool> flush_batch(http::StreamWriter& stream, std::string& batch, bool& client_gone,
+                                         Start& start) {
+  if (batch.empty()) co_return true;
+  const bool begun = co_await start();
+  if (!begun || !co_await stream.write(batch)) {
+    client_gone = true;
+    co_return false;
+  }
+  batch.clear();
+  co_return true;
+}
 
 void register_gateway_routes(http::Router& router, GatewayDeps& deps);
 

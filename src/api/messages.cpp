@@ -213,14 +213,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
     co_return true;
   };
   auto flush = [&]() -> asio::awaitable<bool> {
-    if (batch.empty()) co_return true;
-    const bool begun = co_await start();
-    if (!begun || !co_await stream.write(batch)) {
-      client_gone = true;
-      co_return false;
-    }
-    batch.clear();
-    co_return true;
+    co_return co_await flush_batch(stream, batch, client_gone, start);
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
@@ -354,14 +347,7 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
     co_return true;
   };
   auto flush = [&]() -> asio::awaitable<bool> {
-    if (batch.empty()) co_return true;
-    const bool begun = co_await start();
-    if (!begun || !co_await stream.write(batch)) {
-      client_gone = true;
-      co_return false;
-    }
-    batch.clear();
-    co_return true;
+    co_return co_await flush_batch(stream, batch, client_gone, start);
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);

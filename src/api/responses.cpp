@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "api/gateway.hpp"
 #include "translate/responses.hpp"
 #include "translate/stream_event.hpp"
 
@@ -175,14 +176,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
     co_return true;
   };
   auto flush = [&]() -> asio::awaitable<bool> {
-    if (batch.empty()) co_return true;
-    const bool begun = co_await start();
-    if (!begun || !co_await stream.write(batch)) {
-      client_gone = true;
-      co_return false;
-    }
-    batch.clear();
-    co_return true;
+    co_return co_await flush_batch(stream, batch, client_gone, start);
   };
   call.route.call.on_stream_batch_end = flush;
   http::CloseWatch watch(stream);
