@@ -13,8 +13,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const matrix = JSON.parse(readFileSync(path.join(here, 'authz_matrix.json'), 'utf8'));
 const uniq = () => randomBytes(5).toString('hex');
 
-async function call(p, method, route, { token, apiKey, body } = {}) {
-  const headers = {};
+async function call(p, method, route, { token, apiKey, body, extraHeaders = {} } = {}) {
+  const headers = { ...extraHeaders };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (apiKey) headers['X-API-Key'] = apiKey;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -65,8 +65,13 @@ describe('authorization matrix (data)', () => {
     const r = spawnSync(PARLEY_BIN, ['routes'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const identity = /^\/api\/v1\/(auth\/[^/]+|users(\/me|\/\{user_id\}(\/preferences)?)?|api-keys(\/\{key_id\})?|audit)$/;
-    const conversation = /^\/api\/v1\/(users\/\{user_id\}\/)?conversations(\/|$)/;
-    const template = (p) => p.split('?')[0].replace(/\{missing_id\}/, (m, off, s) => (s.startsWith('/api/v1/api-keys') ? '{key_id}' : '{user_id}'));
+    const conversation = /^\/(api\/v1\/(users\/\{user_id\}\/)?conversations|v1\/conversations|v1\/responses)(\/|$)/;
+    // The matrix names a /v1/conversations item by {message_id} (items are messages); the route says {item_id}.
+    const template = (p) => p.split('?')[0]
+      .replace(/\{missing_id\}/, (m, off, s) => (s.startsWith('/api/v1/api-keys') ? '{key_id}' : '{user_id}'))
+      .replace(/^(\/v1\/conversations\/\{conversation_id\}\/items\/)\{message_id\}$/, '$1{item_id}')
+      // The /v1/responses rows name an id no one owns (ownership itself: responses.test.mjs).
+      .replace(/^\/v1\/responses\/resp_\{unique\}/, '/v1/responses/{id}');
     const covered = new Set(matrix.rows.map((row) => `${row.method} ${template(row.path)}`));
     const routes = r.stdout.trim().split('\n').map((l) => l.trim()).filter(Boolean);
     const identityRoutes = routes.filter((l) => identity.test(l.split(' ')[1]));
@@ -181,12 +186,16 @@ describe(`authorization matrix (${BACKEND})`, () => {
         }
         const route = substitute(row.path, vars);
         const body = row.body === undefined ? undefined : substitute(row.body, vars);
-        const r = await call(p, row.method, route, { ...(await credentials(caller, owner)), body });
+        const r = await call(p, row.method, route, { ...(await credentials(caller, owner)), body, extraHeaders: row.headers });
         assert.equal(r.status, expected, `${row.method} ${route} as ${caller}: ${r.text}`);
-        if (r.status >= 400) {
+        if (r.status >= 400 && row.envelope === 'anthropic') {
+          // Anthropic's routes answer in Anthropic's shape: {type: "error", error: {type, message}}.
+          assert.equal(r.body?.type, 'error', `error shape: ${r.text}`);
+          assert.equal(typeof r.body?.error?.type, 'string', `error shape: ${r.text}`);
+        } else if (r.status >= 400) {
           assert.equal(typeof r.body?.error?.code, 'string', `error envelope: ${r.text}`);
         }
-        if (r.status === 404 && caller !== 'anonymous') {
+        if (r.status === 404 && caller !== 'anonymous' && row.envelope !== 'anthropic') {
           // Another user's object answers exactly like one that does not exist.
           assert.equal(r.body.error.code, 'NOT_FOUND');
           assert.ok(!r.text.includes(owner.username) && !r.text.includes(owner.email), `a 404 reveals nothing: ${r.text}`);
