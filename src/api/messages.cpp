@@ -142,10 +142,11 @@ bool served_natively(GatewayDeps& d, const bj::object& request) {
 
 // An answer of the provider's (a message, a count, or its own error), relayed as received.
 Response relay_answer(const provider::ProviderResponse& res, const RequestContext& ctx,
-                      const RateLimitInfo* limits) {
+                      const RateLimitInfo* limits, const services::Route& route) {
   Response out{static_cast<StatusCode>(res.status), 11};
   out.set(bhttp::field::content_type, "application/json");
   for (const auto& [name, value] : res.headers) out.insert(name, value);
+  add_answered_by(out, route);
   out.set("request-id", ctx.request_id);
   if (limits != nullptr) http::set_rate_limit_headers(out, *limits);
   out.body() = res.body;
@@ -178,7 +179,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
     }
     d.gateway.account(who, call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
                       ms_since(t0));
-    co_return relay_answer(*res, ctx, &limits);
+    co_return relay_answer(*res, ctx, &limits, call.route);
   }
 
   // Streamed: each event as received ("event: <its type>\ndata: <its data>"), gathered per upstream
@@ -197,6 +198,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
     head.set(bhttp::field::cache_control, "no-cache");
     head.set("X-Accel-Buffering", "no");
     for (const auto& [name, value] : head_headers) head.insert(name, value);
+    add_answered_by(head, call.route);
     head.set("request-id", ctx.request_id);
     http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
@@ -227,7 +229,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
   if (out && out->rejected() && !stream.started()) {
     d.gateway.account(who, call, static_cast<int>(out->status), usage.total(), latency);
     provider::ProviderResponse rejected{out->status, std::move(out->error_body), out->headers, {}, {}};
-    co_return relay_answer(rejected, ctx, &limits);
+    co_return relay_answer(rejected, ctx, &limits, call.route);
   }
   if (!out && !stream.started()) {
     d.gateway.account(who, call, out.error().status(), usage.total(), latency);
@@ -258,7 +260,7 @@ asio::awaitable<Response> relay_count_tokens(GatewayDeps& d, RequestContext& ctx
   auto res = co_await d.gateway.router().post(call.route, call.path, std::move(call.body));
   if (watch.finish()) co_return http::client_closed_response();
   if (!res) co_return anthropic_error_of(res.error(), ctx);
-  co_return relay_answer(*res, ctx, nullptr);
+  co_return relay_answer(*res, ctx, nullptr, call.route);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -223,13 +223,20 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare_native_messages(con
   const std::string model_name(model->get_string());
   auto route = co_await route_model(who, model_name, request_id);
   if (!route) co_return std::unexpected(route.error());
-  if (route->entry->provider->kind() != provider::ProviderKind::kAnthropic) {
-    co_return fail(ErrorKind::kBadRequest, "The provider serving this model does not speak the Messages API");
-  }
-  // The body goes as sent: only deployments that speak the Messages API can take it.
+  // The body goes as sent: only deployments that speak the Messages API can take it (a model may
+  // also have OpenAI-compatible deployments, which the weighted order may have put first).
   std::erase_if(route->candidates, [](const Candidate& c) {
     return c.entry->provider->kind() != provider::ProviderKind::kAnthropic;
   });
+  if (!route->candidates.empty()) {
+    const Candidate& first = route->candidates.front();
+    route->entry = first.entry;
+    route->model = first.model;
+    route->call.api_key = first.api_key;
+  }
+  if (route->entry->provider->kind() != provider::ProviderKind::kAnthropic) {
+    co_return fail(ErrorKind::kBadRequest, "The provider serving this model does not speak the Messages API");
+  }
   if (!count_tokens) {
     std::optional<std::int64_t> max_tokens;
     if (const bj::value* m = request.if_contains("max_tokens"); m != nullptr && m->is_int64()) {

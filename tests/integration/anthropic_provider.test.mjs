@@ -17,8 +17,18 @@ const USER_KEY = providerKey('antuser');
 const VERSION = '2023-06-01';
 const MODEL = 'claude-sonnet-4';
 
-function config(mockUrl) {
+// `sideUrl`: an OpenAI-compatible provider that also serves claude-mixed (a second deployment of
+// it, of another kind).
+function config(mockUrl, sideUrl) {
   const file = path.join(tempDir('parley-config-'), 'parley.toml');
+  const side = sideUrl ? `
+[[providers]]
+name = "side"
+base_url = "${sideUrl}/v1"
+credentials = "system"
+api_key_env = "ANT_SYSTEM_KEY"
+models = ["claude-mixed"]
+` : '';
   writeFileSync(file, `
 [[providers]]
 name = "claude"
@@ -34,7 +44,7 @@ max_delay_ms = 100
 [providers.timeouts]
 first_byte_ms = 3000
 total_ms = 15000
-`);
+${side}`);
   return file;
 }
 
@@ -57,18 +67,19 @@ const weatherTool = {
 };
 
 describe(`a provider of kind anthropic (${BACKEND})`, () => {
-  let p; let mock; let token; let key; let user; let userKey;
+  let p; let mock; let side; let token; let key; let user; let userKey;
   before(async () => {
     mock = await startMock(['--require-key', `${SYSTEM_KEY},${USER_KEY}`]);
+    side = await startMock(['--require-key', SYSTEM_KEY]);
     p = await startParley({
-      args: ['--config', config(mock.url)],
+      args: ['--config', config(mock.url, side.url)],
       env: { ANT_SYSTEM_KEY: SYSTEM_KEY, PARLEY_AUTH_OPEN_REGISTRATION: 'true' },
     });
     token = await adminToken(p.url, 'antadmin');
     key = await createServiceKey(p.url, token, 'anthropic-provider');
     user = await signUp(p.url, 'antuser');
   });
-  after(async () => { await p?.cleanup(); await mock?.stop(); });
+  after(async () => { await p?.cleanup(); await mock?.stop(); await side?.stop(); });
 
   const messages = (route, body, { apiKey = key.key } = {}) => fetch(`${p.url}/v1${route}`, {
     method: 'POST',
@@ -334,5 +345,24 @@ describe(`a provider of kind anthropic (${BACKEND})`, () => {
       assert.ok(!logs.includes(k), 'a key in the logs');
       assert.ok(!logs.includes(k.slice(-12)), 'a fragment of a key in the logs');
     }
+  });
+
+  test('a model with deployments of both kinds: /v1/messages goes natively to the Anthropic ones only', async () => {
+    await side.reset();
+    const before = (await mock.requests()).filter((r) => r.path === '/v1/messages').length;
+    for (let i = 0; i < 12; i++) {
+      const res = await messages('/messages', { model: 'claude-mixed', max_tokens: 32, messages: [{ role: 'user', content: `mixed ${i}` }] });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get('x-parley-provider'), 'claude');
+      assert.equal((await json(res)).type, 'message');
+    }
+    assert.equal((await mock.requests()).filter((r) => r.path === '/v1/messages').length - before, 12);
+    assert.equal((await side.requests()).length, 0, 'the OpenAI-compatible deployment got a Messages request');
+    // Chat completions for the same model spread over both deployments (translated for Anthropic's).
+    for (let i = 0; i < 16; i++) {
+      const res = await completions({ model: 'claude-mixed', messages: [{ role: 'user', content: `spread ${i}` }] });
+      assert.equal(res.status, 200);
+    }
+    assert.ok((await side.requests()).length > 0, 'no chat completions reached the OpenAI-compatible deployment');
   });
 });
