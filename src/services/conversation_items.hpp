@@ -27,7 +27,8 @@ class ConversationItems {
   // Appends one turn to the conversation: the response's input items, then its output items (as the
   // Responses API returns them), answered by `model`. Errors: those of history(), kConflict for a
   // conversation that no longer takes messages.
-  virtual boost::asio::awaitable<Status> append(const auth::Principal& who, const std::string& conversation_id,
+  virtual boost::asio::awaitable<Status> append(const auth::Principal& who,
+                                                const std::string& conversation_id,
                                                 const boost::json::array& input_items,
                                                 const boost::json::array& output_items,
                                                 const std::string& model) = 0;
