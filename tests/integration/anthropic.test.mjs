@@ -7,9 +7,9 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep } from './harness.mjs';
+import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep, providerKey } from './harness.mjs';
 
-const SYSTEM_KEY = 'sk-anthropicsystemkey-0a1b2c3d4e5f6789';
+const SYSTEM_KEY = providerKey('anthropicsystem');  // fresh per run
 const VERSION = '2023-06-01';
 
 function providerConfig(name, url, models) {

@@ -8,9 +8,9 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep } from './harness.mjs';
+import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep, providerKey } from './harness.mjs';
 
-const SYSTEM_KEY = 'sk-responsessystemkey-0a1b2c3d4e5f6789';
+const SYSTEM_KEY = providerKey('responsessystem');  // fresh per run
 
 function providerTable(name, url, models, extra = '') {
   return `
