@@ -15,23 +15,11 @@ using http::Response;
 using http::StatusCode;
 using services::GatewayEndpoint;
 
-constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
-
 namespace {
-
-std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The provider's pass-through headers, onto a response that has none of them yet.
 void add_headers(Response& res, const std::vector<provider::Header>& headers) {
   for (const auto& [name, value] : headers) res.insert(name, value);
-}
-
-// Who answered, after any fallback (docs/GATEWAY.md, "Routing and fallbacks").
-void add_answered_by(Response& res, const services::Route& route) {
-  res.set("x-parley-provider", route.entry->provider->name());
-  res.set("x-parley-model", route.model);
 }
 
 // A provider's answer (2xx or a relayable rejection), body untouched, with the caller's limits.
@@ -110,13 +98,8 @@ asio::awaitable<Response> forward(GatewayDeps& d, RequestContext& ctx, GatewayEn
   bool client_gone = false;
   auto start = [&]() -> asio::awaitable<bool> {
     if (stream.started()) co_return true;
-    Response head{StatusCode::ok, 11};
-    head.set(bhttp::field::content_type, "text/event-stream");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.set("X-Accel-Buffering", "no");
-    add_headers(head, head_headers);
+    Response head = event_stream_head(head_headers, &limits);
     add_answered_by(head, call->route);
-    http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
   };
   // Events of one upstream read are gathered and sent as one chunk when the read is done: as
@@ -200,6 +183,25 @@ asio::awaitable<Response> forward_audio(GatewayDeps& d, RequestContext& ctx, Gat
 }
 
 }  // namespace
+
+std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void add_answered_by(Response& res, const services::Route& route) {
+  res.set("x-parley-provider", route.entry->provider->name());
+  res.set("x-parley-model", route.model);
+}
+
+Response event_stream_head(const std::vector<provider::Header>& headers, const RateLimitInfo* limits) {
+  Response head{StatusCode::ok, 11};
+  head.set(bhttp::field::content_type, "text/event-stream");
+  head.set(bhttp::field::cache_control, "no-cache");
+  head.set("X-Accel-Buffering", "no");
+  for (const auto& [name, value] : headers) head.insert(name, value);
+  if (limits != nullptr) http::set_rate_limit_headers(head, *limits);
+  return head;
+}
 
 void register_gateway_routes(http::Router& router, GatewayDeps& d) {
   router.add(Method::post, "/v1/audio/speech", [&d](RequestContext& ctx) -> asio::awaitable<Response> {

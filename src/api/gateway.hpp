@@ -4,7 +4,10 @@
 // headers. Errors use parley's envelope, which is OpenAI's shape.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "api/deps.hpp"
 #include "services/gateway_service.hpp"
@@ -15,6 +18,18 @@ struct GatewayDeps {
   services::GatewayService& gateway;
   Authenticator& authenticator;
 };
+
+// Shared by the /v1 handlers (gateway.cpp, messages.cpp, responses.cpp):
+// the status a call whose client left is accounted with;
+inline constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
+// milliseconds since `t0` (a call's latency);
+std::int64_t ms_since(std::chrono::steady_clock::time_point t0);
+// x-parley-provider and x-parley-model: who answered, after any fallback (docs/GATEWAY.md,
+// "Routing and fallbacks");
+void add_answered_by(http::Response& res, const services::Route& route);
+// the head of a streamed answer (text/event-stream, no caching or proxy buffering) with the
+// provider's pass-through headers and, when given, the caller's rate-limit headers.
+http::Response event_stream_head(const std::vector<provider::Header>& headers, const RateLimitInfo* limits);
 
 // A streamed /v1 answer sends the events of one upstream read together: flush_batch writes what
 // `batch` gathered (starting the response with `start()` first, once), then empties it. False, with

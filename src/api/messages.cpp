@@ -25,12 +25,6 @@ using http::StatusCode;
 
 namespace {
 
-constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
-
-std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // Anthropic answers a malformed request with 400, never 422.
 int anthropic_status(int status) {
   return status == 422 ? 400 : status;
@@ -113,12 +107,6 @@ asio::awaitable<Result<Admitted>> authenticate(GatewayDeps& d, RequestContext& c
   co_return out;
 }
 
-// Who answered, after any fallback (docs/GATEWAY.md, "Routing and fallbacks").
-void add_answered_by(Response& res, const services::Route& route) {
-  res.set("x-parley-provider", route.entry->provider->name());
-  res.set("x-parley-model", route.model);
-}
-
 Response message_response(const bj::object& message, const RequestContext& ctx,
                           const std::vector<provider::Header>& headers, const RateLimitInfo& limits,
                           const services::Route& route) {
@@ -193,14 +181,9 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
   bool client_gone = false;
   auto start = [&]() -> asio::awaitable<bool> {
     if (stream.started()) co_return true;
-    Response head{StatusCode::ok, 11};
-    head.set(bhttp::field::content_type, "text/event-stream");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.set("X-Accel-Buffering", "no");
-    for (const auto& [name, value] : head_headers) head.insert(name, value);
+    Response head = event_stream_head(head_headers, &limits);
     add_answered_by(head, call.route);
     head.set("request-id", ctx.request_id);
-    http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
   };
   std::string batch;
@@ -323,14 +306,9 @@ asio::awaitable<Response> messages(GatewayDeps& d, RequestContext& ctx) {
   bool client_gone = false;
   auto start = [&]() -> asio::awaitable<bool> {
     if (stream.started()) co_return true;
-    Response head{StatusCode::ok, 11};
-    head.set(bhttp::field::content_type, "text/event-stream");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.set("X-Accel-Buffering", "no");
-    for (const auto& [name, value] : head_headers) head.insert(name, value);
+    Response head = event_stream_head(head_headers, &limits);
     add_answered_by(head, call.route);
     head.set("request-id", ctx.request_id);
-    http::set_rate_limit_headers(head, limits);
     co_return co_await stream.begin(std::move(head));
   };
   // Events of one upstream read are gathered and sent as one chunk when the read is done.

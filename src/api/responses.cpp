@@ -32,12 +32,6 @@ using http::StatusCode;
 
 namespace {
 
-constexpr int kClientClosed = static_cast<int>(http::kClientClosedStatus);
-
-std::int64_t ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // An error after admission: the envelope with the caller's limits.
 Response failed(const Error& error, RequestContext& ctx, const RateLimitInfo& limits) {
   Response res = error_of(error, ctx);
@@ -61,16 +55,6 @@ Response response_json(const bj::object& response, const std::vector<provider::H
   for (const auto& [name, value] : headers) res.insert(name, value);
   if (limits != nullptr) http::set_rate_limit_headers(res, *limits);
   return res;
-}
-
-Response sse_head(const std::vector<provider::Header>& headers, const RateLimitInfo* limits) {
-  Response head{StatusCode::ok, 11};
-  head.set(bhttp::field::content_type, "text/event-stream");
-  head.set(bhttp::field::cache_control, "no-cache");
-  head.set("X-Accel-Buffering", "no");
-  for (const auto& [name, value] : headers) head.insert(name, value);
-  if (limits != nullptr) http::set_rate_limit_headers(head, *limits);
-  return head;
 }
 
 // The SSE text of an event relayed from a provider that offers the Responses API, its response
@@ -152,7 +136,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
   bool client_gone = false;
   auto start = [&]() -> asio::awaitable<bool> {
     if (stream.started()) co_return true;
-    Response head = sse_head(head_headers, &limits);
+    Response head = event_stream_head(head_headers, &limits);
     co_return co_await stream.begin(std::move(head));
   };
   std::string batch;
@@ -229,7 +213,7 @@ asio::awaitable<Response> follow(ResponsesDeps& d, RequestContext& ctx, const au
                                  services::ResponseFollow f, std::uint64_t seen,
                                  const RateLimitInfo* limits) {
   http::StreamWriter& stream = *ctx.stream;
-  Response head = sse_head({}, limits);
+  Response head = event_stream_head({}, limits);
   if (!co_await stream.begin(std::move(head))) co_return Response{};
   const std::string id = f.stored.id;
   if (f.live) {
