@@ -101,7 +101,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
       co_return rejection(res->status, std::move(res->body), limits);
     }
     boost::system::error_code ec;
-    bj::value answer = bj::parse(res->body, ec);
+    bj::value answer = bj::parse(res->body, ec, rc.request.storage());
     Result<bj::object> response =
         fail(ErrorKind::kOpenAiApiError, "the provider's answer is not a JSON object");
     if (!ec && answer.is_object()) {
@@ -109,8 +109,8 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
         response = std::move(answer.get_object());
         usage = services::usage_of_response(*response);
       } else {
-        response =
-            translate::chat_response_to_responses(answer.get_object(), rc.request, {rc.id, rc.created_at});
+        response = translate::chat_response_to_responses(answer.get_object(), rc.request,
+                                                         {rc.id, rc.created_at}, rc.request.storage());
       }
     }
     if (!response) {
@@ -273,7 +273,10 @@ asio::awaitable<Response> create(ResponsesDeps& d, RequestContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   auto who = co_await d.authenticator.authenticate(ctx);
   if (!who) co_return error_of(who.error(), ctx);
-  auto body = http::parse_json_body(ctx);
+  // The request, the provider's answer and the response built from them are short-lived trees of
+  // small allocations: one monotonic resource per call holds them all (counted: values that leave
+  // the call, such as a background job's request, keep it alive).
+  auto body = http::parse_json_body(ctx, bj::make_shared_resource<bj::monotonic_resource>(4096));
   if (!body) co_return error_of(body.error(), ctx);
   if (!body->is_object())
     co_return error_of(Error(ErrorKind::kBadRequest, "Request body must be a JSON object"), ctx);

@@ -22,7 +22,9 @@ inline constexpr std::size_t kPublicIdLength = 22;
 // `n` bytes from the CSPRNG.
 [[nodiscard]] std::string random_bytes(std::size_t n);
 
-// `n` characters drawn uniformly from kBase62Alphabet (rejection sampling, no modulo bias).
+// `n` characters drawn uniformly from kBase62Alphabet (rejection sampling, no modulo bias). The
+// bytes come from a per-thread pool of CSPRNG output, wiped as it is used (one RAND_bytes call per
+// 1 KiB instead of one per id).
 [[nodiscard]] std::string random_base62(std::size_t n);
 
 // An opaque id for users, keys, conversations...: kPublicIdLength base62 characters.

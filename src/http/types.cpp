@@ -113,6 +113,14 @@ Response json_response(StatusCode status, const boost::json::value& body) {
   return text_response(status, boost::json::serialize(body), "application/json");
 }
 
+Response json_response(StatusCode status, const boost::json::object& body) {
+  return text_response(status, boost::json::serialize(body), "application/json");
+}
+
+Response json_response(StatusCode status, const boost::json::array& body) {
+  return text_response(status, boost::json::serialize(body), "application/json");
+}
+
 Response text_response(StatusCode status, std::string body, std::string_view content_type) {
   Response res{status, 11};
   res.set(beast_http::field::content_type, content_type);
@@ -193,7 +201,7 @@ void set_rate_limit_headers(Response& res, const RateLimitInfo& info) {
   }
 }
 
-Result<boost::json::value> parse_json_body(const RequestContext& ctx) {
+Result<boost::json::value> parse_json_body(const RequestContext& ctx, boost::json::storage_ptr sp) {
   std::string_view type = ctx.header("Content-Type");
   if (!type.empty()) {
     std::string_view base = type.substr(0, type.find(';'));
@@ -202,12 +210,13 @@ Result<boost::json::value> parse_json_body(const RequestContext& ctx) {
       return fail(ErrorKind::kUnsupportedMediaType, "Content-Type must be application/json");
     }
   }
-  return parse_json_text(ctx.request.body(), "Request body");
+  return parse_json_text(ctx.request.body(), "Request body", std::move(sp));
 }
 
-Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what) {
+Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what,
+                                           boost::json::storage_ptr sp) {
   boost::system::error_code ec;
-  boost::json::value value = boost::json::parse(text, ec);
+  boost::json::value value = boost::json::parse(text, ec, std::move(sp));
   if (ec) return fail(ErrorKind::kInvalidJson, fmt::format("{} is not valid JSON", what));
   if (repeats_a_key(text, value)) {
     return fail(ErrorKind::kInvalidJson, fmt::format("{} repeats a key within one object", what));

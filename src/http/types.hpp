@@ -110,6 +110,9 @@ using Handler = std::function<boost::asio::awaitable<Response>(RequestContext&)>
 
 // Response builders. Each sets Content-Type and Content-Length.
 Response json_response(StatusCode status, const boost::json::value& body);
+// The same for an object or an array, serialized where it is (passing one as a value would copy it).
+Response json_response(StatusCode status, const boost::json::object& body);
+Response json_response(StatusCode status, const boost::json::array& body);
 Response text_response(StatusCode status, std::string body, std::string_view content_type);
 // The error envelope of PRODUCT.md: {"error":{"code","message","type","param","request_id"}}.
 // With Retry-After and the rate-limit headers when the error is a limit's refusal.
@@ -128,10 +131,11 @@ std::string error_body(const Error& error, std::string_view request_id);
 
 // Parses the request body as JSON (400 INVALID_JSON when it is not, or when one object repeats a
 // key, which readers resolve differently; 415 when the Content-Type says
-// it is something else).
-Result<boost::json::value> parse_json_body(const RequestContext& ctx);
+// it is something else). The value is built in `sp`.
+Result<boost::json::value> parse_json_body(const RequestContext& ctx, boost::json::storage_ptr sp = {});
 // The same rules for JSON from elsewhere (a WebSocket message); `what` names it in the error.
-Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what);
+Result<boost::json::value> parse_json_text(std::string_view text, std::string_view what,
+                                           boost::json::storage_ptr sp = {});
 
 // Decodes %XX escapes; in query strings `+` also means a space.
 std::string percent_decode(std::string_view text, bool plus_as_space = false);

@@ -121,7 +121,8 @@ void ResponsesService::own(const ResponsesCall& call, bj::object& response) {
 asio::awaitable<Result<ResponsesCall>> ResponsesService::prepare(const auth::Principal& who,
                                                                  bj::object request,
                                                                  const std::string& request_id) {
-  ResponsesCall out;
+  // The request is kept in its own storage (moved, not copied, at the end).
+  ResponsesCall out{.request = bj::object(request.storage())};
   const bj::value* model = request.if_contains("model");
   if (model == nullptr || !model->is_string() || model->get_string().empty() ||
       model->get_string().size() > 256) {
@@ -162,18 +163,6 @@ asio::awaitable<Result<ResponsesCall>> ResponsesService::prepare(const auth::Pri
   if (out.conversation && conversations_ == nullptr) {
     co_return fail(ErrorKind::kBadRequest, "conversations are not available", "conversation");
   }
-  auto items = translate::responses_input_items(request);
-  if (!items) co_return std::unexpected(std::move(items.error()));
-  for (bj::value& item : *items) {
-    bj::object& o = item.get_object();
-    const bj::value* id = o.if_contains("id");
-    if (id == nullptr || !id->is_string() || id->get_string().empty()) {
-      const bj::value* type = o.if_contains("type");
-      o["id"] = item_id(type != nullptr && type->is_string() ? std::string_view(type->get_string()) : "");
-    }
-  }
-  out.input_items = std::move(*items);
-
   // The earlier turns, oldest first: each earlier response's input items, then its output items.
   bj::array prior;
   if (out.previous_response_id) {
@@ -222,6 +211,23 @@ asio::awaitable<Result<ResponsesCall>> ResponsesService::prepare(const auth::Pri
   if (!call) co_return std::unexpected(call.error());
   out.call = std::move(*call);
   out.relay = out.call.route.entry->responses;
+
+  // The input as items: what is stored, appended to a conversation or relayed. A translated call
+  // that keeps nothing needs none (the translator reads the input itself).
+  const bool keeps = out.store || out.conversation.has_value();
+  if (keeps || out.relay) {
+    auto items = translate::responses_input_items(request);
+    if (!items) co_return std::unexpected(std::move(items.error()));
+    for (bj::value& item : *items) {
+      bj::object& o = item.get_object();
+      const bj::value* id = o.if_contains("id");
+      if (keeps && (id == nullptr || !id->is_string() || id->get_string().empty())) {
+        const bj::value* type = o.if_contains("type");
+        o["id"] = item_id(type != nullptr && type->is_string() ? std::string_view(type->get_string()) : "");
+      }
+    }
+    out.input_items = std::move(*items);
+  }
   if (out.relay) {
     // The body is a Responses request: only deployments that offer the Responses API can take it.
     std::erase_if(out.call.route.candidates, [](const Candidate& c) { return !c.entry->responses; });
@@ -249,10 +255,9 @@ asio::awaitable<Result<ResponsesCall>> ResponsesService::prepare(const auth::Pri
     out.call.path = "/responses";
     out.call.body = bj::serialize(body);
   } else {
-    bj::object translated_request = request;
-    if (out.background) translated_request["stream"] = true;
-    auto chat =
-        translate::responses_request_to_chat(translated_request, {}, prior.empty() ? nullptr : &prior);
+    translate::ResponsesRequestOptions options;
+    options.stream = out.background;
+    auto chat = translate::responses_request_to_chat(request, options, prior.empty() ? nullptr : &prior);
     if (!chat) co_return std::unexpected(std::move(chat.error()));
     out.call.stream = chat->contains("stream");
     out.call.path = "/chat/completions";

@@ -1,5 +1,6 @@
 #include "translate/responses.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <string_view>
 #include <utility>
@@ -348,59 +349,97 @@ Status copy_string(const bj::value& value, std::string_view key, bj::object& cha
 // ---------------------------------------------------------------------------------------------
 // Response
 
-bj::value echo(const bj::object& request, std::string_view key, bj::value fallback = nullptr) {
-  if (const bj::value* v = given(request, key)) return *v;
-  return fallback;
+// A response's members with OpenAI's defaults for what a request leaves out, built once.
+const bj::object& default_skeleton() {
+  static const bj::object skeleton = [] {
+    bj::object r(32);
+    r.emplace("id", "");
+    r.emplace("object", "response");
+    r.emplace("created_at", 0);
+    r.emplace("status", "in_progress");
+    r.emplace("background", false);
+    r.emplace("error", nullptr);
+    r.emplace("incomplete_details", nullptr);
+    r.emplace("instructions", nullptr);
+    r.emplace("max_output_tokens", nullptr);
+    r.emplace("max_tool_calls", nullptr);
+    r.emplace("model", "");
+    r.emplace("output", bj::array());
+    r.emplace("parallel_tool_calls", true);
+    r.emplace("previous_response_id", nullptr);
+    r.emplace("reasoning", bj::object{{"effort", nullptr}, {"summary", nullptr}});
+    r.emplace("service_tier", "default");
+    r.emplace("store", true);
+    r.emplace("temperature", 1.0);
+    r.emplace("text", bj::object{{"format", bj::object{{"type", "text"}}}});
+    r.emplace("tool_choice", "auto");
+    r.emplace("tools", bj::array());
+    r.emplace("top_logprobs", 0);
+    r.emplace("top_p", 1.0);
+    r.emplace("truncation", "disabled");
+    r.emplace("usage", nullptr);
+    r.emplace("user", nullptr);
+    r.emplace("metadata", bj::object());
+    return r;
+  }();
+  return skeleton;
 }
 
+// The request members a response echoes as they were sent (not null): those of the default
+// skeleton, and three that appear only when sent.
+constexpr std::string_view kEchoed[] = {"background",
+                                        "instructions",
+                                        "max_output_tokens",
+                                        "max_tool_calls",
+                                        "parallel_tool_calls",
+                                        "previous_response_id",
+                                        "service_tier",
+                                        "store",
+                                        "temperature",
+                                        "text",
+                                        "tool_choice",
+                                        "tools",
+                                        "top_logprobs",
+                                        "top_p",
+                                        "truncation",
+                                        "user",
+                                        "metadata",
+                                        "conversation",
+                                        "prompt_cache_key",
+                                        "safety_identifier"};
+
+// The response object before any output: the default skeleton (copied without a key check per
+// member), with the request's echoed members and `reasoning` laid over it, built in `sp`.
 bj::object skeleton(const bj::object& request, std::string_view id, std::int64_t created_at,
-                    std::string_view model) {
-  bj::object r;
-  r.reserve(32);
-  r.emplace("id", id);
-  r.emplace("object", "response");
-  r.emplace("created_at", created_at);
-  r.emplace("status", "in_progress");
-  r.emplace("background", echo(request, "background", false));
-  r.emplace("error", nullptr);
-  r.emplace("incomplete_details", nullptr);
-  r.emplace("instructions", echo(request, "instructions"));
-  r.emplace("max_output_tokens", echo(request, "max_output_tokens"));
-  r.emplace("max_tool_calls", echo(request, "max_tool_calls"));
-  r.emplace("model", model);
-  r.emplace("output", bj::array());
-  r.emplace("parallel_tool_calls", echo(request, "parallel_tool_calls", true));
-  r.emplace("previous_response_id", echo(request, "previous_response_id"));
-  if (const bj::value* v = given(request, "conversation")) r.emplace("conversation", *v);
-  if (const bj::value* v = given(request, "prompt_cache_key")) r.emplace("prompt_cache_key", *v);
-  bj::object reasoning{{"effort", nullptr}, {"summary", nullptr}};
-  if (const bj::object* asked = detail::object_member(request, "reasoning")) {
-    if (const bj::value* v = given(*asked, "effort")) reasoning["effort"] = *v;
-    if (const bj::value* v = given(*asked, "summary")) reasoning["summary"] = *v;
+                    std::string_view model, const bj::storage_ptr& sp = {}) {
+  bj::object r(default_skeleton(), sp);
+  r["id"] = id;
+  r["created_at"] = created_at;
+  r["model"] = model;
+  for (const auto& member : request) {
+    const std::string_view key = member.key();
+    const bj::value& v = member.value();
+    if (v.is_null()) continue;
+    if (key == "reasoning") {
+      if (const bj::object* asked = v.if_object()) {
+        bj::object& reasoning = r["reasoning"].get_object();
+        if (const bj::value* e = given(*asked, "effort")) reasoning["effort"] = *e;
+        if (const bj::value* e = given(*asked, "summary")) reasoning["summary"] = *e;
+      }
+    } else if (std::find(std::begin(kEchoed), std::end(kEchoed), key) != std::end(kEchoed)) {
+      r[key] = v;
+    }
   }
-  r.emplace("reasoning", std::move(reasoning));
-  if (const bj::value* v = given(request, "safety_identifier")) r.emplace("safety_identifier", *v);
-  r.emplace("service_tier", echo(request, "service_tier", "default"));
-  r.emplace("store", echo(request, "store", true));
-  r.emplace("temperature", echo(request, "temperature", 1.0));
-  r.emplace("text", echo(request, "text", bj::object{{"format", bj::object{{"type", "text"}}}}));
-  r.emplace("tool_choice", echo(request, "tool_choice", "auto"));
-  r.emplace("tools", echo(request, "tools", bj::array()));
-  r.emplace("top_logprobs", echo(request, "top_logprobs", 0));
-  r.emplace("top_p", echo(request, "top_p", 1.0));
-  r.emplace("truncation", echo(request, "truncation", "disabled"));
-  r.emplace("usage", nullptr);
-  r.emplace("user", echo(request, "user"));
-  r.emplace("metadata", echo(request, "metadata", bj::object()));
   return r;
 }
 
-bj::object responses_usage(const detail::ChatUsage& u) {
-  return bj::object{{"input_tokens", u.prompt},
-                    {"input_tokens_details", bj::object{{"cached_tokens", u.cached}}},
-                    {"output_tokens", u.completion},
-                    {"output_tokens_details", bj::object{{"reasoning_tokens", u.reasoning}}},
-                    {"total_tokens", u.total}};
+bj::object responses_usage(const detail::ChatUsage& u, const bj::storage_ptr& sp = {}) {
+  return bj::object({{"input_tokens", u.prompt},
+                     {"input_tokens_details", {{"cached_tokens", u.cached}}},
+                     {"output_tokens", u.completion},
+                     {"output_tokens_details", {{"reasoning_tokens", u.reasoning}}},
+                     {"total_tokens", u.total}},
+                    sp);
 }
 
 // "length" → max_output_tokens, "content_filter" → content_filter; else not incomplete.
@@ -444,19 +483,29 @@ std::string call_item_id(std::string_view suffix, std::int64_t index) {
   return id;
 }
 
-bj::object text_part(bj::string_view text, bj::value logprobs) {
-  if (!logprobs.is_array()) logprobs = bj::array();
-  return bj::object{{"type", "output_text"},
-                    {"annotations", bj::array()},
-                    {"logprobs", std::move(logprobs)},
-                    {"text", text}};
+bj::object text_part(bj::string_view text, bj::value logprobs, const bj::storage_ptr& sp = {}) {
+  bj::object part(4, sp);
+  part.emplace("type", "output_text");
+  part.emplace("annotations", bj::array(sp));
+  if (logprobs.is_array()) {
+    part.emplace("logprobs", std::move(logprobs));
+  } else {
+    part.emplace("logprobs", bj::array(sp));
+  }
+  part.emplace("text", text);
+  return part;
 }
 
 bj::object function_call_item(std::string_view id, std::string_view status, std::string_view arguments,
-                              std::string_view call_id, std::string_view name) {
-  return bj::object{{"id", id},           {"type", "function_call"},
-                    {"status", status},   {"arguments", arguments},
-                    {"call_id", call_id}, {"name", name}};
+                              std::string_view call_id, std::string_view name,
+                              const bj::storage_ptr& sp = {}) {
+  return bj::object({{"id", id},
+                     {"type", "function_call"},
+                     {"status", status},
+                     {"arguments", arguments},
+                     {"call_id", call_id},
+                     {"name", name}},
+                    sp);
 }
 
 std::string_view response_error_code(const Error& error) noexcept {
@@ -628,7 +677,7 @@ Result<bj::object> responses_request_to_chat(const bj::object& request,
   }
   for (auto& member : rest) chat.emplace(member.key(), std::move(member.value()));
   if (logprobs) chat.emplace("logprobs", true);
-  if (stream) {
+  if (stream || options.stream) {
     chat.emplace("stream", true);
     chat.emplace("stream_options", bj::object{{"include_usage", true}});
   }
@@ -675,7 +724,7 @@ Result<bj::array> responses_input_items(const bj::object& request) {
 }
 
 Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::object& request,
-                                              const ResponseMeta& meta) {
+                                              const ResponseMeta& meta, const bj::storage_ptr& sp) {
   const bj::array* choices = detail::array_member(chat, "choices");
   if (choices == nullptr || choices->empty() || !(*choices)[0].is_object()) {
     return fail(ErrorKind::kOpenAiApiError, "the provider's answer has no choices");
@@ -688,7 +737,7 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
   const std::string_view model = string_or(chat, "model", string_or(request, "model"));
   const std::int64_t created = meta.created_at != 0 ? meta.created_at : integer_or(chat, "created", 0);
 
-  bj::object r = skeleton(request, meta.id, created, model);
+  bj::object r = skeleton(request, meta.id, created, model, sp);
   set_outcome(r, finish_reason);
   const std::string_view item_status = incomplete_reason(finish_reason).empty() ? "completed" : "incomplete";
   const std::string_view suffix = detail::id_suffix(meta.id, "resp_");
@@ -710,20 +759,22 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
   const bj::array* tool_calls = detail::array_member(message, "tool_calls");
   output.reserve(1 + (tool_calls != nullptr ? tool_calls->size() : 0));
   if (!text.empty() || !refusal.empty()) {
-    bj::array parts;
+    bj::array parts(sp);
     if (!text.empty()) {
-      bj::value logprobs;
+      bj::value logprobs(sp);
       if (const bj::object* lp = detail::object_member(choice, "logprobs")) {
         if (const bj::array* content = detail::array_member(*lp, "content")) logprobs = *content;
       }
-      parts.emplace_back(text_part(text, std::move(logprobs)));
+      parts.emplace_back(text_part(text, std::move(logprobs), sp));
     }
-    if (!refusal.empty()) parts.emplace_back(bj::object{{"type", "refusal"}, {"refusal", refusal}});
-    output.emplace_back(bj::object{{"id", message_id(suffix, 0)},
-                                   {"type", "message"},
-                                   {"status", item_status},
-                                   {"content", std::move(parts)},
-                                   {"role", "assistant"}});
+    if (!refusal.empty()) parts.emplace_back(bj::object({{"type", "refusal"}, {"refusal", refusal}}, sp));
+    bj::object item(5, sp);
+    item.emplace("id", message_id(suffix, 0));
+    item.emplace("type", "message");
+    item.emplace("status", item_status);
+    item.emplace("content", std::move(parts));
+    item.emplace("role", "assistant");
+    output.emplace_back(std::move(item));
   }
   if (tool_calls != nullptr) {
     for (std::size_t k = 0; k < tool_calls->size(); ++k) {
@@ -734,11 +785,11 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
       const std::string_view arguments =
           function != nullptr ? string_or(*function, "arguments") : std::string_view{};
       output.emplace_back(function_call_item(call_item_id(suffix, static_cast<std::int64_t>(k)), item_status,
-                                             arguments, string_or(*call, "id"), name));
+                                             arguments, string_or(*call, "id"), name, sp));
     }
   }
   const detail::ChatUsage usage = detail::read_chat_usage(detail::object_member(chat, "usage"));
-  if (usage.present) r["usage"] = responses_usage(usage);
+  if (usage.present) r["usage"] = responses_usage(usage, sp);
   return r;
 }
 

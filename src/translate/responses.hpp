@@ -27,6 +27,9 @@ struct ResponsesRequestOptions {
   // The provider's chat completions take `reasoning_effort`: `reasoning.effort` becomes it.
   // Otherwise a request asking for an effort is refused (param "reasoning").
   bool reasoning_effort = false;
+  // Ask for a stream whatever the request's `stream` says (a background response is generated
+  // streamed so that its events can be followed).
+  bool stream = false;
 };
 
 // A Responses request → a chat-completions request. `prior_items` (may be null) are the items of
@@ -50,10 +53,12 @@ struct ResponseMeta {
 // A chat-completions answer → a Responses `response` object, with the request's fields echoed as
 // OpenAI does (instructions, max_output_tokens, temperature, tools, text, tool_choice,
 // previous_response_id, store, metadata, ...). Only the first choice is read. An answer without a
-// choice is kOpenAiApiError.
+// choice is kOpenAiApiError. The response is built in `sp` (a request's monotonic resource spares
+// the allocator some hundred small allocations).
 [[nodiscard]] Result<boost::json::object> chat_response_to_responses(const boost::json::object& chat,
                                                                      const boost::json::object& request,
-                                                                     const ResponseMeta& meta);
+                                                                     const ResponseMeta& meta,
+                                                                     const boost::json::storage_ptr& sp = {});
 
 // Chat-completions stream chunks (one per `data:` line, parsed) → Responses stream events, in
 // OpenAI's order, each with its `sequence_number` (0, 1, 2, ...):

@@ -3,6 +3,8 @@
 #include <array>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "crypto/random.hpp"
 
@@ -55,6 +57,23 @@ TEST(CryptoRandom, PublicIdsAreBase62AndUnique) {
     seen.insert(id);
   }
   EXPECT_EQ(seen.size(), 2000u);
+}
+
+TEST(CryptoRandom, ThreadsDrawDifferentIds) {
+  // Each thread draws from its own pool: no two threads may be handed the same bytes.
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 500;  // 500 × 40 characters: several refills of each pool
+  std::vector<std::vector<std::string>> drawn(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&drawn, t] {
+      for (int i = 0; i < kPerThread; ++i) drawn[t].push_back(random_base62(40));
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> seen;
+  for (const auto& ids : drawn) seen.insert(ids.begin(), ids.end());
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kThreads * kPerThread));
 }
 
 }  // namespace
