@@ -49,12 +49,18 @@ Response rejection(unsigned status, std::string body, const RateLimitInfo& limit
   return res;
 }
 
-Response response_json(const bj::object& response, const std::vector<provider::Header>& headers,
+// 200 with a response object's JSON text, the provider's headers and the caller's limits.
+Response response_text(std::string text, const std::vector<provider::Header>& headers,
                        const RateLimitInfo* limits) {
-  Response res = http::json_response(StatusCode::ok, response);
+  Response res = http::text_response(StatusCode::ok, std::move(text), "application/json");
   for (const auto& [name, value] : headers) res.insert(name, value);
   if (limits != nullptr) http::set_rate_limit_headers(res, *limits);
   return res;
+}
+
+Response response_json(const bj::object& response, const std::vector<provider::Header>& headers,
+                       const RateLimitInfo* limits) {
+  return response_text(bj::serialize(response), headers, limits);
 }
 
 // The SSE text of an event relayed from a provider that offers the Responses API, its response
@@ -108,6 +114,16 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
       if (rc.relay) {
         response = std::move(answer.get_object());
         usage = services::usage_of_response(*response);
+      } else if (!rc.store && !rc.conversation) {
+        // Nothing to keep: the response goes out as written from the answer, no object built (its
+        // id, store, background and previous_response_id echo the request as keep() would set them).
+        auto text = translate::chat_response_to_responses_text(answer.get_object(), rc.request,
+                                                               {rc.id, rc.created_at});
+        if (text) {
+          gateway.account(who, call, 200, usage, ms_since(t0));
+          co_return response_text(std::move(*text), res->headers, &limits);
+        }
+        response = std::unexpected(std::move(text.error()));
       } else {
         response = translate::chat_response_to_responses(answer.get_object(), rc.request,
                                                          {rc.id, rc.created_at}, rc.request.storage());
@@ -274,9 +290,12 @@ asio::awaitable<Response> create(ResponsesDeps& d, RequestContext& ctx) {
   auto who = co_await d.authenticator.authenticate(ctx);
   if (!who) co_return error_of(who.error(), ctx);
   // The request, the provider's answer and the response built from them are short-lived trees of
-  // small allocations: one monotonic resource per call holds them all (counted: values that leave
-  // the call, such as a background job's request, keep it alive).
-  auto body = http::parse_json_body(ctx, bj::make_shared_resource<bj::monotonic_resource>(4096));
+  // small allocations: one monotonic resource per call holds them all, so that allocating is a
+  // pointer bump, values hold no reference count and nothing is freed or destroyed one by one.
+  // Nothing built in it outlives this call: a background job copies its request out
+  // (ResponsesService::start_background), and what is stored is serialized.
+  bj::monotonic_resource scratch(4096);
+  auto body = http::parse_json_body(ctx, &scratch);
   if (!body) co_return error_of(body.error(), ctx);
   if (!body->is_object())
     co_return error_of(Error(ErrorKind::kBadRequest, "Request body must be a JSON object"), ctx);

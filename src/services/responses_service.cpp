@@ -362,7 +362,10 @@ asio::awaitable<Result<ResponsesService::Started>> ResponsesService::start_backg
     gateway_.account(who, call.call, stored.error().status(), {}, 0);
     co_return std::unexpected(stored.error());
   }
+  // The request may live in the handler's per-call resource: the job keeps its own copy.
+  bj::object request(std::move(call.request), bj::storage_ptr{});
   job->call = std::move(call);
+  job->call.request = std::move(request);
   Started started{generation, job->queued};
   asio::co_spawn(executor, run(generation, job),
                  asio::bind_cancellation_slot(generation->cancel_signal().slot(), asio::detached));

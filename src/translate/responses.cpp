@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "translate/detail.hpp"
 
@@ -387,26 +389,158 @@ const bj::object& default_skeleton() {
 
 // The request members a response echoes as they were sent (not null): those of the default
 // skeleton, and three that appear only when sent.
-constexpr std::string_view kEchoed[] = {"background",
-                                        "instructions",
-                                        "max_output_tokens",
-                                        "max_tool_calls",
-                                        "parallel_tool_calls",
-                                        "previous_response_id",
-                                        "service_tier",
-                                        "store",
-                                        "temperature",
-                                        "text",
-                                        "tool_choice",
-                                        "tools",
-                                        "top_logprobs",
-                                        "top_p",
-                                        "truncation",
-                                        "user",
-                                        "metadata",
-                                        "conversation",
-                                        "prompt_cache_key",
-                                        "safety_identifier"};
+constexpr std::string_view kEchoedDefaults[] = {"background",
+                                                "instructions",
+                                                "max_output_tokens",
+                                                "max_tool_calls",
+                                                "parallel_tool_calls",
+                                                "previous_response_id",
+                                                "service_tier",
+                                                "store",
+                                                "temperature",
+                                                "text",
+                                                "tool_choice",
+                                                "tools",
+                                                "top_logprobs",
+                                                "top_p",
+                                                "truncation",
+                                                "user",
+                                                "metadata"};
+constexpr std::string_view kEchoedWhenSent[] = {"conversation", "prompt_cache_key", "safety_identifier"};
+
+bool echoed(std::string_view key) {
+  return std::find(std::begin(kEchoedDefaults), std::end(kEchoedDefaults), key) !=
+             std::end(kEchoedDefaults) ||
+         std::find(std::begin(kEchoedWhenSent), std::end(kEchoedWhenSent), key) != std::end(kEchoedWhenSent);
+}
+
+// What fills each member of the default skeleton when a whole response is written as text.
+enum class Slot {
+  kFixed,   // the default as it is
+  kEchoed,  // the request's member if sent (not null), else the default
+  kId,
+  kCreatedAt,
+  kStatus,
+  kIncompleteDetails,
+  kModel,
+  kOutput,
+  kReasoning,
+  kUsage,
+};
+
+struct SkeletonMember {
+  std::string key;
+  std::string text;  // the default, serialized
+  Slot slot = Slot::kFixed;
+};
+
+// The default skeleton's members in order, each with its default as JSON text: the one list both
+// the object (skeleton) and the text (chat_response_to_responses_text) follow.
+const std::vector<SkeletonMember>& skeleton_members() {
+  static const std::vector<SkeletonMember> members = [] {
+    static constexpr std::pair<std::string_view, Slot> kComputed[] = {
+        {"id", Slot::kId},         {"created_at", Slot::kCreatedAt},
+        {"status", Slot::kStatus}, {"model", Slot::kModel},
+        {"output", Slot::kOutput}, {"reasoning", Slot::kReasoning},
+        {"usage", Slot::kUsage},   {"incomplete_details", Slot::kIncompleteDetails}};
+    std::vector<SkeletonMember> out;
+    for (const auto& m : default_skeleton()) {
+      SkeletonMember member{std::string(m.key()), bj::serialize(m.value())};
+      if (echoed(m.key())) member.slot = Slot::kEchoed;
+      for (const auto& [key, slot] : kComputed) {
+        if (key == m.key()) member.slot = slot;
+      }
+      out.push_back(std::move(member));
+    }
+    return out;
+  }();
+  return members;
+}
+
+// Appends JSON text to a string: objects and arrays opened and closed by the caller, commas put
+// between members and elements, strings escaped as Boost.JSON's serializer does.
+struct JsonWriter {
+  std::string& out;
+  bool first = true;  // nothing yet in the object or array just opened
+
+  void separate() {
+    if (!first) out.push_back(',');
+    first = false;
+  }
+  void open(char c) {
+    separate();
+    out.push_back(c);
+    first = true;
+  }
+  void close(char c) {
+    out.push_back(c);
+    first = false;
+  }
+  void key(std::string_view k) {
+    separate();
+    quote(k);
+    out.push_back(':');
+    first = true;  // the value that follows takes no comma
+  }
+  void string(std::string_view s) {
+    separate();
+    quote(s);
+  }
+  void integer(std::int64_t n) {
+    separate();
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, end);
+  }
+  void raw(std::string_view json) {
+    separate();
+    out.append(json);
+  }
+  void value(const bj::value& v) {
+    separate();
+    out.append(bj::serialize(v));
+  }
+  void quote(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t run = 0;  // start of the characters not yet copied
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out.append(s.substr(run, i - run));
+      run = i + 1;
+      switch (c) {
+        case '"':
+          out.append("\\\"");
+          break;
+        case '\\':
+          out.append("\\\\");
+          break;
+        case '\n':
+          out.append("\\n");
+          break;
+        case '\r':
+          out.append("\\r");
+          break;
+        case '\t':
+          out.append("\\t");
+          break;
+        case '\b':
+          out.append("\\b");
+          break;
+        case '\f':
+          out.append("\\f");
+          break;
+        default:
+          out.append("\\u00");
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+      }
+    }
+    out.append(s.substr(run));
+    out.push_back('"');
+  }
+};
 
 // The response object before any output: the default skeleton (copied without a key check per
 // member), with the request's echoed members and `reasoning` laid over it, built in `sp`.
@@ -426,7 +560,7 @@ bj::object skeleton(const bj::object& request, std::string_view id, std::int64_t
         if (const bj::value* e = given(*asked, "effort")) reasoning["effort"] = *e;
         if (const bj::value* e = given(*asked, "summary")) reasoning["summary"] = *e;
       }
-    } else if (std::find(std::begin(kEchoed), std::end(kEchoed), key) != std::end(kEchoed)) {
+    } else if (echoed(key)) {
       r[key] = v;
     }
   }
@@ -723,8 +857,8 @@ Result<bj::array> responses_input_items(const bj::object& request) {
   return items;
 }
 
-Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::object& request,
-                                              const ResponseMeta& meta, const bj::storage_ptr& sp) {
+Result<std::string> chat_response_to_responses_text(const bj::object& chat, const bj::object& request,
+                                                    const ResponseMeta& meta) {
   const bj::array* choices = detail::array_member(chat, "choices");
   if (choices == nullptr || choices->empty() || !(*choices)[0].is_object()) {
     return fail(ErrorKind::kOpenAiApiError, "the provider's answer has no choices");
@@ -736,13 +870,10 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
   const std::string_view finish_reason = string_or(choice, "finish_reason");
   const std::string_view model = string_or(chat, "model", string_or(request, "model"));
   const std::int64_t created = meta.created_at != 0 ? meta.created_at : integer_or(chat, "created", 0);
-
-  bj::object r = skeleton(request, meta.id, created, model, sp);
-  set_outcome(r, finish_reason);
-  const std::string_view item_status = incomplete_reason(finish_reason).empty() ? "completed" : "incomplete";
+  const std::string_view reason = incomplete_reason(finish_reason);
+  const std::string_view item_status = reason.empty() ? "completed" : "incomplete";
   const std::string_view suffix = detail::id_suffix(meta.id, "resp_");
 
-  bj::array& output = r["output"].get_array();
   std::string joined;
   std::string_view text;
   if (const bj::value* content = given(message, "content")) {
@@ -757,40 +888,175 @@ Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::
   }
   const std::string_view refusal = string_or(message, "refusal");
   const bj::array* tool_calls = detail::array_member(message, "tool_calls");
-  output.reserve(1 + (tool_calls != nullptr ? tool_calls->size() : 0));
-  if (!text.empty() || !refusal.empty()) {
-    bj::array parts(sp);
-    if (!text.empty()) {
-      bj::value logprobs(sp);
-      if (const bj::object* lp = detail::object_member(choice, "logprobs")) {
-        if (const bj::array* content = detail::array_member(*lp, "content")) logprobs = *content;
+
+  std::string out;
+  out.reserve(1200 + text.size() + refusal.size());
+  JsonWriter w{out};
+  w.open('{');
+  for (const SkeletonMember& m : skeleton_members()) {
+    w.key(m.key);
+    switch (m.slot) {
+      case Slot::kId:
+        w.string(meta.id);
+        break;
+      case Slot::kCreatedAt:
+        w.integer(created);
+        break;
+      case Slot::kStatus:
+        w.string(reason.empty() ? "completed" : "incomplete");
+        break;
+      case Slot::kIncompleteDetails:
+        if (reason.empty()) {
+          w.raw("null");
+        } else {
+          w.open('{');
+          w.key("reason");
+          w.string(reason);
+          w.close('}');
+        }
+        break;
+      case Slot::kModel:
+        w.string(model);
+        break;
+      case Slot::kReasoning: {
+        const bj::object* asked = detail::object_member(request, "reasoning");
+        w.open('{');
+        for (const std::string_view k : {"effort", "summary"}) {
+          w.key(k);
+          const bj::value* v = asked != nullptr ? given(*asked, k) : nullptr;
+          if (v != nullptr) {
+            w.value(*v);
+          } else {
+            w.raw("null");
+          }
+        }
+        w.close('}');
+        break;
       }
-      parts.emplace_back(text_part(text, std::move(logprobs), sp));
+      case Slot::kOutput:
+        w.open('[');
+        if (!text.empty() || !refusal.empty()) {
+          w.open('{');
+          w.key("id");
+          w.string(message_id(suffix, 0));
+          w.key("type");
+          w.string("message");
+          w.key("status");
+          w.string(item_status);
+          w.key("content");
+          w.open('[');
+          if (!text.empty()) {
+            w.open('{');
+            w.key("type");
+            w.string("output_text");
+            w.key("annotations");
+            w.raw("[]");
+            w.key("logprobs");
+            const bj::object* lp = detail::object_member(choice, "logprobs");
+            const bj::array* lp_content = lp != nullptr ? detail::array_member(*lp, "content") : nullptr;
+            if (lp_content != nullptr) {
+              w.value(*lp_content);
+            } else {
+              w.raw("[]");
+            }
+            w.key("text");
+            w.string(text);
+            w.close('}');
+          }
+          if (!refusal.empty()) {
+            w.open('{');
+            w.key("type");
+            w.string("refusal");
+            w.key("refusal");
+            w.string(refusal);
+            w.close('}');
+          }
+          w.close(']');
+          w.key("role");
+          w.string("assistant");
+          w.close('}');
+        }
+        if (tool_calls != nullptr) {
+          for (std::size_t k = 0; k < tool_calls->size(); ++k) {
+            const bj::object* call = (*tool_calls)[k].if_object();
+            if (call == nullptr) continue;
+            const bj::object* function = detail::object_member(*call, "function");
+            w.open('{');
+            w.key("id");
+            w.string(call_item_id(suffix, static_cast<std::int64_t>(k)));
+            w.key("type");
+            w.string("function_call");
+            w.key("status");
+            w.string(item_status);
+            w.key("arguments");
+            w.string(function != nullptr ? string_or(*function, "arguments") : std::string_view{});
+            w.key("call_id");
+            w.string(string_or(*call, "id"));
+            w.key("name");
+            w.string(function != nullptr ? string_or(*function, "name") : std::string_view{});
+            w.close('}');
+          }
+        }
+        w.close(']');
+        break;
+      case Slot::kUsage: {
+        const detail::ChatUsage usage = detail::read_chat_usage(detail::object_member(chat, "usage"));
+        if (!usage.present) {
+          w.raw("null");
+          break;
+        }
+        w.open('{');
+        w.key("input_tokens");
+        w.integer(usage.prompt);
+        w.key("input_tokens_details");
+        w.open('{');
+        w.key("cached_tokens");
+        w.integer(usage.cached);
+        w.close('}');
+        w.key("output_tokens");
+        w.integer(usage.completion);
+        w.key("output_tokens_details");
+        w.open('{');
+        w.key("reasoning_tokens");
+        w.integer(usage.reasoning);
+        w.close('}');
+        w.key("total_tokens");
+        w.integer(usage.total);
+        w.close('}');
+        break;
+      }
+      case Slot::kEchoed:
+        if (const bj::value* v = given(request, m.key)) {
+          w.value(*v);
+        } else {
+          w.raw(m.text);
+        }
+        break;
+      case Slot::kFixed:
+        w.raw(m.text);
+        break;
     }
-    if (!refusal.empty()) parts.emplace_back(bj::object({{"type", "refusal"}, {"refusal", refusal}}, sp));
-    bj::object item(5, sp);
-    item.emplace("id", message_id(suffix, 0));
-    item.emplace("type", "message");
-    item.emplace("status", item_status);
-    item.emplace("content", std::move(parts));
-    item.emplace("role", "assistant");
-    output.emplace_back(std::move(item));
   }
-  if (tool_calls != nullptr) {
-    for (std::size_t k = 0; k < tool_calls->size(); ++k) {
-      const bj::object* call = (*tool_calls)[k].if_object();
-      if (call == nullptr) continue;
-      const bj::object* function = detail::object_member(*call, "function");
-      const std::string_view name = function != nullptr ? string_or(*function, "name") : std::string_view{};
-      const std::string_view arguments =
-          function != nullptr ? string_or(*function, "arguments") : std::string_view{};
-      output.emplace_back(function_call_item(call_item_id(suffix, static_cast<std::int64_t>(k)), item_status,
-                                             arguments, string_or(*call, "id"), name, sp));
+  for (const std::string_view k : kEchoedWhenSent) {
+    if (const bj::value* v = given(request, k)) {
+      w.key(k);
+      w.value(*v);
     }
   }
-  const detail::ChatUsage usage = detail::read_chat_usage(detail::object_member(chat, "usage"));
-  if (usage.present) r["usage"] = responses_usage(usage, sp);
-  return r;
+  w.close('}');
+  return out;
+}
+
+Result<bj::object> chat_response_to_responses(const bj::object& chat, const bj::object& request,
+                                              const ResponseMeta& meta, const bj::storage_ptr& sp) {
+  auto text = chat_response_to_responses_text(chat, request, meta);
+  if (!text) return std::unexpected(std::move(text.error()));
+  boost::system::error_code ec;
+  bj::value parsed = bj::parse(*text, ec, sp);
+  // Only a string that is not UTF-8 (built in memory, never parsed) can make the text unreadable.
+  if (ec || !parsed.is_object())
+    return fail(ErrorKind::kOpenAiApiError, "the provider's answer is not UTF-8");
+  return std::move(parsed.get_object());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,12 +53,18 @@ struct ResponseMeta {
 // A chat-completions answer → a Responses `response` object, with the request's fields echoed as
 // OpenAI does (instructions, max_output_tokens, temperature, tools, text, tool_choice,
 // previous_response_id, store, metadata, ...). Only the first choice is read. An answer without a
-// choice is kOpenAiApiError. The response is built in `sp` (a request's monotonic resource spares
-// the allocator some hundred small allocations).
+// choice is kOpenAiApiError. The response is built in `sp`.
 [[nodiscard]] Result<boost::json::object> chat_response_to_responses(const boost::json::object& chat,
                                                                      const boost::json::object& request,
                                                                      const ResponseMeta& meta,
                                                                      const boost::json::storage_ptr& sp = {});
+
+// The same response as JSON text, written straight from the answer (no object built, so a response
+// that is neither stored nor appended costs a fraction of building one); the object above is this
+// text parsed.
+[[nodiscard]] Result<std::string> chat_response_to_responses_text(const boost::json::object& chat,
+                                                                  const boost::json::object& request,
+                                                                  const ResponseMeta& meta);
 
 // Chat-completions stream chunks (one per `data:` line, parsed) → Responses stream events, in
 // OpenAI's order, each with its `sequence_number` (0, 1, 2, ...):

@@ -148,6 +148,44 @@ TEST(ResponsesAnswer, UnicodeTextIsKept) {
   EXPECT_EQ(r.at("output").at(0).at("content").at(0).at("text").as_string(), "日本語 ✓ 🎉");
 }
 
+TEST(ResponsesAnswer, EveryCharacterThatJsonEscapesIsEscaped) {
+  // Quotes, backslashes and every control character, in the text, a tool's arguments and its name.
+  std::string nasty = "q\"b\\s/";
+  for (char c = 0; c < 0x20; ++c) nasty.push_back(c);
+  nasty += "end";
+  bj::object chat = obj(R"({"choices":[{"finish_reason":"tool_calls","message":{"content":"",
+      "tool_calls":[{"id":"c","type":"function","function":{"name":"","arguments":""}}]}}]})");
+  bj::object& message = chat["choices"].as_array()[0].as_object()["message"].as_object();
+  message["content"] = nasty;
+  bj::object& function = message["tool_calls"].as_array()[0].as_object()["function"].as_object();
+  function["name"] = nasty;
+  function["arguments"] = nasty;
+  Result<std::string> text = chat_response_to_responses_text(chat, obj(kRequest), {"resp_abc", 1});
+  ASSERT_TRUE(text);
+  boost::system::error_code ec;
+  const bj::value parsed = bj::parse(*text, ec);
+  ASSERT_FALSE(ec) << *text;
+  const bj::array& output = parsed.at("output").as_array();
+  EXPECT_EQ(output.at(0).at("content").at(0).at("text").as_string(), nasty);
+  EXPECT_EQ(output.at(1).at("name").as_string(), nasty);
+  EXPECT_EQ(output.at(1).at("arguments").as_string(), nasty);
+  // The text is what Boost.JSON's serializer writes for the same object.
+  EXPECT_EQ(*text, bj::serialize(parsed));
+}
+
+TEST(ResponsesAnswer, MembersSentOnlyWhenGivenAreEchoedAndNullIsTheDefault) {
+  const bj::object r =
+      answer(R"({"choices":[{"finish_reason":"stop","message":{"content":"x"}}]})",
+             R"({"model":"m","input":"Hi","conversation":{"id":"conv_1"},"prompt_cache_key":"k",
+      "safety_identifier":"s","temperature":null,"tools":null,"reasoning":{"summary":"auto"}})");
+  EXPECT_TRUE(json_eq(r.at("conversation"), R"({"id":"conv_1"})"));
+  EXPECT_EQ(r.at("prompt_cache_key").as_string(), "k");
+  EXPECT_EQ(r.at("safety_identifier").as_string(), "s");
+  EXPECT_EQ(r.at("temperature").as_double(), 1.0);
+  EXPECT_TRUE(r.at("tools").as_array().empty());
+  EXPECT_TRUE(json_eq(r.at("reasoning"), R"({"effort":null,"summary":"auto"})"));
+}
+
 TEST(ResponsesAnswer, AnAnswerWithoutChoicesIsAProviderError) {
   for (const char* chat : {R"({})", R"({"choices":[]})", R"({"choices":[1]})"}) {
     Result<bj::object> r = chat_response_to_responses(obj(chat), obj(kRequest), {"resp_1", 1});
