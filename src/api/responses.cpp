@@ -121,7 +121,9 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
                                                                {rc.id, rc.created_at});
         if (text) {
           gateway.account(who, call, 200, usage, ms_since(t0));
-          co_return response_text(std::move(*text), res->headers, &limits);
+          Response out = response_text(std::move(*text), res->headers, &limits);
+          add_answered_by(out, call.route);
+          co_return out;
         }
         response = std::unexpected(std::move(text.error()));
       } else {
@@ -135,7 +137,9 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
     }
     gateway.account(who, call, 200, usage, ms_since(t0));
     bj::object kept = co_await d.responses.keep(who, rc, std::move(*response));
-    co_return response_json(kept, res->headers, &limits);
+    Response out = response_json(kept, res->headers, &limits);
+    add_answered_by(out, call.route);
+    co_return out;
   }
 
   // Streamed: each chat chunk becomes Responses events as it arrives (or, relayed, each event goes
@@ -153,6 +157,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
   auto start = [&]() -> asio::awaitable<bool> {
     if (stream.started()) co_return true;
     Response head = event_stream_head(head_headers, &limits);
+    add_answered_by(head, call.route);
     co_return co_await stream.begin(std::move(head));
   };
   std::string batch;

@@ -317,7 +317,8 @@ asio::awaitable<bj::object> ResponsesService::keep(const auth::Principal& who, c
     r.response = bj::serialize(response);
     r.input_items = bj::serialize(call.input_items);
     r.created_at = r.updated_at = clock_.now_ms();
-    auto stored = co_await pool_.run([&] { return ResponseStore(db_).insert(r); });
+    GroupCommit::Write insert = [&r](store::Connection& c) { return ResponseStore(c).insert(r); };
+    Status stored = co_await commits_.run(std::move(insert));
     if (!stored) spdlog::error("could not store response {}: {}", call.id, stored.error().message);
   }
   co_await append_to_conversation(who, call, response);

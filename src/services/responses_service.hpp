@@ -30,6 +30,7 @@
 #include "services/conversation_items.hpp"
 #include "services/gateway_service.hpp"
 #include "services/generation.hpp"
+#include "services/group_commit.hpp"
 #include "store/database.hpp"
 #include "store/response_store.hpp"
 
@@ -81,7 +82,8 @@ class ResponsesService {
         clock_(clock),
         registry_(registry),
         conversations_(conversations),
-        options_(options) {}
+        options_(options),
+        commits_(db, pool) {}
 
   // Validates the parley-side members (store, background, previous_response_id, conversation),
   // builds the context, the provider's body (relayed or translated) and admits the call. Errors:
@@ -144,6 +146,7 @@ class ResponsesService {
   GenerationRegistry& registry_;
   ConversationItems* conversations_;
   ResponsesOptions options_;
+  GroupCommit commits_;  // stored responses: concurrent inserts share one commit
 };
 
 // A Responses `usage` object ({input_tokens, output_tokens, total_tokens}) as parley's Usage.

@@ -66,6 +66,7 @@ describe(`routing and fallbacks (${BACKEND})`, () => {
       add('rj-a', a, 'rj-model', 1), add('rj-b', b, 'rj-model', 0),
       add('ms-a', a, 'ms-model', 1), add('ms-b', b, 'ms-model', 0),
       add('pc-a', a, 'pc-model', 1), add('pc-b', b, 'pc-model', 0),
+      add('rs-a', a, 'rs-model', 1), add('rs-b', b, 'rs-model', 0),
       `
 [routing]
 cooldown_ms = ${COOLDOWN_MS}
@@ -280,6 +281,31 @@ cooldown_ms = ${COOLDOWN_MS}
     assert.match(answer.content, /parley route/);
     assert.equal((await received(a, 'pc-a')).length, 1);
     assert.equal((await received(b, 'pc-b')).length, 1);
+  });
+
+  test('/v1/responses falls over and says who answered, plain, stored and streamed', async () => {
+    await reset();
+    await a.faults([{ status: 500 }]);
+    const responses = (body) => fetch(`${p.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key.key}` },
+      body: JSON.stringify({ model: 'rs-model', input: 'responses route', ...body }),
+    });
+    for (const body of [{ store: false }, {}]) {
+      const res = await responses(body);
+      const response = await json(res);
+      assert.equal(res.status, 200, JSON.stringify(response));
+      assert.equal(response.status, 'completed');
+      assert.match(response.output[0].content[0].text, /responses route/);
+      assert.equal(res.headers.get('x-parley-provider'), 'rs-b', JSON.stringify(body));
+      assert.equal(res.headers.get('x-parley-model'), 'rs-model');
+    }
+    const streamed = await responses({ stream: true, store: false });
+    assert.equal(streamed.status, 200);
+    assert.equal(streamed.headers.get('x-parley-provider'), 'rs-b');
+    assert.match(await streamed.text(), /event: response\.completed/);
+    assert.equal((await received(a, 'rs-a')).length, 1, 'the failing deployment was tried once, then cooled');
+    assert.equal((await received(b, 'rs-b')).length, 3);
   });
 
   test('no key in the logs', () => {
