@@ -5,9 +5,9 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, json, expectErrorEnvelope, tempDir, BACKEND } from './harness.mjs';
+import { startParley, startMock, json, expectErrorEnvelope, tempDir, BACKEND, providerKey } from './harness.mjs';
 
-const SYSTEM_KEY = 'sk-mocksystemkey-0123456789abcdef';
+const SYSTEM_KEY = providerKey('mocksystemkey');  // fresh per run
 
 async function adminToken(url) {
   await fetch(`${url}/api/v1/auth/register`, {

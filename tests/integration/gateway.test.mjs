@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, adminToken, createServiceKey, json, expectErrorEnvelope, tempDir, BACKEND, sleep } from './harness.mjs';
+import { startParley, startMock, adminToken, createServiceKey, json, expectErrorEnvelope, tempDir, BACKEND, sleep, providerKey } from './harness.mjs';
 
-const SYSTEM_KEY = 'sk-gatewaysystemkey-9f8e7d6c5b4a3210';
+const SYSTEM_KEY = providerKey('gatewaysystemkey');  // fresh per run
 
 function providerConfig(name, url, models) {
   return `

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, adminToken, json, expectErrorEnvelope, tempDir, BACKEND } from './harness.mjs';
+import { startParley, adminToken, json, expectErrorEnvelope, tempDir, BACKEND, providerKey } from './harness.mjs';
 
 function startRecordingProxy() {
   const lines = [];
@@ -49,7 +49,7 @@ describe(`provider calls through a proxy (${BACKEND})`, () => {
     const dir = tempDir();
     const config = path.join(dir, 'parley.toml');
     writeFileSync(config, CONFIG);
-    const p = await startParley({ args: ['--config', config], env: { REMOTE_KEY: 'sk-remote-proxytest-000111', ...env } });
+    const p = await startParley({ args: ['--config', config], env: { REMOTE_KEY: providerKey('remote-proxytest'), ...env } });
     try {
       const token = await adminToken(p.url, 'proxyadmin');
       const res = await fetch(`${p.url}/v1/chat/completions`, {

@@ -7,7 +7,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep } from './harness.mjs';
+import { startParley, startMock, adminToken, createServiceKey, json, tempDir, BACKEND, sleep, providerKey } from './harness.mjs';
 
 const COOLDOWN_MS = 2000;
 
@@ -34,7 +34,11 @@ total_ms = 15000
 `;
 }
 const envOf = (name) => `KEY_${name.replace(/-/g, '_').toUpperCase()}`;
-const keyOf = (name) => `sk-routing-${name}-0123456789abcdef`;
+const keys = new Map();  // fresh per run
+const keyOf = (name) => {
+  if (!keys.has(name)) keys.set(name, providerKey(`routing-${name}`));
+  return keys.get(name);
+};
 
 // SSE data payloads of a body.
 const events = (text) => text.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => b.slice(6));
