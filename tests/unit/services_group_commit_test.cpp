@@ -46,14 +46,14 @@ asio::awaitable<void> insert_one(GroupCommit& commits, Status& result, std::stri
 
 // `writers` coroutines on each of `loops` event loops (one thread each) insert one row each, all at
 // once; write 3 uses the id `duplicate_of` when one is given.
-std::vector<Status> insert_all(GroupCommit& commits, int loops, int writers,
+std::vector<Status> insert_all(GroupCommit& commits, std::size_t loops, std::size_t writers,
                                const std::string& duplicate_of = "") {
-  std::vector<Status> results(static_cast<std::size_t>(loops * writers));
+  std::vector<Status> results(loops * writers);
   std::vector<std::unique_ptr<asio::io_context>> ios;
-  for (int l = 0; l < loops; ++l) {
+  for (std::size_t l = 0; l < loops; ++l) {
     ios.push_back(std::make_unique<asio::io_context>());
-    for (int w = 0; w < writers; ++w) {
-      const std::size_t slot = static_cast<std::size_t>(l * writers + w);
+    for (std::size_t w = 0; w < writers; ++w) {
+      const std::size_t slot = l * writers + w;
       std::string id = slot == 3 && !duplicate_of.empty() ? duplicate_of : "row-" + std::to_string(slot);
       asio::co_spawn(*ios.back(),
                      insert_one(commits, results[slot], std::move(id), static_cast<std::int64_t>(slot)),
@@ -61,6 +61,7 @@ std::vector<Status> insert_all(GroupCommit& commits, int loops, int writers,
     }
   }
   std::vector<std::thread> threads;
+  threads.reserve(ios.size());
   for (auto& io : ios) threads.emplace_back([&io] { io->run(); });
   for (auto& t : threads) t.join();
   return results;
