@@ -165,19 +165,32 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
     for (const auto& event : events) translate::append_sse(batch, event);
     events.clear();
   };
+  // A translated chunk is parsed into one buffer reused for every chunk: nothing of a chunk
+  // outlives its feed (the translator copies what it keeps into its own storage).
+  std::vector<unsigned char> chunk_buffer(rc.relay ? 0 : 4096);
+  bj::monotonic_resource chunk_memory(chunk_buffer.data(), chunk_buffer.size());
+  auto translate_chunk = [&](std::string_view data) {
+    {
+      boost::system::error_code ec;
+      bj::value chunk = bj::parse(data, ec, &chunk_memory);
+      if (!ec && chunk.is_object() && !translator.finished()) {
+        if (auto u = provider::usage_in(chunk)) usage = *u;
+        translator.feed(chunk.get_object(), events);
+        drain();
+      }
+    }
+    chunk_memory.release();
+  };
   provider::EventSink sink = [&](std::string_view data) -> asio::awaitable<bool> {
+    if (!rc.relay) {
+      translate_chunk(data);
+      co_return true;
+    }
     boost::system::error_code ec;
     bj::value chunk = bj::parse(data, ec);
     if (ec || !chunk.is_object()) co_return true;
-    if (rc.relay) {
-      batch.append(relayed_event(rc, chunk.get_object(), relayed));
-      if (relayed) usage = services::usage_of_response(*relayed);
-      co_return true;
-    }
-    if (translator.finished()) co_return true;
-    if (auto u = provider::usage_in(chunk)) usage = *u;
-    translator.feed(chunk.get_object(), events);
-    drain();
+    batch.append(relayed_event(rc, chunk.get_object(), relayed));
+    if (relayed) usage = services::usage_of_response(*relayed);
     co_return true;
   };
   auto flush = [&]() -> asio::awaitable<bool> {
@@ -214,7 +227,7 @@ asio::awaitable<Response> create_foreground(ResponsesDeps& d, RequestContext& ct
   drain();
   if (rc.relay) {
     result = relayed;
-  } else {
+  } else if (rc.store || rc.conversation) {  // else nothing keeps the response: no copy of it
     result = translator.response();
   }
   if (result) {
