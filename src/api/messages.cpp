@@ -233,17 +233,28 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
   co_return Response{};
 }
 
+// Admitted as one request (no tokens) and recorded as "messages.count_tokens": it calls a provider.
 asio::awaitable<Response> relay_count_tokens(GatewayDeps& d, RequestContext& ctx, const Admitted& admitted) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auth::Principal& who = admitted.who;
   std::string body(ctx.request.body());
-  auto prepared = co_await d.gateway.prepare_native_messages(admitted.who, admitted.request, std::move(body),
+  auto prepared = co_await d.gateway.prepare_native_messages(who, admitted.request, std::move(body),
                                                              ctx.request_id, true);
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
   services::GatewayCall& call = *prepared;
+  const RateLimitInfo& limits = call.route.admission.info;
   http::CloseWatch watch(*ctx.stream);
   auto res = co_await d.gateway.router().post(call.route, call.path, std::move(call.body));
-  if (watch.finish()) co_return http::client_closed_response();
-  if (!res) co_return anthropic_error_of(res.error(), ctx);
-  co_return relay_answer(*res, ctx, nullptr, call.route);
+  if (watch.finish()) {
+    d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
+    co_return http::client_closed_response();
+  }
+  if (!res) {
+    d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
+    co_return anthropic_error_of(res.error(), ctx, &limits);
+  }
+  d.gateway.account(who, call, static_cast<int>(res->status), {}, ms_since(t0));
+  co_return relay_answer(*res, ctx, &limits, call.route);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -237,7 +237,13 @@ asio::awaitable<Result<GatewayCall>> GatewayService::prepare_native_messages(con
   if (route->entry->provider->kind() != provider::ProviderKind::kAnthropic) {
     co_return fail(ErrorKind::kBadRequest, "The provider serving this model does not speak the Messages API");
   }
-  if (!count_tokens) {
+  if (count_tokens) {
+    // A provider call, though a free one: one request against the caller's request limits, no
+    // tokens reserved (accounted as "messages.count_tokens").
+    call.endpoint = GatewayEndpoint::kCountTokens;
+    Status admitted = co_await chat_.admit(who, *route, 0, 0);
+    if (!admitted) co_return std::unexpected(admitted.error());
+  } else {
     std::optional<std::int64_t> max_tokens;
     if (const bj::value* m = request.if_contains("max_tokens"); m != nullptr && m->is_int64()) {
       max_tokens = std::clamp<std::int64_t>(m->get_int64(), 0, 1'000'000'000);
@@ -265,6 +271,8 @@ std::string_view endpoint_name(GatewayEndpoint endpoint) {
       return "messages";
     case GatewayEndpoint::kResponses:
       return "responses";
+    case GatewayEndpoint::kCountTokens:
+      return "messages.count_tokens";
   }
   return "chat.completions";
 }

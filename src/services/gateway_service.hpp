@@ -18,10 +18,19 @@
 
 namespace parley::services {
 
-enum class GatewayEndpoint { kChatCompletions, kEmbeddings, kSpeech, kTranscriptions, kMessages, kResponses };
+enum class GatewayEndpoint {
+  kChatCompletions,
+  kEmbeddings,
+  kSpeech,
+  kTranscriptions,
+  kMessages,
+  kResponses,
+  kCountTokens,
+};
 
 // The endpoint's name in usage records: "chat.completions", "embeddings", "audio.speech",
-// "audio.transcriptions", "messages" (Anthropic's Messages API), "responses" (OpenAI's Responses API).
+// "audio.transcriptions", "messages" (Anthropic's Messages API), "responses" (OpenAI's Responses API),
+// "messages.count_tokens" (relayed to an Anthropic provider).
 std::string_view endpoint_name(GatewayEndpoint endpoint);
 
 struct GatewayCall {

@@ -150,6 +150,37 @@ describe(`a provider of kind anthropic (${BACKEND})`, () => {
     assert.deepEqual(seen.map((r) => [r.path, r.x_api_key]), [['/v1/messages/count_tokens', SYSTEM_KEY], ['/v1/messages/count_tokens', SYSTEM_KEY]]);
   });
 
+  test('a relayed count_tokens calls the provider: it is limited as one request and recorded', async () => {
+    const made = await fetch(`${p.url}/api/v1/api-keys`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ name: 'count-limited', rate_limit_per_minute: 1 }),
+    });
+    const limited = await json(made);
+    assert.equal(made.status, 201, JSON.stringify(limited));
+    const request = { model: MODEL, messages: [{ role: 'user', content: 'count me' }] };
+    const first = await messages('/messages/count_tokens', request, { apiKey: limited.key });
+    assert.equal(first.status, 200, JSON.stringify(await json(first)));
+    assert.equal(first.headers.get('x-ratelimit-remaining-requests'), '0');
+    assert.equal(first.headers.get('x-parley-provider'), 'claude');
+    const second = await messages('/messages/count_tokens', request, { apiKey: limited.key });
+    const refused = await json(second);
+    assert.equal(second.status, 429, JSON.stringify(refused));
+    assert.equal(refused.type, 'error');
+    assert.equal(refused.error.type, 'rate_limit_error');
+    let items = [];
+    for (let i = 0; i < 40 && items.length < 1; i++) {
+      await sleep(150);
+      items = (await json(await fetch(`${p.url}/api/v1/usage/${limited.id}`, { headers: { Authorization: `Bearer ${token}` } }))).items;
+    }
+    assert.equal(items.length, 1, JSON.stringify(items));
+    assert.equal(items[0].endpoint, 'messages.count_tokens');
+    assert.equal(items[0].provider, 'claude');
+    assert.equal(items[0].status, 200);
+    assert.equal(items[0].prompt_tokens, 0);
+    assert.equal(items[0].completion_tokens, 0);
+  });
+
   test('/v1/messages: the provider\'s own 400 is relayed as it sent it; a 529 is retried', async () => {
     const bad = await messages('/messages', { model: MODEL, messages: [{ role: 'user', content: 'no max' }] });
     const error = await json(bad);
