@@ -355,12 +355,24 @@ Result<bool> ConversationStore::delete_message(std::string_view conversation_id,
                                                std::int64_t now_ms) {
   bool deleted = false;
   Status done = db_.transaction([&](Connection& c) -> Status {
-    Result<QueryResult> r =
-        c.query("DELETE FROM messages WHERE id = $1 AND conversation_id = $2 AND status <> 'generating'",
-                {message_id, conversation_id});
+    Result<QueryResult> r = c.query(
+        "DELETE FROM messages WHERE id = $1 AND conversation_id = $2 AND status <> 'generating' "
+        "RETURNING parent_id, active",
+        {message_id, conversation_id});
     if (!r) return forward_error(r);
-    if (r->affected_rows == 0) return {};
+    if (r->rows.empty()) return {};
     deleted = true;
+    // The active one of its siblings (a regenerated answer): the newest remaining sibling becomes
+    // the active one, as it was before the deleted one superseded it.
+    const std::optional<std::string> parent = r->rows.front().get_optional_string(0);
+    if (parent && r->rows.front().get_bool(1)) {
+      Result<QueryResult> revived = c.query(
+          "UPDATE messages SET active = 1 WHERE id = (SELECT id FROM messages WHERE conversation_id = $1 "
+          "AND parent_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1) AND NOT EXISTS (SELECT 1 FROM "
+          "messages WHERE conversation_id = $1 AND parent_id = $2 AND active = 1)",
+          {conversation_id, *parent});
+      if (!revived) return forward_error(revived);
+    }
     Result<QueryResult> bumped =
         c.query("UPDATE conversations SET message_count = message_count - 1, updated_at = $2 WHERE id = $1",
                 {conversation_id, now_ms});

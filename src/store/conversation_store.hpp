@@ -161,7 +161,8 @@ class ConversationStore {
                                                      const std::vector<MessageRecord>& messages,
                                                      std::int64_t now_ms);
   // Deletes one message of the conversation (never an answer still being generated) and lowers its
-  // message_count. false when no such message was deleted.
+  // message_count; when it was the active one of its siblings, the newest remaining sibling becomes
+  // active. false when no such message was deleted.
   Result<bool> delete_message(std::string_view conversation_id, std::string_view message_id,
                               std::int64_t now_ms);
 

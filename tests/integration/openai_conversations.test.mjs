@@ -168,6 +168,29 @@ describe(`OpenAI Conversations API (${BACKEND})`, () => {
     assert.ok(mine.items.some((x) => x.id === c.id));
   });
 
+  test('deleting the active answer of a regenerated pair makes the older answer active again', async () => {
+    const made = expectStatus(await api(url, 'POST', `/api/v1/users/${owner.id}/conversations`, { token: owner.token, body: { title: 'Siblings' } }), 201);
+    const first = expectStatus(await api(url, 'POST', `/api/v1/conversations/${made.id}/messages`, { token: owner.token, body: { content: 'pick a colour', model: 'mock-1' } }), 201);
+    const again = expectStatus(await api(url, 'POST', `/api/v1/conversations/${made.id}/messages/${first.assistant_message.id}/regenerate`, { token: owner.token, body: { max_tokens: 3 } }), 201);
+    const before = expectStatus(await v1('GET', `/conversations/${made.id}/items?order=asc`), 200).data;
+    assert.deepEqual(before.map((i) => i.id), [first.user_message.id, again.assistant_message.id]);
+    expectStatus(await v1('DELETE', `/conversations/${made.id}/items/${again.assistant_message.id}`), 200);
+    const after = expectStatus(await v1('GET', `/conversations/${made.id}/items?order=asc`), 200).data;
+    assert.deepEqual(after.map((i) => i.id), [first.user_message.id, first.assistant_message.id], 'the older answer is back');
+    const siblings = expectStatus(await api(url, 'GET', `/api/v1/conversations/${made.id}/messages/${first.assistant_message.id}/siblings`, { token: owner.token }), 200);
+    assert.deepEqual(siblings.items.map((m) => [m.id, m.active]), [[first.assistant_message.id, true]]);
+    // The next answer's context holds the revived answer.
+    expectStatus(await api(url, 'POST', `/api/v1/conversations/${made.id}/messages`, { token: owner.token, body: { content: 'and another?', model: 'mock-1' } }), 201);
+    const sent = JSON.parse((await mock.requests()).at(-1).body).messages;
+    assert.deepEqual(sent.map((m) => m.content), ['pick a colour', first.assistant_message.content, 'and another?']);
+    // Deleting an answer that is not the active one changes nothing else.
+    const third = expectStatus(await api(url, 'POST', `/api/v1/conversations/${made.id}/messages`, { token: owner.token, body: { content: 'one more', model: 'mock-1' } }), 201);
+    const newer = expectStatus(await api(url, 'POST', `/api/v1/conversations/${made.id}/messages/${third.assistant_message.id}/regenerate`, { token: owner.token }), 201);
+    expectStatus(await v1('DELETE', `/conversations/${made.id}/items/${third.assistant_message.id}`), 200);
+    const last = expectStatus(await v1('GET', `/conversations/${made.id}/items?order=desc&limit=1`), 200).data;
+    assert.equal(last[0].id, newer.assistant_message.id);
+  });
+
   test("another user's conversation is 404; an admin reads it", async () => {
     const c = expectStatus(await v1('POST', '/conversations', { items: [{ role: 'user', content: 'private' }] }), 200);
     const itemId = expectStatus(await v1('GET', `/conversations/${c.id}/items`), 200).data[0].id;
