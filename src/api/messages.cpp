@@ -142,6 +142,26 @@ Response relay_answer(const provider::ProviderResponse& res, const RequestContex
   return out;
 }
 
+// One non-streamed call relayed natively: the provider's answer as received, accounted (with the
+// usage it reports, if any) whatever the outcome.
+asio::awaitable<Response> relay_once(GatewayDeps& d, RequestContext& ctx, const auth::Principal& who,
+                                     services::GatewayCall& call, std::chrono::steady_clock::time_point t0) {
+  const RateLimitInfo& limits = call.route.admission.info;
+  http::CloseWatch watch(*ctx.stream);
+  auto res = co_await d.gateway.router().post(call.route, call.path, std::move(call.body));
+  if (watch.finish()) {
+    d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
+    co_return http::client_closed_response();
+  }
+  if (!res) {
+    d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
+    co_return anthropic_error_of(res.error(), ctx, &limits);
+  }
+  d.gateway.account(who, call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
+                    ms_since(t0));
+  co_return relay_answer(*res, ctx, &limits, call.route);
+}
+
 asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, const Admitted& admitted,
                                          std::chrono::steady_clock::time_point t0) {
   const auth::Principal& who = admitted.who;
@@ -154,21 +174,7 @@ asio::awaitable<Response> relay_messages(GatewayDeps& d, RequestContext& ctx, co
   const RateLimitInfo& limits = call.route.admission.info;
 
   http::StreamWriter& stream = *ctx.stream;
-  if (!call.stream) {
-    http::CloseWatch watch(stream);
-    auto res = co_await router.post(call.route, call.path, std::move(call.body));
-    if (watch.finish()) {
-      d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
-      co_return http::client_closed_response();
-    }
-    if (!res) {
-      d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
-      co_return anthropic_error_of(res.error(), ctx, &limits);
-    }
-    d.gateway.account(who, call, static_cast<int>(res->status), res->usage.value_or(services::Usage{}),
-                      ms_since(t0));
-    co_return relay_answer(*res, ctx, &limits, call.route);
-  }
+  if (!call.stream) co_return co_await relay_once(d, ctx, who, call, t0);
 
   // Streamed: each event as received ("event: <its type>\ndata: <its data>"), gathered per upstream
   // read; usage from message_start and message_delta; an `error` event is relayed and accounted.
@@ -241,20 +247,7 @@ asio::awaitable<Response> relay_count_tokens(GatewayDeps& d, RequestContext& ctx
   auto prepared = co_await d.gateway.prepare_native_messages(who, admitted.request, std::move(body),
                                                              ctx.request_id, true);
   if (!prepared) co_return anthropic_error_of(prepared.error(), ctx);
-  services::GatewayCall& call = *prepared;
-  const RateLimitInfo& limits = call.route.admission.info;
-  http::CloseWatch watch(*ctx.stream);
-  auto res = co_await d.gateway.router().post(call.route, call.path, std::move(call.body));
-  if (watch.finish()) {
-    d.gateway.account(who, call, kClientClosed, {}, ms_since(t0));
-    co_return http::client_closed_response();
-  }
-  if (!res) {
-    d.gateway.account(who, call, res.error().status(), {}, ms_since(t0));
-    co_return anthropic_error_of(res.error(), ctx, &limits);
-  }
-  d.gateway.account(who, call, static_cast<int>(res->status), {}, ms_since(t0));
-  co_return relay_answer(*res, ctx, &limits, call.route);
+  co_return co_await relay_once(d, ctx, who, *prepared, t0);
 }
 
 // ---------------------------------------------------------------------------------------------
