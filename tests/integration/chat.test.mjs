@@ -110,8 +110,10 @@ total_ms = 10000
     assert.equal(reqs.length, 3);
     const gap1 = reqs[1].received_at_ms - reqs[0].received_at_ms;
     const gap2 = reqs[2].received_at_ms - reqs[1].received_at_ms;
+    // Lower bounds only (a loaded machine only makes a wait longer): the first backoff is 50 ms ±20 %,
+    // the second 100 ms ±20 %; the doubling itself is unit-tested (upstream retry policy).
     assert.ok(gap1 >= 35, `first backoff ${gap1} ms`);
-    assert.ok(gap2 > gap1 * 1.2, `backoff did not grow: ${gap1} then ${gap2}`);
+    assert.ok(gap2 >= 75, `second backoff ${gap2} ms: it did not grow`);
   });
 
   test('Retry-After is honoured up to its cap', async () => {
